@@ -1,0 +1,71 @@
+//! The confab web app. The server renders every page; in the browser the same components
+//! hydrate and the room page runs the call.
+//!
+//! # Layout
+//! - [`App`] and [`shell`]: the router and the HTML document around it.
+//! - `pages/`: one file per screen — [`pages::home`] (pick a room and a name) and
+//!   [`pages::room`] (the call).
+//! - [`model`]: the signals the call page renders; [`status`]: what it says, as pure functions.
+//! - `call` and `media` (browser build only): the WebRTC engine and camera/microphone access.
+//!
+//! Features: `ssr` for the server build, `hydrate` for the wasm build. Browser APIs are touched
+//! only in effects, event handlers and the browser-only modules.
+
+#[cfg(feature = "hydrate")]
+mod call;
+#[cfg(feature = "hydrate")]
+mod media;
+pub mod model;
+pub mod pages;
+pub mod status;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::path;
+
+/// The HTML document the server sends around the app.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="dark light"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The app: a home page and one page per room.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/confab.css"/>
+        <Title text="confab"/>
+        <Router>
+            <main>
+                <Routes fallback=|| view! { <pages::NotFound/> }>
+                    <Route path=path!("/") view=pages::home::HomePage/>
+                    <Route path=path!("/room/:room") view=pages::room::RoomPage/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+/// The wasm entry point: hydrates the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+}

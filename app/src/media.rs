@@ -1,0 +1,113 @@
+//! Camera and microphone access through `navigator.mediaDevices` (browser only).
+
+use crate::model::Camera;
+use crate::status::MediaProblem;
+use js_sys::{Array, Object, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{DomException, MediaDeviceInfo, MediaDeviceKind, MediaDevices, MediaStream, MediaStreamTrack};
+
+/// The video size asked for: enough for a tile, modest for the CPU and the uplink.
+const IDEAL_WIDTH: u32 = 640;
+const IDEAL_HEIGHT: u32 = 480;
+
+fn media_devices() -> Result<MediaDevices, MediaProblem> {
+    let navigator = web_sys::window().ok_or(MediaProblem::Insecure)?.navigator();
+    // `mediaDevices` is undefined outside secure contexts; web-sys would hand back a bogus object.
+    let devices = Reflect::get(&navigator, &"mediaDevices".into()).unwrap_or(JsValue::UNDEFINED);
+    if devices.is_undefined() || devices.is_null() {
+        return Err(MediaProblem::Insecure);
+    }
+    Ok(devices.unchecked_into())
+}
+
+/// Builds a plain JS object from key/value pairs.
+fn object(entries: &[(&str, JsValue)]) -> JsValue {
+    let obj = Object::new();
+    for (key, value) in entries {
+        // Setting a property on a fresh plain object cannot fail.
+        let _ = Reflect::set(&obj, &JsValue::from_str(key), value);
+    }
+    obj.into()
+}
+
+fn video_constraints(device_id: Option<&str>) -> JsValue {
+    let mut entries = vec![
+        ("width", object(&[("ideal", IDEAL_WIDTH.into())])),
+        ("height", object(&[("ideal", IDEAL_HEIGHT.into())])),
+    ];
+    if let Some(id) = device_id {
+        entries.push(("deviceId", object(&[("exact", id.into())])));
+    }
+    object(&entries)
+}
+
+fn to_problem(err: JsValue) -> MediaProblem {
+    match err.dyn_ref::<DomException>() {
+        Some(e) => MediaProblem::from_dom_exception(&e.name(), &e.message()),
+        None => MediaProblem::Other(format!("{err:?}")),
+    }
+}
+
+async fn get_user_media(constraints: JsValue) -> Result<MediaStream, MediaProblem> {
+    let devices = media_devices()?;
+    let constraints: web_sys::MediaStreamConstraints = constraints.unchecked_into();
+    let promise = devices.get_user_media_with_constraints(&constraints).map_err(to_problem)?;
+    let stream = JsFuture::from(promise).await.map_err(to_problem)?;
+    Ok(stream.unchecked_into())
+}
+
+/// Opens the default microphone and camera.
+pub async fn open_camera_and_mic() -> Result<MediaStream, MediaProblem> {
+    get_user_media(object(&[("audio", true.into()), ("video", video_constraints(None))])).await
+}
+
+/// Opens exactly the camera `device_id`, video only.
+pub async fn open_camera(device_id: &str) -> Result<MediaStreamTrack, MediaProblem> {
+    let stream = get_user_media(object(&[("video", video_constraints(Some(device_id)))])).await?;
+    first_track(&stream.get_video_tracks())
+        .ok_or_else(|| MediaProblem::Other("the camera gave no video track".into()))
+}
+
+/// The cameras the browser lists (labels appear once camera access was granted).
+pub async fn list_cameras() -> Vec<Camera> {
+    let Ok(devices) = media_devices() else { return Vec::new() };
+    let Ok(promise) = devices.enumerate_devices() else { return Vec::new() };
+    let Ok(list) = JsFuture::from(promise).await else { return Vec::new() };
+    let list: Array = list.unchecked_into();
+    let mut cameras = Vec::new();
+    for (n, info) in list.iter().enumerate() {
+        let info: MediaDeviceInfo = info.unchecked_into();
+        if info.kind() != MediaDeviceKind::Videoinput {
+            continue;
+        }
+        let label = match info.label() {
+            label if label.is_empty() => format!("Camera {}", n + 1),
+            label => label,
+        };
+        cameras.push(Camera { id: info.device_id(), label });
+    }
+    cameras
+}
+
+/// The first track of an array of tracks.
+pub fn first_track(tracks: &Array) -> Option<MediaStreamTrack> {
+    tracks.iter().next().map(JsCast::unchecked_into)
+}
+
+/// Every track of `stream`.
+pub fn tracks(stream: &MediaStream) -> impl Iterator<Item = MediaStreamTrack> {
+    stream.get_tracks().iter().map(JsCast::unchecked_into).collect::<Vec<_>>().into_iter()
+}
+
+/// The `deviceId` a video track was opened with.
+pub fn device_id_of(track: &MediaStreamTrack) -> Option<String> {
+    track.get_settings().get_device_id()
+}
+
+/// Stops every track of `stream`, releasing the camera and microphone.
+pub fn stop_all(stream: &MediaStream) {
+    for track in tracks(stream) {
+        track.stop();
+    }
+}

@@ -1,0 +1,60 @@
+//! One module per screen.
+
+pub mod home;
+pub mod room;
+
+use confab_protocol::RoomName;
+use leptos::prelude::*;
+
+/// Where the display name is remembered between visits.
+const NAME_KEY: &str = "confab.name";
+
+/// The display name remembered from the last visit, if any (browser only).
+pub fn stored_name() -> Option<String> {
+    let storage = web_sys::window()?.local_storage().ok()??;
+    storage.get_item(NAME_KEY).ok()?.filter(|n| !n.trim().is_empty())
+}
+
+/// Remembers the display name for the next visit (browser only; best effort).
+pub fn store_name(name: &str) {
+    if let Some(Ok(Some(storage))) = web_sys::window().map(|w| w.local_storage()) {
+        let _ = storage.set_item(NAME_KEY, name);
+    }
+}
+
+/// The path of a room's page, e.g. `/room/team%20sync`: the link people share.
+pub fn room_path(room: &RoomName) -> String {
+    let mut path = String::from("/room/");
+    for byte in room.as_str().bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            path.push(char::from(byte));
+        } else {
+            path.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    path
+}
+
+/// Shown for any unknown path.
+#[component]
+pub fn NotFound() -> impl IntoView {
+    view! {
+        <section class="card">
+            <h1>"Page not found"</h1>
+            <p><a href="/">"Start or join a call"</a></p>
+        </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_paths_are_percent_encoded() {
+        assert_eq!(room_path(&RoomName::parse("daily").unwrap()), "/room/daily");
+        assert_eq!(room_path(&RoomName::parse("team sync").unwrap()), "/room/team%20sync");
+        assert_eq!(room_path(&RoomName::parse("a/b?c#d").unwrap()), "/room/a%2Fb%3Fc%23d");
+        assert_eq!(room_path(&RoomName::parse("회의").unwrap()), "/room/%ED%9A%8C%EC%9D%98");
+    }
+}

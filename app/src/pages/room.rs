@@ -1,0 +1,264 @@
+//! The room page: asks for a name if none is known, then runs the call.
+
+use super::{store_name, stored_name};
+use crate::model::{CallUi, RemoteTile, SharedStream};
+use crate::status::{status_line, Phase};
+use confab_protocol::{DisplayName, RoomName};
+use leptos::ev::SubmitEvent;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::{use_navigate, use_params_map};
+
+/// `/room/<name>`: the call, or the reason there is none.
+#[component]
+pub fn RoomPage() -> impl IntoView {
+    let params = use_params_map();
+    let room = Memo::new(move |_| RoomName::parse(&params.read().get("room").unwrap_or_default()));
+    // The display name lives in the browser's storage: unknown until hydrated.
+    let name = RwSignal::new(None::<String>);
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| {
+        name.set(stored_name());
+        hydrated.set(true);
+    });
+    // Bumped by "Try again": renders a fresh call.
+    let attempt = RwSignal::new(0u32);
+
+    view! {
+        <Title text=move || match room.get() {
+            Ok(room) => format!("{room} · confab"),
+            Err(_) => "confab".to_owned(),
+        }/>
+        {move || match (room.get(), hydrated.get(), name.get()) {
+            (Err(e), _, _) => view! {
+                <section class="card">
+                    <h1>"No such room"</h1>
+                    <p role="alert">{format!("The room name {e}.")}</p>
+                    <p><a href="/">"Pick another room"</a></p>
+                </section>
+            }.into_any(),
+            (Ok(_), false, _) => view! { <p class="status" role="status">"Loading…"</p> }.into_any(),
+            (Ok(room), true, None) => view! { <NameForm room=room on_name=move |n| name.set(Some(n))/> }.into_any(),
+            (Ok(room), true, Some(person)) => {
+                attempt.track();
+                view! { <CallView room=room name=person retry=move || attempt.update(|n| *n += 1)/> }.into_any()
+            }
+        }}
+    }
+}
+
+/// Asks a visitor who followed a link for the name others will see.
+#[component]
+fn NameForm(room: RoomName, on_name: impl Fn(String) + Send + Sync + 'static) -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let on_submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        match DisplayName::parse(&name.get_untracked()) {
+            Ok(name) => {
+                store_name(name.as_str());
+                on_name(name.to_string());
+            }
+            Err(e) => error.set(Some(format!("Your name {e}."))),
+        }
+    };
+    view! {
+        <section class="card">
+            <h1>{format!("Join {room}")}</h1>
+            <form on:submit=on_submit>
+                <label for="name">"Your name"</label>
+                <input id="name" name="name" required maxlength=DisplayName::MAX_CHARS autocomplete="nickname" bind:value=name/>
+                <p class="error" role="alert">{move || error.get()}</p>
+                <button type="submit" class="primary">"Join room"</button>
+            </form>
+        </section>
+    }
+}
+
+/// What the page's buttons do: forwards to the call engine in the browser build, nothing on
+/// the server (where no event ever fires).
+#[derive(Clone)]
+struct Controls {
+    #[cfg(feature = "hydrate")]
+    call: send_wrapper::SendWrapper<crate::call::Call>,
+}
+
+impl Controls {
+    #[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
+    fn start(room: &RoomName, name: &str, ui: CallUi) -> Self {
+        #[cfg(feature = "hydrate")]
+        {
+            let call = crate::call::Call::start(room.to_string(), name.to_owned(), ui);
+            let controls = Controls { call: send_wrapper::SendWrapper::new(call) };
+            let on_leave = controls.clone();
+            on_cleanup(move || on_leave.hang_up());
+            controls
+        }
+        #[cfg(not(feature = "hydrate"))]
+        Controls {}
+    }
+
+    #[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
+    fn set_muted(&self, muted: bool) {
+        #[cfg(feature = "hydrate")]
+        self.call.set_muted(muted);
+    }
+
+    #[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
+    fn set_camera_off(&self, off: bool) {
+        #[cfg(feature = "hydrate")]
+        self.call.set_camera_off(off);
+    }
+
+    #[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
+    fn switch_camera(&self, device_id: String) {
+        #[cfg(feature = "hydrate")]
+        self.call.switch_camera(device_id);
+    }
+
+    fn hang_up(&self) {
+        #[cfg(feature = "hydrate")]
+        self.call.hang_up();
+    }
+}
+
+/// The call: tiles, status line and controls.
+#[component]
+fn CallView(room: RoomName, name: String, retry: impl Fn() + Send + Sync + Clone + 'static) -> impl IntoView {
+    let ui = CallUi::new();
+    let controls = Controls::start(&room, &name, ui);
+    let status = move || {
+        let peers: Vec<_> = ui.tiles.with(|tiles| tiles.iter().map(|t| t.state.get()).collect());
+        status_line(&ui.phase.get(), &peers)
+    };
+    let can_retry = move || matches!(ui.phase.get(), Phase::MediaFailed(_) | Phase::RoomFull | Phase::Lost);
+    let in_call = move || !ui.phase.with(|p| matches!(p, Phase::MediaFailed(_)) || p.is_terminal());
+    let alone = move || ui.phase.get() == Phase::InRoom && ui.tiles.with(Vec::is_empty);
+    let navigate = use_navigate();
+
+    let mute = controls.clone();
+    let camera = controls.clone();
+    let picker = controls.clone();
+    let leave = controls.clone();
+    let leave = move |_| {
+        leave.hang_up();
+        navigate("/", Default::default());
+    };
+
+    view! {
+        <section class="call" class:alone=alone>
+            <header class="call-header">
+                <h1 class="room-name">{room.to_string()}</h1>
+                <p class="status" role="status" aria-live="polite">{status}</p>
+                <Show when=can_retry>
+                    <button type="button" class="primary" on:click={
+                        let retry = retry.clone();
+                        move |_| retry()
+                    }>"Try again"</button>
+                </Show>
+                <p class="notice" role="alert">{move || ui.notice.get()}</p>
+            </header>
+            <div class="tiles" data-count=move || ui.tiles.with(Vec::len) + 1>
+                <figure class="tile local">
+                    <StreamVideo stream=ui.local muted=true mirrored=true label="Your camera".to_owned()/>
+                    <figcaption>{format!("{name} (you)")}</figcaption>
+                </figure>
+                <For each=move || ui.tiles.get() key=|tile| tile.id let:tile>
+                    <RemoteView tile=tile/>
+                </For>
+            </div>
+            <Show when=in_call>
+                <div class="controls" role="toolbar" aria-label="Call controls">
+                    <button
+                        type="button"
+                        class="control"
+                        class:off=move || ui.muted.get()
+                        on:click={
+                            let mute = mute.clone();
+                            move |_| mute.set_muted(!ui.muted.get_untracked())
+                        }
+                    >
+                        {move || if ui.muted.get() { "Unmute" } else { "Mute" }}
+                    </button>
+                    <button
+                        type="button"
+                        class="control"
+                        class:off=move || ui.camera_off.get()
+                        on:click={
+                            let camera = camera.clone();
+                            move |_| camera.set_camera_off(!ui.camera_off.get_untracked())
+                        }
+                    >
+                        {move || if ui.camera_off.get() { "Turn camera on" } else { "Turn camera off" }}
+                    </button>
+                    <span class="camera-picker">
+                        <label for="camera">"Camera"</label>
+                        <select
+                            id="camera"
+                            disabled=move || ui.cameras.with(|c| c.len() < 2)
+                            on:change={
+                                let picker = picker.clone();
+                                move |ev| picker.switch_camera(event_target_value(&ev))
+                            }
+                        >
+                            <For each=move || ui.cameras.get() key=|camera| camera.id.clone() let:camera>
+                                <option
+                                    value=camera.id.clone()
+                                    selected=move || ui.camera.with(|c| c.as_deref() == Some(camera.id.as_str()))
+                                >
+                                    {camera.label.clone()}
+                                </option>
+                            </For>
+                        </select>
+                    </span>
+                    <button type="button" class="control leave" on:click=leave.clone()>"Leave"</button>
+                </div>
+            </Show>
+            <Show when=move || !in_call()>
+                <p class="back"><a href="/">"Back to the start page"</a></p>
+            </Show>
+        </section>
+    }
+}
+
+/// A remote participant's tile: their video (with sound), name and connection state.
+#[component]
+fn RemoteView(tile: RemoteTile) -> impl IntoView {
+    let stream = tile.stream.clone();
+    let state = tile.state.clone();
+    let label = format!("Video of {}", tile.name);
+    view! {
+        <figure class="tile remote" data-peer=tile.id.to_string()>
+            <StreamVideo stream=Signal::derive(move || stream.get()) muted=false mirrored=false label=label/>
+            <figcaption>{tile.name.clone()}</figcaption>
+            {move || state.get().label().map(|text| view! { <span class="tile-state">{text}</span> })}
+        </figure>
+    }
+}
+
+/// A `<video>` playing a media stream.
+#[component]
+fn StreamVideo(
+    #[prop(into)] stream: Signal<Option<SharedStream>>,
+    muted: bool,
+    mirrored: bool,
+    label: String,
+) -> impl IntoView {
+    let video = NodeRef::<leptos::html::Video>::new();
+    Effect::new(move |_| {
+        let stream = stream.get();
+        if let Some(video) = video.get() {
+            video.set_src_object(stream.as_deref());
+        }
+    });
+    view! {
+        <video
+            node_ref=video
+            autoplay
+            playsinline
+            prop:muted=muted
+            class:mirrored=mirrored
+            aria-label=label
+        ></video>
+    }
+}

@@ -1,0 +1,329 @@
+//! The signaling protocol between a confab server and its browser clients.
+//!
+//! Every WebSocket text frame is one JSON object tagged by `"type"`. Messages are named by
+//! direction: [`ClientMsg`] travels browser → server, [`ServerMsg`] server → browser. The crate
+//! knows only serde (and its JSON format), so the same types compile into the axum server and the wasm client.
+//!
+//! # Layout
+//! - [`ClientMsg`] / [`ServerMsg`]: the two message enums.
+//! - [`Signal`]: the WebRTC payload (offer, answer, ICE candidate) that the server relays between
+//!   two peers of one room without looking inside.
+//! - [`RoomName`] / [`DisplayName`]: validated names; both sides use the same rules.
+//! - [`ErrorCode`]: every way a request can be refused.
+//!
+//! # The call, message by message
+//! 1. A browser sends [`ClientMsg::Join`]; the server answers [`ServerMsg::Welcome`] with the id it
+//!    assigned, the peers already present and the ICE servers to use. Everyone else in the room
+//!    gets [`ServerMsg::PeerJoined`].
+//! 2. Each peer already present sends an offer to the newcomer ([`ClientMsg::Signal`] with
+//!    [`Signal::Offer`]); the newcomer answers; both trickle ICE candidates. The server relays each
+//!    as [`ServerMsg::Signal`] with `from` filled in by itself, never by the sender.
+//! 3. [`ClientMsg::Leave`] or a closed socket makes the server send [`ServerMsg::PeerLeft`] to the
+//!    rest of the room.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Largest text frame, in bytes, that a server accepts; a larger one is answered with
+/// [`ErrorCode::TooLarge`]. An SDP offer of a call with audio and video is about 5 KiB.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// The WebSocket path of the signaling hub, relative to the site's origin.
+pub const WS_PATH: &str = "/ws";
+
+/// An id the server gives each joined socket. Unique for the server's lifetime; never reused.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(transparent)]
+pub struct PeerId(pub u64);
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A participant as others see it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The id to address signals to.
+    pub id: PeerId,
+    /// The name the participant typed in.
+    pub name: DisplayName,
+}
+
+/// A STUN or TURN server, in the shape of the browser's `RTCIceServer` dictionary.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct IceServer {
+    /// `stun:` or `turn:` URLs of one server.
+    pub urls: Vec<String>,
+    /// TURN user name, absent for STUN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN password, absent for STUN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// A trickled ICE candidate, in the shape of the browser's `RTCIceCandidateInit`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct IceCandidate {
+    /// The `candidate:` line.
+    pub candidate: String,
+    /// The media stream identification tag the candidate belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    /// The index of the m-line the candidate belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_m_line_index: Option<u16>,
+}
+
+/// The WebRTC negotiation payload relayed between two peers. Opaque to the server.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Signal {
+    /// A session description of type `offer`.
+    Offer {
+        /// The SDP text.
+        sdp: String,
+    },
+    /// A session description of type `answer`.
+    Answer {
+        /// The SDP text.
+        sdp: String,
+    },
+    /// One trickled ICE candidate.
+    Candidate(IceCandidate),
+}
+
+/// A message from a browser to the server.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMsg {
+    /// Enter a room. Answered by [`ServerMsg::Welcome`] or an [`ServerMsg::Error`]
+    /// (`invalid_room`, `invalid_name`, `room_full`, `already_joined`).
+    Join {
+        /// The room to enter; trimmed by the server, see [`RoomName`].
+        room: String,
+        /// The name others will see; trimmed by the server, see [`DisplayName`].
+        name: String,
+    },
+    /// Relay a WebRTC payload to another peer of the same room. Not answered on success; an
+    /// `unknown_peer` or `not_joined` error otherwise.
+    Signal {
+        /// The receiving peer.
+        to: PeerId,
+        /// The payload, delivered unchanged.
+        signal: Signal,
+    },
+    /// Leave the room; the socket may join again afterwards. Not answered; a `not_joined` error if
+    /// the socket is in no room.
+    Leave,
+}
+
+/// A message from the server to a browser.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// The join succeeded.
+    Welcome {
+        /// This socket's id in the room.
+        id: PeerId,
+        /// The room's canonical (trimmed) name.
+        room: RoomName,
+        /// Everyone already in the room; each of them will send an offer.
+        peers: Vec<PeerInfo>,
+        /// The ICE servers to configure `RTCPeerConnection` with.
+        ice_servers: Vec<IceServer>,
+    },
+    /// Someone entered the room: send them an offer.
+    PeerJoined {
+        /// The newcomer.
+        peer: PeerInfo,
+    },
+    /// Someone left the room or lost their connection.
+    PeerLeft {
+        /// The peer that left.
+        id: PeerId,
+    },
+    /// A payload relayed from another peer of the room.
+    Signal {
+        /// The sender, as the server knows it.
+        from: PeerId,
+        /// The payload, unchanged.
+        signal: Signal,
+    },
+    /// A request was refused. The socket stays open unless the server also closes it.
+    Error {
+        /// What went wrong, for programs.
+        code: ErrorCode,
+        /// What went wrong, for people.
+        message: String,
+    },
+}
+
+/// Why the server refused a message.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame was not a JSON message of a known type.
+    BadMessage,
+    /// The frame was binary; the protocol is JSON text.
+    BinaryFrame,
+    /// The frame was larger than [`MAX_FRAME_BYTES`].
+    TooLarge,
+    /// The room name broke the rules of [`RoomName`].
+    InvalidRoom,
+    /// The display name broke the rules of [`DisplayName`].
+    InvalidName,
+    /// The room holds as many peers as the server allows.
+    RoomFull,
+    /// This socket already joined a room.
+    AlreadyJoined,
+    /// The message needs a joined room and this socket has none.
+    NotJoined,
+    /// The addressed peer is not in this socket's room.
+    UnknownPeer,
+}
+
+/// Why a name was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameError {
+    /// Nothing but white space.
+    Empty,
+    /// More characters than allowed.
+    TooLong {
+        /// The allowed maximum, in characters.
+        max: usize,
+    },
+    /// A control character (new line, tab, …).
+    ControlCharacter,
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameError::Empty => f.write_str("must not be empty"),
+            NameError::TooLong { max } => write!(f, "must be at most {max} characters"),
+            NameError::ControlCharacter => f.write_str("must not contain control characters"),
+        }
+    }
+}
+
+impl std::error::Error for NameError {}
+
+fn check_name(raw: &str, max: usize) -> Result<String, NameError> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if trimmed.chars().count() > max {
+        return Err(NameError::TooLong { max });
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(NameError::ControlCharacter);
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// A room's name: trimmed, 1 to [`RoomName::MAX_CHARS`] characters, no control characters.
+/// Any script is welcome (`회의실` is a fine room).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(try_from = "String", into = "String")]
+pub struct RoomName(String);
+
+impl RoomName {
+    /// The most characters (not bytes) a room name may have.
+    pub const MAX_CHARS: usize = 64;
+
+    /// Trims `raw` and checks the rules.
+    pub fn parse(raw: &str) -> Result<Self, NameError> {
+        check_name(raw, Self::MAX_CHARS).map(Self)
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A participant's name: trimmed, 1 to [`DisplayName::MAX_CHARS`] characters, no control
+/// characters.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash)]
+#[serde(try_from = "String", into = "String")]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    /// The most characters (not bytes) a display name may have.
+    pub const MAX_CHARS: usize = 40;
+
+    /// Trims `raw` and checks the rules.
+    pub fn parse(raw: &str) -> Result<Self, NameError> {
+        check_name(raw, Self::MAX_CHARS).map(Self)
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+macro_rules! name_conversions {
+    ($ty:ident) => {
+        impl TryFrom<String> for $ty {
+            type Error = NameError;
+            fn try_from(raw: String) -> Result<Self, NameError> {
+                Self::parse(&raw)
+            }
+        }
+        impl From<$ty> for String {
+            fn from(name: $ty) -> String {
+                name.0
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+name_conversions!(RoomName);
+name_conversions!(DisplayName);
+
+impl ClientMsg {
+    /// Encodes the message as the JSON text of one frame.
+    pub fn to_json(&self) -> String {
+        to_json(self)
+    }
+
+    /// Decodes one frame's JSON text.
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+impl ServerMsg {
+    /// Encodes the message as the JSON text of one frame.
+    pub fn to_json(&self) -> String {
+        to_json(self)
+    }
+
+    /// Decodes one frame's JSON text.
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// An error message with its human text.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerMsg::Error { code, message: message.into() }
+    }
+}
+
+/// These types hold only strings, integers, options, vectors and tagged enums, whose JSON
+/// encoding cannot fail.
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("protocol messages always encode as JSON")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,204 @@
+use super::*;
+use serde_json::json;
+
+fn room(name: &str) -> RoomName {
+    RoomName::parse(name).unwrap()
+}
+
+fn person(name: &str) -> DisplayName {
+    DisplayName::parse(name).unwrap()
+}
+
+fn candidate() -> IceCandidate {
+    IceCandidate {
+        candidate: "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host".into(),
+        sdp_mid: Some("0".into()),
+        sdp_m_line_index: Some(0),
+    }
+}
+
+/// Each variant encodes to the documented JSON and decodes back to itself.
+fn assert_client_round_trip(msg: ClientMsg, expected: serde_json::Value) {
+    let text = msg.to_json();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), expected);
+    assert_eq!(ClientMsg::from_json(&text).unwrap(), msg);
+}
+
+fn assert_server_round_trip(msg: ServerMsg, expected: serde_json::Value) {
+    let text = msg.to_json();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), expected);
+    assert_eq!(ServerMsg::from_json(&text).unwrap(), msg);
+}
+
+#[test]
+fn join_round_trip() {
+    assert_client_round_trip(
+        ClientMsg::Join { room: "daily".into(), name: "Ada".into() },
+        json!({"type": "join", "room": "daily", "name": "Ada"}),
+    );
+}
+
+#[test]
+fn signal_offer_answer_round_trip() {
+    assert_client_round_trip(
+        ClientMsg::Signal { to: PeerId(7), signal: Signal::Offer { sdp: "v=0".into() } },
+        json!({"type": "signal", "to": 7, "signal": {"kind": "offer", "sdp": "v=0"}}),
+    );
+    assert_client_round_trip(
+        ClientMsg::Signal { to: PeerId(8), signal: Signal::Answer { sdp: "v=0".into() } },
+        json!({"type": "signal", "to": 8, "signal": {"kind": "answer", "sdp": "v=0"}}),
+    );
+}
+
+#[test]
+fn signal_candidate_round_trip() {
+    assert_client_round_trip(
+        ClientMsg::Signal { to: PeerId(1), signal: Signal::Candidate(candidate()) },
+        json!({"type": "signal", "to": 1, "signal": {
+            "kind": "candidate",
+            "candidate": "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host",
+            "sdp_mid": "0",
+            "sdp_m_line_index": 0
+        }}),
+    );
+}
+
+#[test]
+fn candidate_without_mid_round_trip() {
+    let bare = IceCandidate { candidate: "candidate:x".into(), sdp_mid: None, sdp_m_line_index: None };
+    assert_client_round_trip(
+        ClientMsg::Signal { to: PeerId(1), signal: Signal::Candidate(bare) },
+        json!({"type": "signal", "to": 1, "signal": {"kind": "candidate", "candidate": "candidate:x"}}),
+    );
+}
+
+#[test]
+fn leave_round_trip() {
+    assert_client_round_trip(ClientMsg::Leave, json!({"type": "leave"}));
+}
+
+#[test]
+fn welcome_round_trip() {
+    assert_server_round_trip(
+        ServerMsg::Welcome {
+            id: PeerId(2),
+            room: room("daily"),
+            peers: vec![PeerInfo { id: PeerId(1), name: person("Ada") }],
+            ice_servers: vec![
+                IceServer { urls: vec!["stun:stun.example:3478".into()], username: None, credential: None },
+                IceServer {
+                    urls: vec!["turn:turn.example:3478".into()],
+                    username: Some("u".into()),
+                    credential: Some("p".into()),
+                },
+            ],
+        },
+        json!({
+            "type": "welcome", "id": 2, "room": "daily",
+            "peers": [{"id": 1, "name": "Ada"}],
+            "ice_servers": [
+                {"urls": ["stun:stun.example:3478"]},
+                {"urls": ["turn:turn.example:3478"], "username": "u", "credential": "p"}
+            ]
+        }),
+    );
+}
+
+#[test]
+fn peer_joined_and_left_round_trip() {
+    assert_server_round_trip(
+        ServerMsg::PeerJoined { peer: PeerInfo { id: PeerId(3), name: person("Grace") } },
+        json!({"type": "peer_joined", "peer": {"id": 3, "name": "Grace"}}),
+    );
+    assert_server_round_trip(ServerMsg::PeerLeft { id: PeerId(3) }, json!({"type": "peer_left", "id": 3}));
+}
+
+#[test]
+fn relayed_signal_round_trip() {
+    assert_server_round_trip(
+        ServerMsg::Signal { from: PeerId(4), signal: Signal::Answer { sdp: "v=0".into() } },
+        json!({"type": "signal", "from": 4, "signal": {"kind": "answer", "sdp": "v=0"}}),
+    );
+    assert_server_round_trip(
+        ServerMsg::Signal { from: PeerId(4), signal: Signal::Candidate(candidate()) },
+        json!({"type": "signal", "from": 4, "signal": {
+            "kind": "candidate",
+            "candidate": "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host",
+            "sdp_mid": "0",
+            "sdp_m_line_index": 0
+        }}),
+    );
+}
+
+#[test]
+fn error_round_trip_for_every_code() {
+    let codes = [
+        (ErrorCode::BadMessage, "bad_message"),
+        (ErrorCode::BinaryFrame, "binary_frame"),
+        (ErrorCode::TooLarge, "too_large"),
+        (ErrorCode::InvalidRoom, "invalid_room"),
+        (ErrorCode::InvalidName, "invalid_name"),
+        (ErrorCode::RoomFull, "room_full"),
+        (ErrorCode::AlreadyJoined, "already_joined"),
+        (ErrorCode::NotJoined, "not_joined"),
+        (ErrorCode::UnknownPeer, "unknown_peer"),
+    ];
+    for (code, wire) in codes {
+        assert_server_round_trip(
+            ServerMsg::error(code, "why"),
+            json!({"type": "error", "code": wire, "message": "why"}),
+        );
+    }
+}
+
+#[test]
+fn unknown_type_and_missing_fields_are_rejected() {
+    assert!(ClientMsg::from_json(r#"{"type":"dance"}"#).is_err());
+    assert!(ClientMsg::from_json(r#"{"type":"join","room":"a"}"#).is_err());
+    assert!(ClientMsg::from_json(r#"{"type":"signal","to":"x","signal":{"kind":"offer","sdp":""}}"#).is_err());
+    assert!(ClientMsg::from_json("not json").is_err());
+    // A client cannot claim a sender: `from` is not a field of its messages.
+    let forged = r#"{"type":"signal","to":1,"from":99,"signal":{"kind":"offer","sdp":"v=0"}}"#;
+    assert_eq!(
+        ClientMsg::from_json(forged).unwrap(),
+        ClientMsg::Signal { to: PeerId(1), signal: Signal::Offer { sdp: "v=0".into() } }
+    );
+}
+
+#[test]
+fn room_names_are_trimmed_and_bounded() {
+    assert_eq!(room("  stand-up  ").as_str(), "stand-up");
+    assert_eq!(room("회의실").as_str(), "회의실");
+    assert_eq!(RoomName::parse("   "), Err(NameError::Empty));
+    assert_eq!(RoomName::parse(""), Err(NameError::Empty));
+    let longest = "가".repeat(RoomName::MAX_CHARS);
+    assert_eq!(room(&longest).as_str(), longest, "the limit counts characters, not bytes");
+    assert_eq!(
+        RoomName::parse(&"a".repeat(RoomName::MAX_CHARS + 1)),
+        Err(NameError::TooLong { max: RoomName::MAX_CHARS })
+    );
+    assert_eq!(RoomName::parse("a\nb"), Err(NameError::ControlCharacter));
+}
+
+#[test]
+fn display_names_are_trimmed_and_bounded() {
+    assert_eq!(person(" Ada ").as_str(), "Ada");
+    assert_eq!(DisplayName::parse(""), Err(NameError::Empty));
+    assert_eq!(
+        DisplayName::parse(&"x".repeat(DisplayName::MAX_CHARS + 1)),
+        Err(NameError::TooLong { max: DisplayName::MAX_CHARS })
+    );
+    assert_eq!(DisplayName::parse("a\u{7}"), Err(NameError::ControlCharacter));
+}
+
+#[test]
+fn names_are_validated_when_decoded() {
+    let bad = r#"{"type":"peer_joined","peer":{"id":1,"name":"   "}}"#;
+    assert!(ServerMsg::from_json(bad).is_err());
+}
+
+#[test]
+fn name_errors_read_as_sentences() {
+    assert_eq!(NameError::Empty.to_string(), "must not be empty");
+    assert_eq!(NameError::TooLong { max: 64 }.to_string(), "must be at most 64 characters");
+}

@@ -1,0 +1,316 @@
+//! One WebSocket connection, from upgrade to close.
+//!
+//! [`run`] owns the socket and loops over four sources: frames from the browser, messages queued
+//! for it by the registry, the heartbeat timer and the server's shutdown signal. Every frame gets
+//! a defined answer:
+//! - a message that the protocol allows is carried out (join, relay, leave);
+//! - a client mistake ([`ClientError`]) is answered with a typed error frame and the socket stays
+//!   usable, unless the socket makes too many mistakes in a short time: then it is closed with
+//!   [`close_code::POLICY`];
+//! - a failure of the connection itself ([`End`]) ends the session; its room is told.
+//!
+//! The loop is generic over the socket's `Stream` + `Sink`, so it runs the same over axum's
+//! WebSocket and over anything else that speaks its `Message` type.
+
+use crate::rooms::{JoinError, Outbox, RelayError, OUTBOX_CAPACITY};
+use crate::Hub;
+use axum::extract::ws::{CloseFrame, Message};
+use confab_protocol::{
+    ClientMsg, DisplayName, ErrorCode, NameError, PeerId, RoomName, ServerMsg, MAX_FRAME_BYTES,
+};
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// WebSocket close codes the server uses.
+pub mod close_code {
+    /// The server is shutting down.
+    pub const GOING_AWAY: u16 = 1001;
+    /// The socket broke the protocol too often (see `MAX_MISTAKES`).
+    pub const POLICY: u16 = 1008;
+    /// The socket did not read its messages fast enough and was dropped from its room.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+}
+
+/// How many client mistakes within [`MISTAKE_WINDOW`] a socket may make before it is closed.
+pub const MAX_MISTAKES: u32 = 10;
+/// The window over which mistakes are counted.
+pub const MISTAKE_WINDOW: Duration = Duration::from_secs(10);
+
+/// A message a client got wrong: answered with an error frame, the socket stays open.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Not JSON, or not a message of a known type.
+    #[error("not a valid message: {0}")]
+    BadMessage(String),
+    /// A binary frame.
+    #[error("binary frames are not supported; send JSON text")]
+    BinaryFrame,
+    /// A text frame over the size cap.
+    #[error("message of {0} bytes is over the limit of {MAX_FRAME_BYTES} bytes")]
+    TooLarge(usize),
+    /// A bad room name.
+    #[error("room name {0}")]
+    InvalidRoom(NameError),
+    /// A bad display name.
+    #[error("your name {0}")]
+    InvalidName(NameError),
+    /// The room is at capacity.
+    #[error("{0}")]
+    RoomFull(JoinError),
+    /// A join on a socket that is already in a room.
+    #[error("this connection already joined room {0}")]
+    AlreadyJoined(RoomName),
+    /// A relay or leave before any join.
+    #[error("join a room first")]
+    NotJoined,
+    /// A relay to a peer outside the sender's room.
+    #[error("{0}")]
+    UnknownPeer(RelayError),
+}
+
+impl ClientError {
+    /// The wire code for this mistake.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ClientError::BadMessage(_) => ErrorCode::BadMessage,
+            ClientError::BinaryFrame => ErrorCode::BinaryFrame,
+            ClientError::TooLarge(_) => ErrorCode::TooLarge,
+            ClientError::InvalidRoom(_) => ErrorCode::InvalidRoom,
+            ClientError::InvalidName(_) => ErrorCode::InvalidName,
+            ClientError::RoomFull(_) => ErrorCode::RoomFull,
+            ClientError::AlreadyJoined(_) => ErrorCode::AlreadyJoined,
+            ClientError::NotJoined => ErrorCode::NotJoined,
+            ClientError::UnknownPeer(_) => ErrorCode::UnknownPeer,
+        }
+    }
+
+    fn to_msg(&self) -> ServerMsg {
+        ServerMsg::error(self.code(), self.to_string())
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum End {
+    /// The browser closed the socket (or it was reset).
+    #[error("closed by the client")]
+    Closed,
+    /// Reading or writing failed (including frames over the transport's hard limit).
+    #[error("socket error: {0}")]
+    Socket(axum::Error),
+    /// Nothing heard for longer than the heartbeat allows.
+    #[error("no answer to heartbeat pings")]
+    Dead,
+    /// Too many client mistakes in a short time.
+    #[error("too many invalid messages")]
+    Abusive,
+    /// The registry dropped this peer because it did not keep up.
+    #[error("did not read its messages fast enough")]
+    TooSlow,
+    /// The server is shutting down.
+    #[error("server shutting down")]
+    Shutdown,
+}
+
+impl End {
+    /// The close frame to send, if the socket is still writable.
+    fn close_frame(&self) -> Option<CloseFrame> {
+        let (code, reason) = match self {
+            End::Closed | End::Socket(_) | End::Dead => return None,
+            End::Abusive => (close_code::POLICY, "too many invalid messages"),
+            End::TooSlow => (close_code::TRY_AGAIN_LATER, "too slow"),
+            End::Shutdown => (close_code::GOING_AWAY, "server shutting down"),
+        };
+        Some(CloseFrame { code, reason: reason.into() })
+    }
+}
+
+/// Where the socket stands.
+enum State {
+    /// Connected, in no room.
+    Lobby,
+    /// In a room.
+    Joined {
+        /// The room.
+        room: RoomName,
+        /// The id the registry assigned.
+        id: PeerId,
+        /// Messages the registry queued for this socket.
+        inbox: mpsc::Receiver<ServerMsg>,
+    },
+}
+
+/// Counts mistakes in a fixed window.
+struct Mistakes {
+    count: u32,
+    window_start: Instant,
+}
+
+impl Mistakes {
+    fn new() -> Self {
+        Mistakes { count: 0, window_start: Instant::now() }
+    }
+
+    /// Records one mistake; true if that is one too many.
+    fn record(&mut self) -> bool {
+        if self.window_start.elapsed() > MISTAKE_WINDOW {
+            self.window_start = Instant::now();
+            self.count = 0;
+        }
+        self.count += 1;
+        self.count > MAX_MISTAKES
+    }
+}
+
+/// Runs one connection until it ends, then removes it from its room.
+pub async fn run<S>(mut socket: S, hub: Arc<Hub>)
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+{
+    let mut state = State::Lobby;
+    let end = drive(&mut socket, &hub, &mut state).await;
+    if let State::Joined { room, id, .. } = &state {
+        hub.rooms.leave(room, *id);
+        tracing::info!(%room, peer = %id, reason = %end, "peer left");
+    } else {
+        tracing::debug!(reason = %end, "connection ended");
+    }
+    if let Some(frame) = end.close_frame() {
+        let _ = socket.send(Message::Close(Some(frame))).await;
+    }
+    let _ = socket.close().await;
+}
+
+async fn drive<S>(socket: &mut S, hub: &Hub, state: &mut State) -> End
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+{
+    let mut heartbeat = tokio::time::interval(hub.heartbeat);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let dead_after = hub.heartbeat * 3;
+    let mut last_heard = Instant::now();
+    let mut mistakes = Mistakes::new();
+
+    loop {
+        let outgoing = async {
+            match state {
+                State::Joined { inbox, .. } => inbox.recv().await,
+                State::Lobby => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            frame = socket.next() => {
+                last_heard = Instant::now();
+                let frame = match frame {
+                    None | Some(Ok(Message::Close(_))) => return End::Closed,
+                    Some(Err(e)) => return End::Socket(e),
+                    Some(Ok(frame)) => frame,
+                };
+                if let Err(mistake) = handle_frame(frame, hub, state, socket).await {
+                    match mistake {
+                        Handled::Client(err) => {
+                            tracing::debug!(error = %err, "client mistake");
+                            if let Err(e) = socket.send(encode(&err.to_msg())).await {
+                                return End::Socket(e);
+                            }
+                            if mistakes.record() {
+                                return End::Abusive;
+                            }
+                        }
+                        Handled::Socket(e) => return End::Socket(e),
+                    }
+                }
+            }
+            queued = outgoing => match queued {
+                Some(msg) => {
+                    if let Err(e) = socket.send(encode(&msg)).await {
+                        return End::Socket(e);
+                    }
+                }
+                // The registry dropped our outbox: we were removed for being slow.
+                None => {
+                    *state = State::Lobby;
+                    return End::TooSlow;
+                }
+            },
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > dead_after {
+                    return End::Dead;
+                }
+                if let Err(e) = socket.send(Message::Ping(Default::default())).await {
+                    return End::Socket(e);
+                }
+            }
+            _ = hub.shutdown.cancelled() => return End::Shutdown,
+        }
+    }
+}
+
+/// What went wrong while handling one frame.
+enum Handled {
+    Client(ClientError),
+    Socket(axum::Error),
+}
+
+impl From<ClientError> for Handled {
+    fn from(e: ClientError) -> Self {
+        Handled::Client(e)
+    }
+}
+
+async fn handle_frame<S>(frame: Message, hub: &Hub, state: &mut State, socket: &mut S) -> Result<(), Handled>
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
+    let text = match frame {
+        Message::Text(text) => text,
+        Message::Binary(_) => return Err(ClientError::BinaryFrame.into()),
+        // Pongs only prove liveness; pings are answered by the WebSocket layer itself.
+        Message::Ping(_) | Message::Pong(_) | Message::Close(_) => return Ok(()),
+    };
+    if text.len() > MAX_FRAME_BYTES {
+        return Err(ClientError::TooLarge(text.len()).into());
+    }
+    let msg = ClientMsg::from_json(text.as_str()).map_err(|e| ClientError::BadMessage(e.to_string()))?;
+    match msg {
+        ClientMsg::Join { room, name } => {
+            if let State::Joined { room, .. } = state {
+                return Err(ClientError::AlreadyJoined(room.clone()).into());
+            }
+            let room = RoomName::parse(&room).map_err(ClientError::InvalidRoom)?;
+            let name = DisplayName::parse(&name).map_err(ClientError::InvalidName)?;
+            let (outbox, inbox): (Outbox, _) = mpsc::channel(OUTBOX_CAPACITY);
+            let joined = hub.rooms.join(&room, name, outbox).map_err(ClientError::RoomFull)?;
+            tracing::info!(%room, peer = %joined.id, "peer joined");
+            let welcome = ServerMsg::Welcome {
+                id: joined.id,
+                room: room.clone(),
+                peers: joined.peers,
+                ice_servers: hub.ice_servers.clone(),
+            };
+            *state = State::Joined { room, id: joined.id, inbox };
+            socket.send(encode(&welcome)).await.map_err(Handled::Socket)
+        }
+        ClientMsg::Signal { to, signal } => {
+            let State::Joined { room, id, .. } = state else {
+                return Err(ClientError::NotJoined.into());
+            };
+            hub.rooms.relay(room, *id, to, signal).map_err(|e| ClientError::UnknownPeer(e).into())
+        }
+        ClientMsg::Leave => {
+            let State::Joined { room, id, .. } = std::mem::replace(state, State::Lobby) else {
+                return Err(ClientError::NotJoined.into());
+            };
+            hub.rooms.leave(&room, id);
+            tracing::info!(%room, peer = %id, "peer left");
+            Ok(())
+        }
+    }
+}
+
+fn encode(msg: &ServerMsg) -> Message {
+    Message::Text(msg.to_json().into())
+}
