@@ -1,0 +1,397 @@
+//! The signaling hub over real WebSockets: a server on port 0 and tungstenite clients that
+//! assert on the protocol enums.
+
+use confab_protocol::{
+    ClientMsg, ErrorCode, IceCandidate, IceServer, PeerId, PeerInfo, RoomName, ServerMsg, Signal, MAX_FRAME_BYTES,
+};
+use confab_server::session::close_code;
+use confab_server::{Hub, HubConfig};
+use futures::{SinkExt, StreamExt};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+/// Long enough for anything that should happen on loopback; a test that waits this long failed.
+const PATIENCE: Duration = Duration::from_secs(5);
+
+struct TestServer {
+    addr: SocketAddr,
+    hub: Arc<Hub>,
+}
+
+impl TestServer {
+    async fn start() -> Self {
+        Self::with(HubConfig { stun_urls: vec!["stun:stun.example:3478".into()], ..HubConfig::default() }).await
+    }
+
+    async fn with(config: HubConfig) -> Self {
+        let hub = Arc::new(Hub::new(config, CancellationToken::new()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = confab_server::signaling_routes(hub.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        TestServer { addr, hub }
+    }
+
+    async fn connect(&self) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", self.addr)).await.unwrap();
+        Client { ws }
+    }
+
+    /// Connects and joins `room`; returns the client and its id, with the welcome checked.
+    async fn join(&self, room: &str, name: &str) -> (Client, PeerId) {
+        let mut client = self.connect().await;
+        let id = client.join(room, name).await;
+        (client, id)
+    }
+
+    /// Waits until the registry has `n` rooms (cleanup after a disconnect is asynchronous).
+    async fn wait_for_room_count(&self, n: usize) {
+        tokio::time::timeout(PATIENCE, async {
+            while self.hub.rooms.room_count() != n {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("room count stayed {} instead of {n}", self.hub.rooms.room_count()));
+    }
+}
+
+struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    async fn send(&mut self, msg: &ClientMsg) {
+        self.send_raw(&msg.to_json()).await;
+    }
+
+    async fn send_raw(&mut self, text: &str) {
+        self.ws.send(Message::Text(text.into())).await.unwrap();
+    }
+
+    async fn join(&mut self, room: &str, name: &str) -> PeerId {
+        self.send(&ClientMsg::Join { room: room.into(), name: name.into() }).await;
+        match self.recv().await {
+            ServerMsg::Welcome { id, room: joined, .. } => {
+                assert_eq!(joined.as_str(), room.trim());
+                id
+            }
+            other => panic!("expected a welcome, got {other:?}"),
+        }
+    }
+
+    /// The next protocol message (pings are answered by tungstenite and skipped).
+    async fn recv(&mut self) -> ServerMsg {
+        let frame = tokio::time::timeout(PATIENCE, async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Text(text))) => return text,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    other => panic!("expected a text frame, got {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("no message from the server");
+        ServerMsg::from_json(&frame).unwrap()
+    }
+
+    async fn expect_error(&mut self, code: ErrorCode) {
+        match self.recv().await {
+            ServerMsg::Error { code: got, message } => {
+                assert_eq!(got, code, "error message was: {message}");
+                assert!(!message.is_empty());
+            }
+            other => panic!("expected a {code:?} error, got {other:?}"),
+        }
+    }
+
+    /// Asserts that no protocol message arrives for a while.
+    async fn expect_nothing(&mut self) {
+        let quiet = tokio::time::timeout(Duration::from_millis(300), async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    other => return other,
+                }
+            }
+        })
+        .await;
+        assert!(quiet.is_err(), "expected silence, got {quiet:?}");
+    }
+
+    /// Waits for the server to close the socket; returns the close code it sent, if any.
+    async fn expect_close(&mut self) -> Option<u16> {
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                    Some(Ok(_)) => continue,
+                    Some(Err(_)) | None => return None,
+                }
+            }
+        })
+        .await
+        .expect("the server did not close the socket")
+    }
+}
+
+fn offer(sdp: &str) -> Signal {
+    Signal::Offer { sdp: sdp.into() }
+}
+
+#[tokio::test]
+async fn welcome_lists_the_peers_present_and_the_ice_servers() {
+    let server = TestServer::start().await;
+    let mut ada = server.connect().await;
+    ada.send(&ClientMsg::Join { room: "  daily  ".into(), name: " Ada ".into() }).await;
+    let ada_id = match ada.recv().await {
+        ServerMsg::Welcome { id, room, peers, ice_servers } => {
+            assert_eq!(room.as_str(), "daily", "the room name is trimmed");
+            assert!(peers.is_empty());
+            assert_eq!(
+                ice_servers,
+                vec![IceServer { urls: vec!["stun:stun.example:3478".into()], username: None, credential: None }]
+            );
+            id
+        }
+        other => panic!("expected welcome, got {other:?}"),
+    };
+
+    let mut bob = server.connect().await;
+    bob.send(&ClientMsg::Join { room: "daily".into(), name: "Bob".into() }).await;
+    let bob_id = match bob.recv().await {
+        ServerMsg::Welcome { id, peers, .. } => {
+            assert_eq!(peers.len(), 1);
+            assert_eq!(peers[0].id, ada_id);
+            assert_eq!(peers[0].name.as_str(), "Ada", "the display name is trimmed");
+            id
+        }
+        other => panic!("expected welcome, got {other:?}"),
+    };
+    match ada.recv().await {
+        ServerMsg::PeerJoined { peer: PeerInfo { id, name } } => {
+            assert_eq!(id, bob_id);
+            assert_eq!(name.as_str(), "Bob");
+        }
+        other => panic!("expected peer_joined, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn offer_answer_and_candidates_are_relayed_with_the_sender_filled_in() {
+    let server = TestServer::start().await;
+    let (mut ada, ada_id) = server.join("r", "Ada").await;
+    let (mut bob, bob_id) = server.join("r", "Bob").await;
+    assert!(matches!(ada.recv().await, ServerMsg::PeerJoined { .. }));
+
+    ada.send(&ClientMsg::Signal { to: bob_id, signal: offer("v=0 offer") }).await;
+    assert_eq!(bob.recv().await, ServerMsg::Signal { from: ada_id, signal: offer("v=0 offer") });
+
+    let answer = Signal::Answer { sdp: "v=0 answer".into() };
+    bob.send(&ClientMsg::Signal { to: ada_id, signal: answer.clone() }).await;
+    assert_eq!(ada.recv().await, ServerMsg::Signal { from: bob_id, signal: answer });
+
+    let candidate = Signal::Candidate(IceCandidate {
+        candidate: "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host".into(),
+        sdp_mid: Some("0".into()),
+        sdp_m_line_index: Some(0),
+    });
+    bob.send(&ClientMsg::Signal { to: ada_id, signal: candidate.clone() }).await;
+    assert_eq!(ada.recv().await, ServerMsg::Signal { from: bob_id, signal: candidate });
+}
+
+#[tokio::test]
+async fn a_forged_sender_is_ignored() {
+    let server = TestServer::start().await;
+    let (mut ada, ada_id) = server.join("r", "Ada").await;
+    let (mut bob, bob_id) = server.join("r", "Bob").await;
+    let _ = ada.recv().await;
+    bob.send_raw(&format!(r#"{{"type":"signal","to":{ada_id},"from":999,"signal":{{"kind":"offer","sdp":"x"}}}}"#))
+        .await;
+    assert_eq!(ada.recv().await, ServerMsg::Signal { from: bob_id, signal: offer("x") });
+}
+
+#[tokio::test]
+async fn a_full_room_refuses_with_a_typed_error_and_the_socket_stays_usable() {
+    let server = TestServer::start().await;
+    let (_ada, _) = server.join("pair", "Ada").await;
+    let (_bob, _) = server.join("pair", "Bob").await;
+    let mut cat = server.connect().await;
+    cat.send(&ClientMsg::Join { room: "pair".into(), name: "Cat".into() }).await;
+    cat.expect_error(ErrorCode::RoomFull).await;
+    assert_eq!(server.hub.rooms.member_count(&RoomName::parse("pair").unwrap()), 2);
+    cat.join("another", "Cat").await;
+}
+
+#[tokio::test]
+async fn capacity_is_configurable() {
+    let server = TestServer::with(HubConfig { room_capacity: 3, ..HubConfig::default() }).await;
+    let (_a, _) = server.join("trio", "A").await;
+    let (_b, _) = server.join("trio", "B").await;
+    let (_c, _) = server.join("trio", "C").await;
+    let mut d = server.connect().await;
+    d.send(&ClientMsg::Join { room: "trio".into(), name: "D".into() }).await;
+    d.expect_error(ErrorCode::RoomFull).await;
+}
+
+#[tokio::test]
+async fn every_bad_input_before_joining_gets_a_typed_error_and_the_socket_stays_usable() {
+    let server = TestServer::start().await;
+    let (_other, other_id) = server.join("elsewhere", "Other").await;
+    let mut client = server.connect().await;
+
+    client.send_raw("this is not json").await;
+    client.expect_error(ErrorCode::BadMessage).await;
+    client.send_raw(r#"{"type":"dance","moves":3}"#).await;
+    client.expect_error(ErrorCode::BadMessage).await;
+    client.send_raw(r#"{"type":"join","room":"r"}"#).await;
+    client.expect_error(ErrorCode::BadMessage).await;
+    client.ws.send(Message::Binary(vec![1u8, 2, 3].into())).await.unwrap();
+    client.expect_error(ErrorCode::BinaryFrame).await;
+    client.send_raw(&"x".repeat(MAX_FRAME_BYTES + 1)).await;
+    client.expect_error(ErrorCode::TooLarge).await;
+    client.send(&ClientMsg::Signal { to: other_id, signal: offer("x") }).await;
+    client.expect_error(ErrorCode::NotJoined).await;
+    client.send(&ClientMsg::Leave).await;
+    client.expect_error(ErrorCode::NotJoined).await;
+    client.send(&ClientMsg::Join { room: "   ".into(), name: "Ada".into() }).await;
+    client.expect_error(ErrorCode::InvalidRoom).await;
+    client.send(&ClientMsg::Join { room: "r".repeat(65), name: "Ada".into() }).await;
+    client.expect_error(ErrorCode::InvalidRoom).await;
+    client.send(&ClientMsg::Join { room: "r".into(), name: "".into() }).await;
+    client.expect_error(ErrorCode::InvalidName).await;
+
+    client.join("r", "Ada").await;
+}
+
+#[tokio::test]
+async fn every_bad_input_after_joining_gets_a_typed_error_and_the_socket_stays_usable() {
+    let server = TestServer::start().await;
+    let (mut other, other_id) = server.join("elsewhere", "Other").await;
+    let (mut client, id) = server.join("r", "Ada").await;
+
+    client.send(&ClientMsg::Join { room: "r".into(), name: "Ada".into() }).await;
+    client.expect_error(ErrorCode::AlreadyJoined).await;
+    client.send(&ClientMsg::Join { room: "elsewhere".into(), name: "Ada".into() }).await;
+    client.expect_error(ErrorCode::AlreadyJoined).await;
+    client.send(&ClientMsg::Signal { to: other_id, signal: offer("x") }).await;
+    client.expect_error(ErrorCode::UnknownPeer).await;
+    client.send(&ClientMsg::Signal { to: PeerId(424242), signal: offer("x") }).await;
+    client.expect_error(ErrorCode::UnknownPeer).await;
+    client.send(&ClientMsg::Signal { to: id, signal: offer("x") }).await;
+    client.expect_error(ErrorCode::UnknownPeer).await;
+    client.send_raw(&"x".repeat(MAX_FRAME_BYTES + 1)).await;
+    client.expect_error(ErrorCode::TooLarge).await;
+    client.send_raw("[]").await;
+    client.expect_error(ErrorCode::BadMessage).await;
+    other.expect_nothing().await;
+
+    // Still in the room and working: a newcomer is announced and can be signalled.
+    let (mut bob, bob_id) = server.join("r", "Bob").await;
+    match client.recv().await {
+        ServerMsg::PeerJoined { peer } => assert_eq!(peer.id, bob_id),
+        other => panic!("expected peer_joined, got {other:?}"),
+    }
+    client.send(&ClientMsg::Signal { to: bob_id, signal: offer("v=0") }).await;
+    assert_eq!(bob.recv().await, ServerMsg::Signal { from: id, signal: offer("v=0") });
+}
+
+#[tokio::test]
+async fn repeated_abuse_closes_the_socket_with_a_policy_code() {
+    let server = TestServer::start().await;
+    let (mut bystander, _) = server.join("r", "Calm").await;
+    let mut abuser = server.connect().await;
+    for _ in 0..=confab_server::session::MAX_MISTAKES {
+        abuser.send_raw("{").await;
+    }
+    for _ in 0..confab_server::session::MAX_MISTAKES {
+        abuser.expect_error(ErrorCode::BadMessage).await;
+    }
+    // The last mistake is answered, then the socket is closed.
+    abuser.expect_error(ErrorCode::BadMessage).await;
+    assert_eq!(abuser.expect_close().await, Some(close_code::POLICY));
+    bystander.expect_nothing().await;
+}
+
+#[tokio::test]
+async fn a_frame_over_the_transport_limit_ends_only_that_connection() {
+    let server = TestServer::start().await;
+    let (mut ada, _) = server.join("r", "Ada").await;
+    let (mut huge, huge_id) = server.join("r", "Huge").await;
+    let _ = ada.recv().await;
+    let _ = huge.ws.send(Message::Text("x".repeat(confab_server::HARD_FRAME_LIMIT + 1).into())).await;
+    assert_eq!(ada.recv().await, ServerMsg::PeerLeft { id: huge_id });
+    let (_bob, _) = server.join("other", "Bob").await;
+}
+
+#[tokio::test]
+async fn leave_and_disconnect_are_announced_and_empty_rooms_are_removed() {
+    let server = TestServer::start().await;
+    let (mut ada, _) = server.join("r", "Ada").await;
+    let (mut bob, bob_id) = server.join("r", "Bob").await;
+    let _ = ada.recv().await;
+
+    bob.send(&ClientMsg::Leave).await;
+    assert_eq!(ada.recv().await, ServerMsg::PeerLeft { id: bob_id });
+
+    // The same socket may join again, as a new peer.
+    let bob_again = bob.join("r", "Bob").await;
+    assert_ne!(bob_again, bob_id);
+    assert!(matches!(ada.recv().await, ServerMsg::PeerJoined { .. }));
+
+    drop(bob);
+    assert_eq!(ada.recv().await, ServerMsg::PeerLeft { id: bob_again });
+    assert_eq!(server.hub.rooms.room_count(), 1);
+
+    ada.ws.close(None).await.unwrap();
+    server.wait_for_room_count(0).await;
+}
+
+#[tokio::test]
+async fn rooms_are_isolated() {
+    let server = TestServer::start().await;
+    let (mut a1, a1_id) = server.join("alpha", "A1").await;
+    let (mut a2, _) = server.join("alpha", "A2").await;
+    let (mut b1, b1_id) = server.join("beta", "B1").await;
+    let _ = a1.recv().await;
+
+    b1.send(&ClientMsg::Signal { to: a1_id, signal: offer("intrusion") }).await;
+    b1.expect_error(ErrorCode::UnknownPeer).await;
+    a1.send(&ClientMsg::Signal { to: b1_id, signal: offer("leak") }).await;
+    a1.expect_error(ErrorCode::UnknownPeer).await;
+    drop(b1);
+    a1.expect_nothing().await;
+    a2.expect_nothing().await;
+}
+
+#[tokio::test]
+async fn a_silent_socket_is_dropped_by_the_heartbeat_and_its_room_told() {
+    let heartbeat = Duration::from_millis(100);
+    let server = TestServer::with(HubConfig { heartbeat, ..HubConfig::default() }).await;
+    let (mut ada, _) = server.join("r", "Ada").await;
+    // A client that stops reading never answers pings: like a tab whose machine went to sleep.
+    let (_frozen, frozen_id) = server.join("r", "Frozen").await;
+    let _ = ada.recv().await;
+    let started = std::time::Instant::now();
+    // Ada keeps reading (and so answering pings); Frozen is dropped after three silent periods.
+    assert_eq!(ada.recv().await, ServerMsg::PeerLeft { id: frozen_id });
+    assert!(started.elapsed() >= heartbeat * 2, "dropped too early: {:?}", started.elapsed());
+    assert_eq!(server.hub.rooms.member_count(&RoomName::parse("r").unwrap()), 1);
+}
+
+#[tokio::test]
+async fn shutdown_closes_sockets_with_going_away() {
+    let server = TestServer::start().await;
+    let (mut ada, _) = server.join("r", "Ada").await;
+    let mut lobby = server.connect().await;
+    server.hub.shutdown.cancel();
+    assert_eq!(ada.expect_close().await, Some(close_code::GOING_AWAY));
+    assert_eq!(lobby.expect_close().await, Some(close_code::GOING_AWAY));
+    server.wait_for_room_count(0).await;
+}
