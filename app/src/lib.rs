@@ -68,4 +68,9 @@ pub fn App() -> impl IntoView {
 pub fn hydrate() {
     console_error_panic_hook::set_once();
     leptos::mount::hydrate_body(App);
+    // Event handlers are attached now: lets styles (and tests) tell a page that responds from
+    // one still loading.
+    if let Some(root) = document().document_element() {
+        let _ = root.set_attribute("data-hydrated", "");
+    }
 }
