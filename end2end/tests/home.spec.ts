@@ -1,0 +1,36 @@
+import { expect, test } from '@playwright/test';
+import { Participant } from './fixtures/participant';
+
+test('the home page checks the names and remembers yours', async ({ browser }) => {
+  const eve = await Participant.open(browser, 'Eve');
+  const page = eve.page;
+  await page.goto('/');
+  await eve.hydrated();
+  await expect(page).toHaveTitle('confab');
+
+  await page.getByLabel('Room name').fill('   ');
+  await page.getByLabel('Your name').fill('Eve');
+  await page.getByRole('button', { name: 'Join room' }).click();
+  await expect(page.getByRole('alert')).toHaveText('The room name must not be empty.');
+  await expect(page).toHaveURL(/\/$/);
+
+  // Any script works in a room name, and the link carries it.
+  await page.getByLabel('Room name').fill('회의실 2');
+  await page.getByRole('button', { name: 'Join room' }).click();
+  await expect(page).toHaveURL(/\/room\/%ED%9A%8C%EC%9D%98%EC%8B%A4%202$/);
+  await expect(page.getByRole('heading', { name: '회의실 2' })).toBeVisible();
+  await expect(page).toHaveTitle('회의실 2 · confab');
+  await expect(eve.status()).toHaveText('Waiting for someone to join — share this link');
+
+  // A link opened later joins straight away with the remembered name.
+  await page.goto('/room/another');
+  await expect(eve.status()).toHaveText('Waiting for someone to join — share this link');
+  await expect(page.getByText('Eve (you)')).toBeVisible();
+  await eve.close();
+});
+
+test('a room name that is too long is explained', async ({ page }) => {
+  await page.goto(`/room/${'x'.repeat(65)}`);
+  await expect(page.getByRole('alert')).toHaveText('The room name must be at most 64 characters.');
+  await expect(page.getByRole('link', { name: 'Pick another room' })).toBeVisible();
+});

@@ -1,0 +1,23 @@
+import { expect, test } from '@playwright/test';
+import { connectedPair } from './fixtures/call';
+import { Participant } from './fixtures/participant';
+
+test('a third person sees "Room is full" and the call goes on', async ({ browser }) => {
+  const { room, ada, bob } = await connectedPair(browser, 'full');
+
+  const cat = await Participant.open(browser, 'Cat');
+  await cat.joinByLink(room);
+  await expect(cat.status()).toHaveText(/^Room is full/);
+  await expect(cat.button('Try again')).toBeVisible();
+  await expect(cat.page.getByRole('link', { name: 'Back to the start page' })).toBeVisible();
+  // Cat's camera is released and no connection was made.
+  await expect(cat.page.getByLabel('Your camera')).toHaveJSProperty('srcObject', null);
+  expect(await cat.page.evaluate(() => (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.length)).toBe(0);
+
+  await expect(ada.status()).toHaveText('Connected');
+  await bob.expectFramesGrow();
+
+  await ada.close();
+  await bob.close();
+  await cat.close();
+});
