@@ -35,6 +35,19 @@ pub fn room_path(room: &RoomName) -> String {
     path
 }
 
+/// Copies the current page's address to the clipboard (browser only). Returns the address, or
+/// `None` if the browser offers no clipboard here (e.g. not a secure context).
+pub fn copy_page_link() -> Option<String> {
+    use wasm_bindgen::JsCast;
+    let window = web_sys::window()?;
+    let href = window.location().href().ok()?;
+    let clipboard = js_sys::Reflect::get(&window.navigator(), &"clipboard".into()).ok()?;
+    let write = js_sys::Reflect::get(&clipboard, &"writeText".into()).ok()?.dyn_into::<js_sys::Function>().ok()?;
+    // The returned promise only fails without focus or permission; the link is shown either way.
+    write.call1(&clipboard, &href.as_str().into()).ok()?;
+    Some(href)
+}
+
 /// Shown for any unknown path.
 #[component]
 pub fn NotFound() -> impl IntoView {

@@ -1,6 +1,6 @@
 //! The room page: asks for a name if none is known, then runs the call.
 
-use super::{store_name, stored_name};
+use super::{copy_page_link, store_name, stored_name};
 use crate::model::{CallUi, RemoteTile, SharedStream};
 use crate::status::{status_line, Phase};
 use confab_protocol::{DisplayName, RoomName};
@@ -135,6 +135,15 @@ fn CallView(room: RoomName, name: String, retry: impl Fn() + Send + Sync + Clone
     let in_call = move || !ui.phase.with(|p| matches!(p, Phase::MediaFailed(_)) || p.is_terminal());
     let alone = move || ui.phase.get() == Phase::InRoom && ui.tiles.with(Vec::is_empty);
     let navigate = use_navigate();
+    let copied = RwSignal::new(false);
+    let copy_link = move |_| {
+        if copy_page_link().is_some() {
+            copied.set(true);
+            set_timeout(move || copied.set(false), std::time::Duration::from_secs(2));
+        } else {
+            ui.notice.set(Some("Copy this page's address from the address bar to invite others.".into()));
+        }
+    };
 
     let mute = controls.clone();
     let camera = controls.clone();
@@ -150,6 +159,9 @@ fn CallView(room: RoomName, name: String, retry: impl Fn() + Send + Sync + Clone
             <header class="call-header">
                 <h1 class="room-name">{room.to_string()}</h1>
                 <p class="status" role="status" aria-live="polite">{status}</p>
+                <button type="button" class="copy-link" class:done=copied on:click=copy_link>
+                    {move || if copied.get() { "Link copied" } else { "Copy link" }}
+                </button>
                 <Show when=can_retry>
                     <button type="button" class="primary" on:click={
                         let retry = retry.clone();
