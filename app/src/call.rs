@@ -313,10 +313,8 @@ fn listen(
     let state = tile.state.clone();
     let watched = pc.clone();
     let on_state = EventListener::new(pc, "connectionstatechange", move |_| {
-        let connection_state = Reflect::get(&watched, &"connectionState".into())
-            .ok()
-            .and_then(|s| s.as_string())
-            .unwrap_or_default();
+        let connection_state =
+            Reflect::get(&watched, &"connectionState".into()).ok().and_then(|s| s.as_string()).unwrap_or_default();
         state.set(PeerState::from_connection_state(&connection_state));
     });
     [on_candidate, on_track, on_state]
@@ -530,7 +528,9 @@ async fn flush_candidates(inner: &Rc<RefCell<Inner>>, from: PeerId, pc: &RtcPeer
     let pending = inner.borrow_mut().peers.get_mut(&from).map(|p| std::mem::take(&mut p.pending)).unwrap_or_default();
     for candidate in pending {
         let init = candidate_init(&candidate);
-        if let Err(e) = settle("addIceCandidate", pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init))).await {
+        if let Err(e) =
+            settle("addIceCandidate", pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init))).await
+        {
             warn(&format!("confab: {e}"));
         }
     }

@@ -65,8 +65,7 @@ pub async fn open_camera_and_mic() -> Result<MediaStream, MediaProblem> {
 /// Opens exactly the camera `device_id`, video only.
 pub async fn open_camera(device_id: &str) -> Result<MediaStreamTrack, MediaProblem> {
     let stream = get_user_media(object(&[("video", video_constraints(Some(device_id)))])).await?;
-    first_track(&stream.get_video_tracks())
-        .ok_or_else(|| MediaProblem::Other("the camera gave no video track".into()))
+    first_track(&stream.get_video_tracks()).ok_or_else(|| MediaProblem::Other("the camera gave no video track".into()))
 }
 
 /// The cameras the browser lists (labels appear once camera access was granted).

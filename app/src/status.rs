@@ -40,9 +40,7 @@ impl MediaProblem {
             MediaProblem::Denied => "Camera and microphone access is blocked. Allow both for this site \
                 (the camera icon in the address bar), then press Try again."
                 .into(),
-            MediaProblem::NotFound => {
-                "No camera or microphone was found. Connect one, then press Try again.".into()
-            }
+            MediaProblem::NotFound => "No camera or microphone was found. Connect one, then press Try again.".into(),
             MediaProblem::Busy => "Your camera or microphone is in use by another program. Close it, \
                 then press Try again."
                 .into(),
@@ -134,9 +132,9 @@ pub fn status_line(phase: &Phase, peers: &[PeerState]) -> String {
             let connected = peers.iter().filter(|p| **p == PeerState::Connected).count();
             if connected == peers.len() {
                 "Connected".into()
-            } else if peers.iter().any(|p| *p == PeerState::Failed) {
+            } else if peers.contains(&PeerState::Failed) {
                 "Connection failed — the network between you may block calls".into()
-            } else if peers.iter().any(|p| *p == PeerState::Interrupted) {
+            } else if peers.contains(&PeerState::Interrupted) {
                 "Connection interrupted — trying to recover…".into()
             } else {
                 "Connecting…".into()
@@ -158,10 +156,7 @@ mod tests {
     fn connecting_then_connected() {
         assert_eq!(status_line(&Phase::InRoom, &[PeerState::Connecting]), "Connecting…");
         assert_eq!(status_line(&Phase::InRoom, &[PeerState::Connected]), "Connected");
-        assert_eq!(
-            status_line(&Phase::InRoom, &[PeerState::Connected, PeerState::Connecting]),
-            "Connecting…"
-        );
+        assert_eq!(status_line(&Phase::InRoom, &[PeerState::Connected, PeerState::Connecting]), "Connecting…");
     }
 
     #[test]

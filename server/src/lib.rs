@@ -69,17 +69,9 @@ impl Hub {
     /// A hub with empty rooms.
     pub fn new(config: HubConfig, shutdown: CancellationToken) -> Self {
         let stun: Vec<String> = config.stun_urls.into_iter().filter(|u| !u.trim().is_empty()).collect();
-        let ice_servers = if stun.is_empty() {
-            Vec::new()
-        } else {
-            vec![IceServer { urls: stun, username: None, credential: None }]
-        };
-        Hub {
-            rooms: rooms::Rooms::new(config.room_capacity),
-            ice_servers,
-            heartbeat: config.heartbeat,
-            shutdown,
-        }
+        let ice_servers =
+            if stun.is_empty() { Vec::new() } else { vec![IceServer { urls: stun, username: None, credential: None }] };
+        Hub { rooms: rooms::Rooms::new(config.room_capacity), ice_servers, heartbeat: config.heartbeat, shutdown }
     }
 }
 

@@ -15,9 +15,7 @@
 use crate::rooms::{JoinError, Outbox, RelayError, OUTBOX_CAPACITY};
 use crate::Hub;
 use axum::extract::ws::{CloseFrame, Message};
-use confab_protocol::{
-    ClientMsg, DisplayName, ErrorCode, NameError, PeerId, RoomName, ServerMsg, MAX_FRAME_BYTES,
-};
+use confab_protocol::{ClientMsg, DisplayName, ErrorCode, NameError, PeerId, RoomName, ServerMsg, MAX_FRAME_BYTES};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
