@@ -1,6 +1,7 @@
 import { defineConfig } from '@playwright/test';
 import * as path from 'node:path';
-import { writeSteadyTone } from './tests/fixtures/tone';
+import { chromiumArgs, chromiumPath } from './tests/fixtures/chromium';
+import { tonePath, writeSteadyTone } from './tests/fixtures/tone';
 
 // The server binary and site that `make test` built (release), and a port of the tests' own.
 const bin = process.env.CONFAB_BIN ?? path.resolve(__dirname, '../target/release/confab');
@@ -9,7 +10,7 @@ const port = Number(process.env.CONFAB_TEST_PORT ?? 3107);
 
 // A steady 440 Hz tone as the fake microphone: the default fake mic only beeps twice a second,
 // which makes "audio energy keeps growing" slow to observe.
-const tone = writeSteadyTone(path.resolve(__dirname, '.cache/tone.wav'));
+const tone = writeSteadyTone(tonePath);
 
 export default defineConfig({
   testDir: './tests',
@@ -24,23 +25,8 @@ export default defineConfig({
     baseURL: `http://127.0.0.1:${port}`,
     trace: 'retain-on-failure',
     launchOptions: {
-      executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        // Three fake cameras; fake_device_0 and fake_device_2 send video.
-        '--use-fake-device-for-media-stream=device-count=3',
-        `--use-file-for-fake-audio-capture=${tone}`,
-        // This host has only loopback: without this, ICE gathers no candidates.
-        '--allow-loopback-in-peer-connection',
-        // Remote audio must play for its energy to be measured.
-        '--autoplay-policy=no-user-gesture-required',
-      ],
+      executablePath: chromiumPath,
+      args: chromiumArgs(tone),
     },
   },
   webServer: {

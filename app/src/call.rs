@@ -16,6 +16,9 @@
 //! truth and are applied to every track that starts being sent, including after a camera switch
 //! (which swaps the video track with `RTCRtpSender.replaceTrack`, without renegotiation).
 //!
+//! `MediaStream` and `MediaStreamTrack` have an inherent `clone()` that calls the JS method and
+//! opens new tracks; copying the handle is spelled `Clone::clone(&stream)` here.
+//!
 //! Every JS callback is a `gloo_events::EventListener` owned by the [`Peer`] it belongs to and
 //! removed when that peer is dropped; nothing is leaked with `Closure::forget`.
 
@@ -73,6 +76,9 @@ fn warn(message: &str) {
     web_sys::console::warn_1(&message.into());
 }
 
+/// The most candidates kept for a peer before its description arrives.
+const MAX_PENDING_CANDIDATES: usize = 64;
+
 /// A handle on a running call, owned by the room page. Dropping it does not end the call;
 /// [`Call::hang_up`] does.
 #[derive(Clone)]
@@ -116,6 +122,8 @@ struct Inner {
     camera_off: bool,
     /// A camera switch is under way.
     switching: bool,
+    /// The camera chosen while a switch was under way.
+    next_camera: Option<String>,
     /// Hung up: nothing may start any more.
     ended: bool,
 }
@@ -133,6 +141,7 @@ impl Call {
             muted: false,
             camera_off: false,
             switching: false,
+            next_camera: None,
             ended: false,
         })));
         spawn_local(run(call.0.clone(), room, name));
@@ -155,26 +164,40 @@ impl Call {
         inner.ui.camera_off.set(off);
     }
 
-    /// Sends video from camera `device_id` instead of the current one.
+    /// Sends video from camera `device_id` instead of the current one. A choice made while a
+    /// switch is under way is carried out after it.
     pub fn switch_camera(&self, device_id: String) {
+        {
+            let mut state = self.0.borrow_mut();
+            if state.ended {
+                return;
+            }
+            if state.switching {
+                state.next_camera = Some(device_id);
+                return;
+            }
+            state.switching = true;
+            state.ui.notice.set(None);
+        }
         let inner = self.0.clone();
         spawn_local(async move {
-            {
+            let mut wanted = device_id;
+            loop {
+                let result = switch_camera(&inner, &wanted).await;
                 let mut state = inner.borrow_mut();
-                if state.switching || state.ended {
-                    return;
+                if let Err(problem) = result {
+                    state.ui.notice.set(Some(format!("Could not switch camera. {}", problem.explanation())));
+                    // Show the camera that is really in use again.
+                    let current = state.local.as_ref().and_then(|s| first_track(&s.get_video_tracks()));
+                    state.ui.camera.set(current.as_ref().and_then(media::device_id_of));
                 }
-                state.switching = true;
-                state.ui.notice.set(None);
-            }
-            let result = switch_camera(&inner, &device_id).await;
-            let mut state = inner.borrow_mut();
-            state.switching = false;
-            if let Err(problem) = result {
-                state.ui.notice.set(Some(format!("Could not switch camera. {}", problem.explanation())));
-                // Show the camera that is really in use again.
-                let current = state.local.as_ref().and_then(|s| first_track(&s.get_video_tracks()));
-                state.ui.camera.set(current.as_ref().and_then(media::device_id_of));
+                match state.next_camera.take() {
+                    Some(next) if !state.ended => wanted = next,
+                    _ => {
+                        state.switching = false;
+                        return;
+                    }
+                }
             }
         });
     }
@@ -299,10 +322,18 @@ fn listen(
     let on_track = EventListener::new(pc, "track", move |event| {
         let Some(event) = event.dyn_ref::<RtcTrackEvent>() else { return };
         let remote = match event.streams().get(0).dyn_into::<MediaStream>() {
-            Ok(remote) => remote,
+            Ok(remote) => {
+                // Audio and video arrive as two events with the same stream: set it once, as a
+                // new `srcObject` restarts playback.
+                let same = stream.try_with_untracked(|s| s.as_ref().is_some_and(|s| s.id() == remote.id()));
+                if same == Some(true) {
+                    return;
+                }
+                remote
+            }
             Err(_) => {
                 // A track sent without a stream: gather the peer's tracks in a stream of our own.
-                let current = stream.try_with_untracked(|s| s.as_ref().map(|s| (**s).clone())).flatten();
+                let current = stream.try_with_untracked(|s| s.as_ref().map(|s| Clone::clone(&**s))).flatten();
                 let Some(remote) = current.or_else(|| MediaStream::new().ok()) else { return };
                 remote.add_track(&event.track());
                 remote
@@ -343,10 +374,10 @@ async fn run(inner: Rc<RefCell<Inner>>, room: String, name: String) {
             stop_all(&stream);
             return;
         }
-        state.local = Some(stream.clone());
+        state.local = Some(Clone::clone(&stream));
         state.apply_track_states();
     }
-    ui.local.set(Some(SendWrapper::new(stream.clone())));
+    ui.local.set(Some(SendWrapper::new(Clone::clone(&stream))));
     let current = first_track(&stream.get_video_tracks()).as_ref().and_then(media::device_id_of);
     ui.cameras.set(media::list_cameras().await);
     ui.camera.set(current);
@@ -394,7 +425,7 @@ async fn run(inner: Rc<RefCell<Inner>>, room: String, name: String) {
     let state = inner.borrow();
     // The server went away. Connections already made keep their media flowing (it is peer to
     // peer); only new participants cannot reach us.
-    if finished && !state.ended && !state.ui.phase.try_with_untracked(Phase::is_terminal).unwrap_or(true) {
+    if finished && !state.ended && !state.ui.phase.try_with_untracked(Phase::is_over).unwrap_or(true) {
         ui.phase.set(Phase::Lost);
     }
 }
@@ -445,6 +476,8 @@ async fn handle(inner: &Rc<RefCell<Inner>>, msg: ServerMsg) {
                 }
                 ErrorCode::InvalidRoom | ErrorCode::InvalidName | ErrorCode::AlreadyJoined => {
                     state.ui.phase.set(Phase::Refused(message));
+                    drop(state);
+                    Call(inner.clone()).hang_up();
                 }
                 _ => warn(&format!("confab: server refused a message: {message}")),
             }
@@ -515,7 +548,10 @@ async fn add_candidate(
 ) -> Result<(), WebRtcError> {
     if pc.remote_description().is_none() {
         if let Some(peer) = inner.borrow_mut().peers.get_mut(&from) {
-            peer.pending.push(candidate);
+            // A peer gathers a handful of candidates; more before any description is abuse.
+            if peer.pending.len() < MAX_PENDING_CANDIDATES {
+                peer.pending.push(candidate);
+            }
         }
         return Ok(());
     }
@@ -536,37 +572,50 @@ async fn flush_candidates(inner: &Rc<RefCell<Inner>>, from: PeerId, pc: &RtcPeer
     }
 }
 
-/// Opens `device_id`, puts its track in place of the old one in the preview and in every video
-/// sender, and stops the old track. Audio is untouched, so mute stays as it was.
+/// Opens `device_id` and sends it instead of the current camera: `replaceTrack` on every video
+/// sender first (the old camera keeps sending until then), then the preview, then the old track
+/// is stopped. Audio is untouched, so mute stays as it was.
 async fn switch_camera(inner: &Rc<RefCell<Inner>>, device_id: &str) -> Result<(), MediaProblem> {
     let track = media::open_camera(device_id).await?;
-    let (senders, ui) = {
+    {
         let state = inner.borrow();
-        let Some(local) = state.local.clone().filter(|_| !state.ended) else {
+        if state.ended {
             track.stop();
             return Ok(());
+        }
+        track.set_enabled(!state.camera_off);
+    }
+    // Connections created while the first pass runs still got the old track from the local
+    // stream; the second pass catches them.
+    for _pass in 0..2 {
+        let senders: Vec<RtcRtpSender> = {
+            let state = inner.borrow();
+            state
+                .peers
+                .values()
+                .filter_map(|p| video_sender(&p.pc))
+                .filter(|sender| sender.track().is_none_or(|t| t.id() != track.id()))
+                .collect()
         };
-        // Swap in the local stream first, so a peer connection created from here on sends the
-        // new track; then collect the senders of the existing ones.
-        let old: Vec<MediaStreamTrack> = local.get_video_tracks().iter().map(JsCast::unchecked_into).collect();
-        for old in &old {
-            local.remove_track(old);
-        }
-        local.add_track(&track);
-        state.apply_track_states();
-        let senders: Vec<RtcRtpSender> = state.peers.values().filter_map(|p| video_sender(&p.pc)).collect();
-        for old in old {
-            old.stop();
-        }
-        state.ui.local.set(Some(SendWrapper::new(local)));
-        (senders, state.ui)
-    };
-    for sender in senders {
-        if let Err(e) = settle("replaceTrack", sender.replace_track(Some(&track))).await {
-            warn(&format!("confab: {e}"));
+        for sender in senders {
+            if let Err(e) = settle("replaceTrack", sender.replace_track(Some(&track))).await {
+                warn(&format!("confab: {e}"));
+            }
         }
     }
-    ui.camera.set(Some(device_id.to_owned()));
+    let state = inner.borrow();
+    let Some(local) = state.local.clone().filter(|_| !state.ended) else {
+        track.stop();
+        return Ok(());
+    };
+    let old: Vec<MediaStreamTrack> = local.get_video_tracks().iter().map(JsCast::unchecked_into).collect();
+    for old in &old {
+        local.remove_track(old);
+        old.stop();
+    }
+    local.add_track(&track);
+    state.ui.local.set(Some(SendWrapper::new(local)));
+    state.ui.camera.set(Some(device_id.to_owned()));
     Ok(())
 }
 

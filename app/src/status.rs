@@ -112,9 +112,10 @@ pub enum Phase {
 }
 
 impl Phase {
-    /// True once the call is over for good and only a way back home makes sense.
-    pub fn is_terminal(&self) -> bool {
-        matches!(self, Phase::RoomFull | Phase::Refused(_) | Phase::Lost)
+    /// True when there is no call to control: it never started or it was refused. (After `Lost`
+    /// the connections already made keep their media flowing, so the controls stay.)
+    pub fn is_over(&self) -> bool {
+        matches!(self, Phase::MediaFailed(_) | Phase::RoomFull | Phase::Refused(_))
     }
 }
 
@@ -126,7 +127,9 @@ pub fn status_line(phase: &Phase, peers: &[PeerState]) -> String {
         Phase::Joining => "Joining the room…".into(),
         Phase::RoomFull => "Room is full. Try again later, or pick another room name.".into(),
         Phase::Refused(message) => format!("Could not join: {message}"),
-        Phase::Lost => "Connection to the server was lost. Reload the page to rejoin.".into(),
+        Phase::Lost => {
+            "Connection to the server was lost. Calls already connected go on; press Try again to rejoin.".into()
+        }
         Phase::InRoom if peers.is_empty() => "Waiting for someone to join — share this link".into(),
         Phase::InRoom => {
             let connected = peers.iter().filter(|p| **p == PeerState::Connected).count();
@@ -191,9 +194,11 @@ mod tests {
     }
 
     #[test]
-    fn terminal_phases() {
-        assert!(Phase::RoomFull.is_terminal());
-        assert!(!Phase::InRoom.is_terminal());
-        assert!(!Phase::MediaFailed(MediaProblem::Denied).is_terminal());
+    fn phases_without_a_call() {
+        assert!(Phase::RoomFull.is_over());
+        assert!(Phase::Refused("no".into()).is_over());
+        assert!(Phase::MediaFailed(MediaProblem::Denied).is_over());
+        assert!(!Phase::InRoom.is_over());
+        assert!(!Phase::Lost.is_over(), "media between peers outlives the server connection");
     }
 }

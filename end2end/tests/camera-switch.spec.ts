@@ -22,19 +22,21 @@ test('switching camera swaps the sent track without renegotiation and keeps mute
   const picker = ada.cameraPicker();
   await expect(picker).toBeEnabled();
   await expect(picker.locator('option')).toHaveCount(3);
-  await expect(picker.locator('option:checked')).toHaveText('fake_device_0');
+  const selectedLabel = () => picker.evaluate((el: HTMLSelectElement) => el.selectedOptions[0]?.textContent?.trim());
   expect(await senderTrackLabel(ada.page)).toBe('fake_device_0');
+  await expect.poll(selectedLabel).toBe('fake_device_0');
   const bobSdpBefore = await remoteSdp(bob.page);
   const adaSdpBefore = await remoteSdp(ada.page);
 
   await picker.selectOption({ label: 'fake_device_2' });
   await expect.poll(() => senderTrackLabel(ada.page)).toBe('fake_device_2');
-  await expect(picker.locator('option:checked')).toHaveText('fake_device_2');
+  await expect.poll(selectedLabel).toBe('fake_device_2');
   // Ada's own preview shows the new camera.
   await expect
     .poll(() => ada.page.getByLabel('Your camera').evaluate((v: HTMLVideoElement) => (v.srcObject as MediaStream | null)?.getVideoTracks()[0]?.label))
     .toBe('fake_device_2');
   // The old camera was released.
+  await expect.poll(() => ada.liveCameras()).toEqual(['fake_device_2']);
   await bob.expectFramesGrow();
   expect(await remoteSdp(bob.page)).toBe(bobSdpBefore);
   expect(await remoteSdp(ada.page)).toBe(adaSdpBefore);
@@ -48,6 +50,7 @@ test('switching camera swaps the sent track without renegotiation and keeps mute
   await ada.button('Turn camera off').click();
   await picker.selectOption({ label: 'fake_device_0' });
   await expect.poll(() => senderTrackLabel(ada.page)).toBe('fake_device_0');
+  await expect.poll(selectedLabel).toBe('fake_device_0');
   await expect.poll(() => bob.brightness(bob.remoteVideo(ada))).toBeLessThan(3);
   await bob.expectAudio('silent');
   await expect(ada.button('Unmute')).toBeVisible();

@@ -9,9 +9,8 @@ test('Leave removes the tile on the other side, and the next person can call in'
   await expect(ada.page).toHaveURL(/\/$/);
   await expect(ada.page.getByLabel('Room name')).toBeVisible();
   // Ada's camera and microphone are released, her connection closed.
-  await expect
-    .poll(() => ada.page.evaluate(() => (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.every((pc) => pc.connectionState === 'closed')))
-    .toBe(true);
+  await expect.poll(() => ada.capturedTracks()).toEqual({ opened: 2, live: 0 });
+  await expect.poll(() => ada.peerConnections()).toEqual({ made: 1, open: 0 });
 
   await expect(bob.remoteVideo(ada)).toHaveCount(0);
   await expect(bob.status()).toHaveText('Waiting for someone to join — share this link');

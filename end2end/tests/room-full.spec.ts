@@ -10,9 +10,9 @@ test('a third person sees "Room is full" and the call goes on', async ({ browser
   await expect(cat.status()).toHaveText(/^Room is full/);
   await expect(cat.button('Try again')).toBeVisible();
   await expect(cat.page.getByRole('link', { name: 'Back to the start page' })).toBeVisible();
-  // Cat's camera is released and no connection was made.
-  await expect(cat.page.getByLabel('Your camera')).toHaveJSProperty('srcObject', null);
-  expect(await cat.page.evaluate(() => (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.length)).toBe(0);
+  // Cat's camera and microphone are released and no connection was made.
+  await expect.poll(() => cat.capturedTracks()).toEqual({ opened: 2, live: 0 });
+  expect(await cat.peerConnections()).toEqual({ made: 0, open: 0 });
 
   await expect(ada.status()).toHaveText('Connected');
   await bob.expectFramesGrow();

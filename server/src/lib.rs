@@ -18,6 +18,7 @@ use axum::routing::get;
 use axum::Router;
 use confab_protocol::{IceServer, WS_PATH};
 use leptos::config::LeptosOptions;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +43,8 @@ pub struct Hub {
     pub heartbeat: Duration,
     /// Cancelled when the server shuts down; every session then closes its socket.
     pub shutdown: CancellationToken,
+    /// Open WebSocket sessions.
+    connections: AtomicUsize,
 }
 
 /// How to set up a [`Hub`].
@@ -71,7 +74,33 @@ impl Hub {
         let stun: Vec<String> = config.stun_urls.into_iter().filter(|u| !u.trim().is_empty()).collect();
         let ice_servers =
             if stun.is_empty() { Vec::new() } else { vec![IceServer { urls: stun, username: None, credential: None }] };
-        Hub { rooms: rooms::Rooms::new(config.room_capacity), ice_servers, heartbeat: config.heartbeat, shutdown }
+        Hub {
+            rooms: rooms::Rooms::new(config.room_capacity),
+            ice_servers,
+            heartbeat: config.heartbeat,
+            shutdown,
+            connections: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many WebSocket sessions are open.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Counts a session as open until the guard is dropped.
+    fn open_connection(self: &Arc<Self>) -> ConnectionGuard {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(self.clone())
+    }
+}
+
+/// Keeps one session counted in [`Hub::connections`].
+struct ConnectionGuard(Arc<Hub>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -85,7 +114,10 @@ async fn upgrade(State(hub): State<Arc<Hub>>, ws: WebSocketUpgrade) -> Response 
         .write_buffer_size(0)
         .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
-        .on_upgrade(move |socket| session::run(socket, hub))
+        .on_upgrade(move |socket| async move {
+            let _counted = hub.open_connection();
+            session::run(socket, hub.clone()).await
+        })
 }
 
 /// The whole site: the server-rendered pages, the compiled assets under `site_root`, and `/ws`.

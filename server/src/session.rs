@@ -99,8 +99,8 @@ pub enum End {
     /// Reading or writing failed (including frames over the transport's hard limit).
     #[error("socket error: {0}")]
     Socket(axum::Error),
-    /// Nothing heard for longer than the heartbeat allows.
-    #[error("no answer to heartbeat pings")]
+    /// Nothing heard for longer than the heartbeat allows, or a frame not taken in that time.
+    #[error("no answer to heartbeat pings, or not reading")]
     Dead,
     /// Too many client mistakes in a short time.
     #[error("too many invalid messages")]
@@ -177,9 +177,9 @@ where
         tracing::debug!(reason = %end, "connection ended");
     }
     if let Some(frame) = end.close_frame() {
-        let _ = socket.send(Message::Close(Some(frame))).await;
+        let _ = send(&mut socket, Message::Close(Some(frame)), hub.heartbeat).await;
     }
-    let _ = socket.close().await;
+    let _ = tokio::time::timeout(hub.heartbeat, socket.close()).await;
 }
 
 async fn drive<S>(socket: &mut S, hub: &Hub, state: &mut State) -> End
@@ -192,6 +192,9 @@ where
     let mut last_heard = Instant::now();
     let mut mistakes = Mistakes::new();
 
+    // A socket that does not take a message within this long is as good as dead; without a limit
+    // a client that stops reading would hold its session (and queued messages) forever.
+    let send_limit = dead_after;
     loop {
         let outgoing = async {
             match state {
@@ -207,25 +210,25 @@ where
                     Some(Err(e)) => return End::Socket(e),
                     Some(Ok(frame)) => frame,
                 };
-                if let Err(mistake) = handle_frame(frame, hub, state, socket).await {
+                if let Err(mistake) = handle_frame(frame, hub, state, socket, send_limit).await {
                     match mistake {
                         Handled::Client(err) => {
                             tracing::debug!(error = %err, "client mistake");
-                            if let Err(e) = socket.send(encode(&err.to_msg())).await {
-                                return End::Socket(e);
+                            if let Err(end) = send(socket, encode(&err.to_msg()), send_limit).await {
+                                return end;
                             }
                             if mistakes.record() {
                                 return End::Abusive;
                             }
                         }
-                        Handled::Socket(e) => return End::Socket(e),
+                        Handled::Ended(end) => return end,
                     }
                 }
             }
             queued = outgoing => match queued {
                 Some(msg) => {
-                    if let Err(e) = socket.send(encode(&msg)).await {
-                        return End::Socket(e);
+                    if let Err(end) = send(socket, encode(&msg), send_limit).await {
+                        return end;
                     }
                 }
                 // The registry dropped our outbox: we were removed for being slow.
@@ -238,8 +241,8 @@ where
                 if last_heard.elapsed() > dead_after {
                     return End::Dead;
                 }
-                if let Err(e) = socket.send(Message::Ping(Default::default())).await {
-                    return End::Socket(e);
+                if let Err(end) = send(socket, Message::Ping(Default::default()), send_limit).await {
+                    return end;
                 }
             }
             _ = hub.shutdown.cancelled() => return End::Shutdown,
@@ -247,10 +250,22 @@ where
     }
 }
 
+/// Sends one frame, giving up after `limit`.
+async fn send<S>(socket: &mut S, frame: Message, limit: Duration) -> Result<(), End>
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
+    match tokio::time::timeout(limit, socket.send(frame)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(End::Socket(e)),
+        Err(_) => Err(End::Dead),
+    }
+}
+
 /// What went wrong while handling one frame.
 enum Handled {
     Client(ClientError),
-    Socket(axum::Error),
+    Ended(End),
 }
 
 impl From<ClientError> for Handled {
@@ -259,7 +274,13 @@ impl From<ClientError> for Handled {
     }
 }
 
-async fn handle_frame<S>(frame: Message, hub: &Hub, state: &mut State, socket: &mut S) -> Result<(), Handled>
+async fn handle_frame<S>(
+    frame: Message,
+    hub: &Hub,
+    state: &mut State,
+    socket: &mut S,
+    send_limit: Duration,
+) -> Result<(), Handled>
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
@@ -290,7 +311,7 @@ where
                 ice_servers: hub.ice_servers.clone(),
             };
             *state = State::Joined { room, id: joined.id, inbox };
-            socket.send(encode(&welcome)).await.map_err(Handled::Socket)
+            send(socket, encode(&welcome), send_limit).await.map_err(Handled::Ended)
         }
         ClientMsg::Signal { to, signal } => {
             let State::Joined { room, id, .. } = state else {

@@ -386,6 +386,55 @@ async fn a_silent_socket_is_dropped_by_the_heartbeat_and_its_room_told() {
 }
 
 #[tokio::test]
+async fn a_peer_that_stops_reading_is_dropped_and_its_session_ends() {
+    // Long enough for the flooding sender (which does not read either, so answers no pings) to
+    // stay connected while it floods.
+    let heartbeat = Duration::from_millis(1000);
+    let server = TestServer::with(HubConfig { heartbeat, ..HubConfig::default() }).await;
+    let (mut sender, _) = server.join("r", "Sender").await;
+    let (_stuck, stuck_id) = server.join("r", "Stuck").await;
+    let _ = sender.recv().await;
+    assert_eq!(server.hub.connections(), 2);
+    // Flood the peer that never reads: its socket buffers fill, then its queue, until the server
+    // gives up on it. (Signals are sent without reading the answers in between.)
+    let big = offer(&"v".repeat(MAX_FRAME_BYTES - 200));
+    let flood = ClientMsg::Signal { to: stuck_id, signal: big }.to_json();
+    // Small batches, so that few relays are still in flight (each answered with unknown_peer,
+    // which counts as a mistake) once the stuck peer is gone.
+    let left = tokio::time::timeout(Duration::from_secs(20), async {
+        for _ in 0..400 {
+            for _ in 0..5 {
+                sender.send_raw(&flood).await;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if server.hub.rooms.member_count(&RoomName::parse("r").unwrap()) == 1 {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("flooding took too long");
+    assert!(left, "the peer that does not read was never dropped");
+    loop {
+        match sender.recv().await {
+            ServerMsg::Error { code: ErrorCode::UnknownPeer, .. } => continue,
+            other => {
+                assert_eq!(other, ServerMsg::PeerLeft { id: stuck_id });
+                break;
+            }
+        }
+    }
+    tokio::time::timeout(PATIENCE, async {
+        while server.hub.connections() != 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the stuck session never ended");
+}
+
+#[tokio::test]
 async fn shutdown_closes_sockets_with_going_away() {
     let server = TestServer::start().await;
     let (mut ada, _) = server.join("r", "Ada").await;

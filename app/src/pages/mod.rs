@@ -12,7 +12,9 @@ const NAME_KEY: &str = "confab.name";
 /// The display name remembered from the last visit, if any (browser only).
 pub fn stored_name() -> Option<String> {
     let storage = web_sys::window()?.local_storage().ok()??;
-    storage.get_item(NAME_KEY).ok()?.filter(|n| !n.trim().is_empty())
+    let stored = storage.get_item(NAME_KEY).ok()??;
+    // A name that would be refused is asked for again.
+    confab_protocol::DisplayName::parse(&stored).ok().map(|name| name.to_string())
 }
 
 /// Remembers the display name for the next visit (browser only; best effort).
@@ -35,17 +37,18 @@ pub fn room_path(room: &RoomName) -> String {
     path
 }
 
-/// Copies the current page's address to the clipboard (browser only). Returns the address, or
-/// `None` if the browser offers no clipboard here (e.g. not a secure context).
-pub fn copy_page_link() -> Option<String> {
+/// Copies the current page's address to the clipboard (browser only). False if the browser
+/// offers no clipboard here (not a secure context) or refused to write.
+pub async fn copy_page_link() -> bool {
     use wasm_bindgen::JsCast;
-    let window = web_sys::window()?;
-    let href = window.location().href().ok()?;
-    let clipboard = js_sys::Reflect::get(&window.navigator(), &"clipboard".into()).ok()?;
-    let write = js_sys::Reflect::get(&clipboard, &"writeText".into()).ok()?.dyn_into::<js_sys::Function>().ok()?;
-    // The returned promise only fails without focus or permission; the link is shown either way.
-    write.call1(&clipboard, &href.as_str().into()).ok()?;
-    Some(href)
+    let Some(window) = web_sys::window() else { return false };
+    let Ok(href) = window.location().href() else { return false };
+    let Ok(clipboard) = js_sys::Reflect::get(&window.navigator(), &"clipboard".into()) else { return false };
+    let write =
+        js_sys::Reflect::get(&clipboard, &"writeText".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+    let Some(promise) = write.and_then(|w| w.call1(&clipboard, &href.as_str().into()).ok()) else { return false };
+    let Ok(promise) = promise.dyn_into::<js_sys::Promise>() else { return false };
+    wasm_bindgen_futures::JsFuture::from(promise).await.is_ok()
 }
 
 /// Shown for any unknown path.

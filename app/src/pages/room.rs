@@ -132,17 +132,19 @@ fn CallView(room: RoomName, name: String, retry: impl Fn() + Send + Sync + Clone
         status_line(&ui.phase.get(), &peers)
     };
     let can_retry = move || matches!(ui.phase.get(), Phase::MediaFailed(_) | Phase::RoomFull | Phase::Lost);
-    let in_call = move || !ui.phase.with(|p| matches!(p, Phase::MediaFailed(_)) || p.is_terminal());
+    let in_call = move || !ui.phase.with(Phase::is_over);
     let alone = move || ui.phase.get() == Phase::InRoom && ui.tiles.with(Vec::is_empty);
     let navigate = use_navigate();
     let copied = RwSignal::new(false);
     let copy_link = move |_| {
-        if copy_page_link().is_some() {
-            copied.set(true);
-            set_timeout(move || copied.set(false), std::time::Duration::from_secs(2));
-        } else {
-            ui.notice.set(Some("Copy this page's address from the address bar to invite others.".into()));
-        }
+        leptos::task::spawn_local(async move {
+            if copy_page_link().await {
+                copied.set(true);
+                set_timeout(move || copied.set(false), std::time::Duration::from_secs(3));
+            } else {
+                ui.notice.set(Some("Copy this page's address from the address bar to invite others.".into()));
+            }
+        });
     };
 
     let mute = controls.clone();
@@ -207,6 +209,11 @@ fn CallView(room: RoomName, name: String, retry: impl Fn() + Send + Sync + Clone
                         <label for="camera">"Camera"</label>
                         <select
                             id="camera"
+                            prop:value=move || {
+                                // Read the options too: the value can only be set once they exist.
+                                ui.cameras.track();
+                                ui.camera.get().unwrap_or_default()
+                            }
                             disabled=move || ui.cameras.with(|c| c.len() < 2)
                             on:change={
                                 let picker = picker.clone();
@@ -248,7 +255,8 @@ fn RemoteView(tile: RemoteTile) -> impl IntoView {
     }
 }
 
-/// A `<video>` playing a media stream.
+/// A `<video>` playing a media stream. When the browser blocks playback with sound (no click
+/// on the page yet), a "Play sound" button starts it.
 #[component]
 fn StreamVideo(
     #[prop(into)] stream: Signal<Option<SharedStream>>,
@@ -257,10 +265,23 @@ fn StreamVideo(
     label: String,
 ) -> impl IntoView {
     let video = NodeRef::<leptos::html::Video>::new();
+    let blocked = RwSignal::new(false);
+    let play = move || {
+        let Some(video) = video.get_untracked() else { return };
+        let Ok(promise) = video.play() else { return };
+        leptos::task::spawn_local(async move {
+            let refused = wasm_bindgen_futures::JsFuture::from(promise).await.is_err();
+            // Refused playback of a stream that has since gone is no reason to ask.
+            blocked.set(refused && video.src_object().is_some());
+        });
+    };
     Effect::new(move |_| {
         let stream = stream.get();
         if let Some(video) = video.get() {
             video.set_src_object(stream.as_deref());
+            if stream.is_some() && !muted {
+                play();
+            }
         }
     });
     view! {
@@ -272,5 +293,8 @@ fn StreamVideo(
             class:mirrored=mirrored
             aria-label=label
         ></video>
+        <Show when=move || blocked.get()>
+            <button type="button" class="play-sound" on:click=move |_| play()>"Play sound"</button>
+        </Show>
     }
 }
