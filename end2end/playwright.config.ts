@@ -7,6 +7,8 @@ import { tonePath, writeSteadyTone } from './tests/fixtures/tone';
 const bin = process.env.CONFAB_BIN ?? path.resolve(__dirname, '../target/release/confab');
 const siteRoot = process.env.CONFAB_SITE_ROOT ?? path.resolve(__dirname, '../target/site');
 const port = Number(process.env.CONFAB_TEST_PORT ?? 3107);
+// The one-to-one server listens on port + 1 (see webServer).
+process.env.CONFAB_PAIR_URL = `http://127.0.0.1:${port + 1}`;
 
 // A steady 440 Hz tone as the fake microphone: the default fake mic only beeps twice a second,
 // which makes "audio energy keeps growing" slow to observe.
@@ -29,13 +31,26 @@ export default defineConfig({
       args: chromiumArgs(tone),
     },
   },
-  webServer: {
-    command: `"${bin}" --addr 127.0.0.1:${port} --stun ""`,
-    url: `http://127.0.0.1:${port}/`,
-    reuseExistingServer: false,
-    timeout: 30_000,
-    stdout: 'pipe',
-    stderr: 'pipe',
-    env: { LEPTOS_SITE_ROOT: siteRoot, CONFAB_LOG: 'info' },
-  },
+  webServer: [
+    // The default configuration (six people a room).
+    {
+      command: `"${bin}" --addr 127.0.0.1:${port} --stun ""`,
+      url: `http://127.0.0.1:${port}/`,
+      reuseExistingServer: false,
+      timeout: 30_000,
+      stdout: 'pipe',
+      stderr: 'pipe',
+      env: { LEPTOS_SITE_ROOT: siteRoot, CONFAB_LOG: 'info' },
+    },
+    // A one-to-one server (`--room-capacity 2`), for the room-full test.
+    {
+      command: `"${bin}" --addr 127.0.0.1:${port + 1} --stun "" --room-capacity 2`,
+      url: `http://127.0.0.1:${port + 1}/`,
+      reuseExistingServer: false,
+      timeout: 30_000,
+      stdout: 'pipe',
+      stderr: 'pipe',
+      env: { LEPTOS_SITE_ROOT: siteRoot, CONFAB_LOG: 'info' },
+    },
+  ],
 });

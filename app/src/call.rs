@@ -1,49 +1,81 @@
 //! The call engine (browser only): local media, the signaling socket, and one
-//! `RTCPeerConnection` per remote participant.
+//! `RTCPeerConnection` per remote participant (a full mesh).
 //!
-//! The flow is the one in the project's notes:
+//! The flow is the one in the project's notes, made to survive real networks:
 //! 1. `getUserMedia` → the local stream, shown in the preview.
-//! 2. Open `/ws`, send `join`. The server answers `welcome` with the peers already present.
-//! 3. A peer already in the room makes the offer when someone joins (`peer_joined`):
-//!    `addTrack` for each local track, `createOffer`, `setLocalDescription`, send `offer`.
-//! 4. The newcomer receives the offer: `setRemoteDescription`, `createAnswer`,
-//!    `setLocalDescription`, send `answer`; the offerer sets it as its remote description.
-//! 5. Both trickle ICE: each `icecandidate` event is sent, each received candidate added.
-//! 6. Remote media arrives through the `track` event and is shown in the peer's tile.
+//! 2. Open `/ws`, send `join` with the tab's secret. The server answers `welcome` with the peers
+//!    already present.
+//! 3. A peer already in the room starts the connection when someone joins (`peer_joined`): it
+//!    adds its tracks, and the `negotiationneeded` event makes the offer. The newcomer creates
+//!    its connection when that offer arrives, adds its tracks and answers. Both trickle ICE.
+//! 4. Remote media arrives through the `track` event and is shown in the peer's tile.
 //!
-//! Server messages are handled one at a time, in order, so an offer is fully applied before the
-//! candidates that follow it. Mute and camera-off live in [`Inner`] as the single source of
-//! truth and are applied to every track that starts being sent, including after a camera switch
-//! (which swaps the video track with `RTCRtpSender.replaceTrack`, without renegotiation).
+//! **Perfect negotiation.** Every offer comes from `negotiationneeded` (first contact, ICE
+//! restart, any later change), so both sides may offer at once. Each pair has a polite side (the
+//! smaller key) that yields: the impolite side ignores a colliding offer, the polite side rolls
+//! back its own and answers. `setLocalDescription()` without arguments picks offer or answer.
+//!
+//! **ICE restart.** A connection `failed`, or `disconnected` for [`RECOVERY_DELAY_MS`], calls
+//! `restartIce()`; the renegotiation goes through the same path.
+//!
+//! **Signaling reconnect.** When the socket drops, media keeps flowing (it is peer to peer)
+//! while the engine reconnects with backoff and joins again with the same secret. The server
+//! either resumes the place (same id, nobody notices) or, after a server restart, gives a new id;
+//! peers are matched by their stable key, so existing connections are kept either way.
+//!
+//! Server messages are handled one at a time, in order. Mute and camera-off live in [`Inner`] as
+//! the single source of truth, are applied to every track that starts being sent (including
+//! after a camera switch, which swaps the video track with `RTCRtpSender.replaceTrack`), and are
+//! announced to the room.
 //!
 //! `MediaStream` and `MediaStreamTrack` have an inherent `clone()` that calls the JS method and
 //! opens new tracks; copying the handle is spelled `Clone::clone(&stream)` here.
 //!
-//! Every JS callback is a `gloo_events::EventListener` owned by the [`Peer`] it belongs to and
-//! removed when that peer is dropped; nothing is leaked with `Closure::forget`.
+//! Every JS callback is a `gloo_events::EventListener` (or a `gloo_timers` timeout) owned by the
+//! connection it belongs to and removed when that is dropped; nothing is leaked with
+//! `Closure::forget`.
 
 use crate::media::{self, first_track, stop_all, tracks};
 use crate::model::{CallUi, RemoteTile};
 use crate::status::{MediaProblem, PeerState, Phase};
-use confab_protocol::{ClientMsg, ErrorCode, IceCandidate, IceServer, PeerId, PeerInfo, ServerMsg, Signal, WS_PATH};
+use confab_protocol::{
+    ClientMsg, ErrorCode, IceCandidate, IceServer, MediaState, PeerId, PeerInfo, PeerKey, ServerMsg, Signal, WS_PATH,
+};
 use futures::channel::mpsc::{unbounded, UnboundedSender};
 use futures::future::{AbortHandle, Abortable};
 use futures::{SinkExt, StreamExt};
 use gloo_events::EventListener;
-use gloo_net::websocket::{futures::WebSocket, Message};
-use js_sys::{Array, Reflect};
+use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
+use gloo_timers::callback::Timeout;
+use gloo_timers::future::TimeoutFuture;
+use js_sys::{Array, Function, Reflect};
 use leptos::prelude::*;
 use send_wrapper::SendWrapper;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{
     MediaStream, MediaStreamTrack, RtcConfiguration, RtcIceCandidateInit, RtcIceServer, RtcPeerConnection,
     RtcPeerConnectionIceEvent, RtcRtpSender, RtcSdpType, RtcSessionDescriptionInit, RtcTrackEvent,
 };
+
+/// The most candidates kept for a peer before its description arrives.
+const MAX_PENDING_CANDIDATES: usize = 64;
+/// How long a connection may stay `disconnected` before ICE is restarted.
+const RECOVERY_DELAY_MS: u32 = 3_000;
+/// After rejoining a restarted server, how long to wait for a known peer to come back before
+/// its tile goes.
+const REJOIN_WAIT_MS: u32 = 15_000;
+/// Reconnect backoff: first wait, doubled per failed attempt up to the maximum.
+const BACKOFF_FIRST_MS: u32 = 250;
+const BACKOFF_MAX_MS: u32 = 2_000;
+/// Close code with which the server says another connection of this tab took over.
+const CLOSE_REPLACED: u16 = 4000;
+/// In a call of more than two people, each sender halves its resolution and caps its bitrate:
+/// a mesh sends one stream per peer.
+const MESH_BITRATE: u32 = 350_000;
 
 /// A failed WebRTC step, with the browser's reason.
 #[derive(Debug)]
@@ -72,48 +104,108 @@ async fn settle(step: &'static str, promise: js_sys::Promise) -> Result<JsValue,
     JsFuture::from(promise).await.map_err(|e| WebRtcError { step, detail: js_detail(&e) })
 }
 
+/// Calls a method that web-sys does not bind (or binds only with arguments we must omit).
+fn call_method(target: &JsValue, name: &'static str, args: &Array) -> Result<JsValue, WebRtcError> {
+    let method = Reflect::get(target, &name.into())
+        .ok()
+        .and_then(|f| f.dyn_into::<Function>().ok())
+        .ok_or(WebRtcError { step: name, detail: "not supported by this browser".into() })?;
+    method.apply(target, args).map_err(|e| WebRtcError { step: name, detail: js_detail(&e) })
+}
+
+fn string_prop(target: &JsValue, name: &str) -> String {
+    Reflect::get(target, &name.into()).ok().and_then(|v| v.as_string()).unwrap_or_default()
+}
+
 fn warn(message: &str) {
     web_sys::console::warn_1(&message.into());
 }
 
-/// The most candidates kept for a peer before its description arrives.
-const MAX_PENDING_CANDIDATES: usize = 64;
+/// A random secret for this tab: the server derives the key others see from it, and joining
+/// again with it resumes the place. Kept for the tab's life in `sessionStorage`.
+fn tab_secret() -> String {
+    const KEY: &str = "confab.secret";
+    let storage = web_sys::window().and_then(|w| w.session_storage().ok().flatten());
+    if let Some(existing) = storage.as_ref().and_then(|s| s.get_item(KEY).ok().flatten()) {
+        if confab_protocol::valid_secret(&existing) {
+            return existing;
+        }
+    }
+    let bytes = js_sys::Uint8Array::new_with_length(24);
+    let crypto = web_sys::window().and_then(|w| w.crypto().ok());
+    if let Some(crypto) = crypto {
+        let _ = crypto.get_random_values_with_array_buffer_view(&bytes);
+    } else {
+        for i in 0..bytes.length() {
+            bytes.set_index(i, (js_sys::Math::random() * 256.0) as u8);
+        }
+    }
+    let secret: String = bytes.to_vec().iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(storage) = storage {
+        let _ = storage.set_item(KEY, &secret);
+    }
+    secret
+}
 
 /// A handle on a running call, owned by the room page. Dropping it does not end the call;
 /// [`Call::hang_up`] does.
 #[derive(Clone)]
 pub struct Call(Rc<RefCell<Inner>>);
 
-/// One remote participant.
-struct Peer {
-    /// The connection to them.
+/// The negotiation with one remote participant.
+struct Connection {
+    /// The connection.
     pc: RtcPeerConnection,
-    /// What their tile shows.
-    tile: RemoteTile,
+    /// An offer of ours is being made (perfect negotiation).
+    making_offer: bool,
+    /// The last offer received collided with ours and was ignored (we are impolite).
+    ignore_offer: bool,
     /// Candidates that arrived before the remote description; added once it is set.
     pending: Vec<IceCandidate>,
-    /// `icecandidate`, `track` and `connectionstatechange`; removed on drop.
-    _listeners: [EventListener; 3],
+    /// Restarts ICE if the connection stays `disconnected`.
+    recovery: Option<Timeout>,
+    /// `icecandidate`, `track`, `connectionstatechange`, `negotiationneeded`; removed on drop.
+    _listeners: [EventListener; 4],
 }
 
-impl Drop for Peer {
+impl Drop for Connection {
     fn drop(&mut self) {
         self.pc.close();
     }
+}
+
+/// One remote participant.
+struct Peer {
+    /// Their current id (changes if they rejoin a restarted server).
+    id: PeerId,
+    /// We are the polite side of this pair.
+    polite: bool,
+    /// Seen in the room since our last fresh join.
+    confirmed: bool,
+    /// What their tile shows.
+    tile: RemoteTile,
+    /// The connection, once negotiation started.
+    conn: Option<Connection>,
 }
 
 /// The engine's state.
 struct Inner {
     /// The signals the page renders.
     ui: CallUi,
+    /// The room and the name to join with, and this tab's secret.
+    room: String,
+    name: String,
+    secret: String,
+    /// Our key, once welcomed.
+    me: Option<PeerKey>,
     /// The camera and microphone stream, once open.
     local: Option<MediaStream>,
-    /// Queue to the socket writer, once connected.
+    /// Queue to the socket writer while connected.
     out: Option<UnboundedSender<ClientMsg>>,
     /// ICE servers from the welcome.
     ice_servers: Vec<IceServer>,
-    /// Everyone else in the room.
-    peers: HashMap<PeerId, Peer>,
+    /// Everyone else in the room, by key, in the order they appeared.
+    peers: Vec<(PeerKey, Peer)>,
     /// Stops the socket reader on hang-up.
     reader: Option<AbortHandle>,
     /// The source of truth for mute; applied to every audio track that is sent.
@@ -124,6 +216,8 @@ struct Inner {
     switching: bool,
     /// The camera chosen while a switch was under way.
     next_camera: Option<String>,
+    /// Counts fresh (not resumed) welcomes, so an old sweep of unconfirmed peers does nothing.
+    welcomes: u32,
     /// Hung up: nothing may start any more.
     ended: bool,
 }
@@ -133,18 +227,23 @@ impl Call {
     pub fn start(room: String, name: String, ui: CallUi) -> Call {
         let call = Call(Rc::new(RefCell::new(Inner {
             ui,
+            room,
+            name,
+            secret: tab_secret(),
+            me: None,
             local: None,
             out: None,
             ice_servers: Vec::new(),
-            peers: HashMap::new(),
+            peers: Vec::new(),
             reader: None,
             muted: false,
             camera_off: false,
             switching: false,
             next_camera: None,
+            welcomes: 0,
             ended: false,
         })));
-        spawn_local(run(call.0.clone(), room, name));
+        spawn_local(run(call.0.clone()));
         call
     }
 
@@ -152,7 +251,7 @@ impl Call {
     pub fn set_muted(&self, muted: bool) {
         let mut inner = self.0.borrow_mut();
         inner.muted = muted;
-        inner.apply_track_states();
+        inner.media_changed();
         inner.ui.muted.set(muted);
     }
 
@@ -160,7 +259,7 @@ impl Call {
     pub fn set_camera_off(&self, off: bool) {
         let mut inner = self.0.borrow_mut();
         inner.camera_off = off;
-        inner.apply_track_states();
+        inner.media_changed();
         inner.ui.camera_off.set(off);
     }
 
@@ -232,6 +331,16 @@ impl Call {
 }
 
 impl Inner {
+    fn media(&self) -> MediaState {
+        MediaState { muted: self.muted, camera_off: self.camera_off }
+    }
+
+    /// Applies mute and camera-off to the tracks and tells the room.
+    fn media_changed(&self) {
+        self.apply_track_states();
+        self.send(ClientMsg::Media(self.media()));
+    }
+
     fn apply_track_states(&self) {
         let Some(local) = &self.local else { return };
         for track in tracks(local) {
@@ -242,40 +351,90 @@ impl Inner {
         }
     }
 
+    /// Queues a message for the server; dropped while disconnected (negotiations recover after
+    /// the reconnect through perfect negotiation and ICE restarts).
     fn send(&self, msg: ClientMsg) {
         if let Some(out) = &self.out {
             let _ = out.unbounded_send(msg);
         }
     }
 
-    fn sync_tiles(&self) {
-        let mut tiles: Vec<RemoteTile> = self.peers.values().map(|p| p.tile.clone()).collect();
-        tiles.sort_by_key(|t| t.id);
-        self.ui.tiles.set(tiles);
+    fn peer(&self, key: &PeerKey) -> Option<&Peer> {
+        self.peers.iter().find(|(k, _)| k == key).map(|(_, p)| p)
     }
 
-    /// Creates the connection to `info`, with our tracks attached, and its tile.
-    fn add_peer(&mut self, info: PeerInfo) -> Result<RtcPeerConnection, WebRtcError> {
-        if let Some(existing) = self.peers.get(&info.id) {
-            return Ok(existing.pc.clone());
+    fn peer_mut(&mut self, key: &PeerKey) -> Option<&mut Peer> {
+        self.peers.iter_mut().find(|(k, _)| k == key).map(|(_, p)| p)
+    }
+
+    fn key_of_id(&self, id: PeerId) -> Option<PeerKey> {
+        self.peers.iter().find(|(_, p)| p.id == id).map(|(k, _)| k.clone())
+    }
+
+    fn sync_tiles(&self) {
+        self.ui.tiles.set(self.peers.iter().map(|(_, p)| p.tile.clone()).collect());
+    }
+
+    /// Adds a participant's tile, or updates the one we have under the same key (a participant
+    /// who rejoined). Returns true if they are new to us.
+    fn upsert_peer(&mut self, info: PeerInfo) -> bool {
+        if let Some(peer) = self.peer_mut(&info.key) {
+            peer.id = info.id;
+            peer.confirmed = true;
+            peer.tile.media.set(info.media);
+            return false;
         }
-        let pc = new_peer_connection(&self.ice_servers)?;
-        if let Some(local) = &self.local {
-            for track in tracks(local) {
-                pc.add_track_0(&track, local);
+        let polite = self.me.as_ref().is_some_and(|me| *me < info.key);
+        let tile = RemoteTile::new(info.key.clone(), info.name.to_string(), info.media);
+        self.peers.push((info.key, Peer { id: info.id, polite, confirmed: true, tile, conn: None }));
+        self.sync_tiles();
+        self.apply_send_quality();
+        true
+    }
+
+    fn remove_peer(&mut self, key: &PeerKey) {
+        let before = self.peers.len();
+        self.peers.retain(|(k, _)| k != key);
+        if self.peers.len() != before {
+            self.sync_tiles();
+            self.apply_send_quality();
+        }
+    }
+
+    /// Halves the resolution and caps the bitrate of every video sender once more than one other
+    /// person is in the call; full quality for a one-to-one call.
+    fn apply_send_quality(&self) {
+        let mesh = self.peers.len() >= 2;
+        for (_, peer) in &self.peers {
+            if let Some(sender) = peer.conn.as_ref().and_then(|c| video_sender(&c.pc)) {
+                set_send_quality(&sender, mesh);
             }
         }
-        let tile = RemoteTile::new(info.id, info.name.to_string());
-        let listeners = listen(&pc, info.id, &tile, self.out.clone());
-        self.peers.insert(info.id, Peer { pc: pc.clone(), tile, pending: Vec::new(), _listeners: listeners });
-        self.sync_tiles();
-        Ok(pc)
     }
+}
 
-    fn remove_peer(&mut self, id: PeerId) {
-        if self.peers.remove(&id).is_some() {
-            self.sync_tiles();
-        }
+fn set_send_quality(sender: &RtcRtpSender, mesh: bool) {
+    let params: JsValue = sender.get_parameters().into();
+    let Some(encoding) = Reflect::get(&params, &"encodings".into()).ok().map(|e| Array::from(&e)).and_then(|e| {
+        let first = e.get(0);
+        (!first.is_undefined()).then_some(first)
+    }) else {
+        // Not negotiated yet: applied again once connected.
+        return;
+    };
+    let scale: f64 = if mesh { 2.0 } else { 1.0 };
+    let _ = Reflect::set(&encoding, &"scaleResolutionDownBy".into(), &scale.into());
+    if mesh {
+        let _ = Reflect::set(&encoding, &"maxBitrate".into(), &MESH_BITRATE.into());
+    } else {
+        let _ = Reflect::delete_property(encoding.unchecked_ref::<js_sys::Object>(), &"maxBitrate".into());
+    }
+    if let Ok(promise) = call_method(sender, "setParameters", &Array::of1(&params)) {
+        spawn_local(async move {
+            if let Err(e) = settle("setParameters", promise.unchecked_into()).await {
+                warn(&format!("confab: {e}"));
+            }
+        });
     }
 }
 
@@ -298,26 +457,68 @@ fn new_peer_connection(ice_servers: &[IceServer]) -> Result<RtcPeerConnection, W
         .map_err(|e| WebRtcError { step: "creating the peer connection", detail: js_detail(&e) })
 }
 
-/// Wires the connection's events to the signaling queue and the tile.
+/// The connection to `key`, created (with its listeners) if there is none yet.
+fn ensure_connection(inner: &Rc<RefCell<Inner>>, key: &PeerKey) -> Result<Option<RtcPeerConnection>, WebRtcError> {
+    let mut state = inner.borrow_mut();
+    let ice_servers = state.ice_servers.clone();
+    let Some(peer) = state.peer_mut(key) else { return Ok(None) };
+    if let Some(conn) = &peer.conn {
+        return Ok(Some(conn.pc.clone()));
+    }
+    let pc = new_peer_connection(&ice_servers)?;
+    let listeners = listen(&pc, Rc::downgrade(inner), key, &peer.tile);
+    peer.conn = Some(Connection {
+        pc: pc.clone(),
+        making_offer: false,
+        ignore_offer: false,
+        pending: Vec::new(),
+        recovery: None,
+        _listeners: listeners,
+    });
+    Ok(Some(pc))
+}
+
+/// Adds our tracks to `pc`, once. (A remote offer creates senders without tracks; `addTrack`
+/// then fills those.)
+fn attach_tracks(inner: &Rc<RefCell<Inner>>, pc: &RtcPeerConnection) {
+    let sending = pc.get_senders().iter().any(|s| s.unchecked_into::<RtcRtpSender>().track().is_some());
+    if sending {
+        return;
+    }
+    let state = inner.borrow();
+    if let Some(local) = &state.local {
+        for track in tracks(local) {
+            pc.add_track_0(&track, local);
+        }
+    }
+}
+
+/// Wires a connection's events to the engine and the tile.
 fn listen(
     pc: &RtcPeerConnection,
-    peer: PeerId,
+    engine: Weak<RefCell<Inner>>,
+    key: &PeerKey,
     tile: &RemoteTile,
-    out: Option<UnboundedSender<ClientMsg>>,
-) -> [EventListener; 3] {
-    let on_candidate = EventListener::new(pc, "icecandidate", move |event| {
-        let Some(event) = event.dyn_ref::<RtcPeerConnectionIceEvent>() else { return };
-        // A null candidate marks the end of gathering; nothing to send.
-        let Some(candidate) = event.candidate() else { return };
-        let signal = Signal::Candidate(IceCandidate {
-            candidate: candidate.candidate(),
-            sdp_mid: candidate.sdp_mid(),
-            sdp_m_line_index: candidate.sdp_m_line_index(),
-        });
-        if let Some(out) = &out {
-            let _ = out.unbounded_send(ClientMsg::Signal { to: peer, signal });
-        }
-    });
+) -> [EventListener; 4] {
+    let on_candidate = {
+        let (engine, key) = (engine.clone(), key.clone());
+        EventListener::new(pc, "icecandidate", move |event| {
+            let Some(event) = event.dyn_ref::<RtcPeerConnectionIceEvent>() else { return };
+            // A null candidate marks the end of gathering; nothing to send.
+            let Some(candidate) = event.candidate() else { return };
+            let Some(inner) = engine.upgrade() else { return };
+            let state = inner.borrow();
+            let Some(to) = state.peer(&key).map(|p| p.id) else { return };
+            state.send(ClientMsg::Signal {
+                to,
+                signal: Signal::Candidate(IceCandidate {
+                    candidate: candidate.candidate(),
+                    sdp_mid: candidate.sdp_mid(),
+                    sdp_m_line_index: candidate.sdp_m_line_index(),
+                }),
+            });
+        })
+    };
     let stream = tile.stream.clone();
     let on_track = EventListener::new(pc, "track", move |event| {
         let Some(event) = event.dyn_ref::<RtcTrackEvent>() else { return };
@@ -341,14 +542,199 @@ fn listen(
         };
         stream.set(Some(SendWrapper::new(remote)));
     });
-    let state = tile.state.clone();
-    let watched = pc.clone();
-    let on_state = EventListener::new(pc, "connectionstatechange", move |_| {
-        let connection_state =
-            Reflect::get(&watched, &"connectionState".into()).ok().and_then(|s| s.as_string()).unwrap_or_default();
-        state.set(PeerState::from_connection_state(&connection_state));
-    });
-    [on_candidate, on_track, on_state]
+    let on_state = {
+        let (engine, key, state_signal, watched) = (engine.clone(), key.clone(), tile.state.clone(), pc.clone());
+        EventListener::new(pc, "connectionstatechange", move |_| {
+            let connection_state = string_prop(&watched, "connectionState");
+            let peer_state = PeerState::from_connection_state(&connection_state);
+            state_signal.set(peer_state);
+            let Some(inner) = engine.upgrade() else { return };
+            on_connection_state(&inner, &key, &watched, &connection_state);
+        })
+    };
+    let on_negotiation = {
+        let key = key.clone();
+        EventListener::new(pc, "negotiationneeded", move |_| {
+            let Some(inner) = engine.upgrade() else { return };
+            let key = key.clone();
+            spawn_local(async move {
+                if let Err(e) = make_offer(&inner, &key).await {
+                    warn(&format!("confab: {e}"));
+                }
+            });
+        })
+    };
+    [on_candidate, on_track, on_state, on_negotiation]
+}
+
+/// Restarts ICE on failure, or after a while `disconnected`; applies the send quality once
+/// connected (encodings exist only after negotiation).
+fn on_connection_state(inner: &Rc<RefCell<Inner>>, key: &PeerKey, pc: &RtcPeerConnection, connection_state: &str) {
+    let mut state = inner.borrow_mut();
+    if state.ended {
+        return;
+    }
+    let mesh = state.peers.len() >= 2;
+    let Some(conn) = state.peer_mut(key).and_then(|p| p.conn.as_mut()) else { return };
+    match connection_state {
+        "connected" => {
+            conn.recovery = None;
+            if let Some(sender) = video_sender(pc) {
+                set_send_quality(&sender, mesh);
+            }
+        }
+        "failed" => {
+            conn.recovery = None;
+            restart_ice(pc);
+        }
+        "disconnected" => {
+            let pc = pc.clone();
+            conn.recovery = Some(Timeout::new(RECOVERY_DELAY_MS, move || {
+                if string_prop(&pc, "connectionState") == "disconnected" {
+                    restart_ice(&pc);
+                }
+            }));
+        }
+        _ => {}
+    }
+}
+
+fn restart_ice(pc: &RtcPeerConnection) {
+    if let Err(e) = call_method(pc, "restartIce", &Array::new()) {
+        warn(&format!("confab: {e}"));
+    }
+}
+
+/// `setLocalDescription()` without a description: the browser creates the offer or answer that
+/// fits the signaling state.
+async fn set_local_description(pc: &RtcPeerConnection) -> Result<(), WebRtcError> {
+    let promise = call_method(pc, "setLocalDescription", &Array::new())?;
+    settle("setLocalDescription", promise.unchecked_into()).await.map(drop)
+}
+
+fn local_sdp(pc: &RtcPeerConnection) -> Option<(String, String)> {
+    let description = Reflect::get(pc, &"localDescription".into()).ok().filter(|d| !d.is_null())?;
+    Some((string_prop(&description, "type"), string_prop(&description, "sdp")))
+}
+
+/// Answers `negotiationneeded`: makes and sends an offer.
+async fn make_offer(inner: &Rc<RefCell<Inner>>, key: &PeerKey) -> Result<(), WebRtcError> {
+    let pc = {
+        let mut state = inner.borrow_mut();
+        if state.ended || state.out.is_none() {
+            // Offline: the reconnect renegotiates.
+            return Ok(());
+        }
+        let Some(conn) = state.peer_mut(key).and_then(|p| p.conn.as_mut()) else { return Ok(()) };
+        conn.making_offer = true;
+        conn.pc.clone()
+    };
+    let result = set_local_description(&pc).await;
+    let mut state = inner.borrow_mut();
+    if let Some(conn) = state.peer_mut(key).and_then(|p| p.conn.as_mut()) {
+        conn.making_offer = false;
+    }
+    result?;
+    if let (Some((kind, sdp)), Some(to)) = (local_sdp(&pc), state.peer(key).map(|p| p.id)) {
+        if kind == "offer" {
+            state.send(ClientMsg::Signal { to, signal: Signal::Offer { sdp } });
+        }
+    }
+    Ok(())
+}
+
+/// Applies a received offer or answer, following perfect negotiation.
+async fn on_description(
+    inner: &Rc<RefCell<Inner>>,
+    key: &PeerKey,
+    is_offer: bool,
+    sdp: &str,
+) -> Result<(), WebRtcError> {
+    let Some(pc) = ensure_connection(inner, key)? else { return Ok(()) };
+    {
+        let mut state = inner.borrow_mut();
+        let Some(peer) = state.peer_mut(key) else { return Ok(()) };
+        let polite = peer.polite;
+        let Some(conn) = peer.conn.as_mut() else { return Ok(()) };
+        let stable = string_prop(&pc, "signalingState") == "stable";
+        let collision = is_offer && (conn.making_offer || !stable);
+        conn.ignore_offer = !polite && collision;
+        if conn.ignore_offer {
+            return Ok(());
+        }
+    }
+    let kind = if is_offer { RtcSdpType::Offer } else { RtcSdpType::Answer };
+    let init = RtcSessionDescriptionInit::new(kind);
+    init.set_sdp(sdp);
+    // A polite side with an offer of its own in flight rolls it back implicitly here.
+    settle("setRemoteDescription", pc.set_remote_description(&init)).await?;
+    if is_offer {
+        // The newcomer's first contact: its tracks go into the transceivers the offer made.
+        attach_tracks(inner, &pc);
+        set_local_description(&pc).await?;
+        let state = inner.borrow();
+        if let (Some((_, sdp)), Some(to)) = (local_sdp(&pc), state.peer(key).map(|p| p.id)) {
+            state.send(ClientMsg::Signal { to, signal: Signal::Answer { sdp } });
+        }
+    }
+    flush_candidates(inner, key, &pc).await;
+    Ok(())
+}
+
+fn candidate_init(candidate: &IceCandidate) -> RtcIceCandidateInit {
+    let init = RtcIceCandidateInit::new(&candidate.candidate);
+    init.set_sdp_mid(candidate.sdp_mid.as_deref());
+    init.set_sdp_m_line_index(candidate.sdp_m_line_index);
+    init
+}
+
+async fn on_candidate(inner: &Rc<RefCell<Inner>>, key: &PeerKey, candidate: IceCandidate) -> Result<(), WebRtcError> {
+    let (pc, ignoring) = {
+        let mut state = inner.borrow_mut();
+        let Some(conn) = state.peer_mut(key).and_then(|p| p.conn.as_mut()) else {
+            return Ok(());
+        };
+        if conn.pc.remote_description().is_none() {
+            // A peer gathers a handful of candidates; more before any description is abuse.
+            if conn.pending.len() < MAX_PENDING_CANDIDATES {
+                conn.pending.push(candidate);
+            }
+            return Ok(());
+        }
+        (conn.pc.clone(), conn.ignore_offer)
+    };
+    let init = candidate_init(&candidate);
+    match settle("addIceCandidate", pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init))).await {
+        // Candidates of an offer we ignored fail to apply; that is expected.
+        Err(_) if ignoring => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+async fn flush_candidates(inner: &Rc<RefCell<Inner>>, key: &PeerKey, pc: &RtcPeerConnection) {
+    let pending = inner
+        .borrow_mut()
+        .peer_mut(key)
+        .and_then(|p| p.conn.as_mut())
+        .map(|c| std::mem::take(&mut c.pending))
+        .unwrap_or_default();
+    for candidate in pending {
+        let init = candidate_init(&candidate);
+        if let Err(e) =
+            settle("addIceCandidate", pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init))).await
+        {
+            warn(&format!("confab: {e}"));
+        }
+    }
+}
+
+/// Starts the connection to a peer: our tracks in, and `negotiationneeded` makes the offer.
+fn call_peer(inner: &Rc<RefCell<Inner>>, key: &PeerKey) -> Result<(), WebRtcError> {
+    if let Some(pc) = ensure_connection(inner, key)? {
+        attach_tracks(inner, &pc);
+        inner.borrow().apply_send_quality();
+    }
+    Ok(())
 }
 
 fn ws_url() -> Option<String> {
@@ -357,8 +743,8 @@ fn ws_url() -> Option<String> {
     Some(format!("{scheme}://{}{WS_PATH}", location.host().ok()?))
 }
 
-/// The whole life of a call: media, then the socket, then server messages until the end.
-async fn run(inner: Rc<RefCell<Inner>>, room: String, name: String) {
+/// The whole life of a call: media, then signaling (reconnecting as needed) until the end.
+async fn run(inner: Rc<RefCell<Inner>>) {
     let ui = inner.borrow().ui;
     ui.phase.set(Phase::StartingMedia);
     let stream = match media::open_camera_and_mic().await {
@@ -383,19 +769,57 @@ async fn run(inner: Rc<RefCell<Inner>>, room: String, name: String) {
     ui.camera.set(current);
 
     ui.phase.set(Phase::Joining);
+    let mut failures: u32 = 0;
+    loop {
+        match connect_once(&inner).await {
+            Ended::ForGood => return,
+            Ended::AfterWelcome => failures = 0,
+            Ended::BeforeWelcome => failures += 1,
+        }
+        {
+            let state = inner.borrow();
+            if state.ended || state.ui.phase.try_with_untracked(Phase::is_over).unwrap_or(true) {
+                return;
+            }
+            if state.me.is_some() {
+                state.ui.phase.set(Phase::Reconnecting);
+            }
+        }
+        let wait = BACKOFF_FIRST_MS.saturating_mul(1 << failures.min(4)).min(BACKOFF_MAX_MS);
+        TimeoutFuture::new(wait).await;
+    }
+}
+
+/// How one signaling connection ended.
+enum Ended {
+    /// Hung up, refused, or replaced: do not reconnect.
+    ForGood,
+    /// The socket dropped after a welcome: reconnect at once.
+    AfterWelcome,
+    /// The socket could not be opened or dropped before a welcome: back off.
+    BeforeWelcome,
+}
+
+/// Opens one socket, joins, and handles server messages until the socket ends.
+async fn connect_once(inner: &Rc<RefCell<Inner>>) -> Ended {
     let Some(socket) = ws_url().and_then(|url| WebSocket::open(&url).ok()) else {
-        ui.phase.set(Phase::Lost);
-        return;
+        return Ended::BeforeWelcome;
     };
     let (mut sink, mut frames) = socket.split();
     let (out, mut queue) = unbounded::<ClientMsg>();
-    let _ = out.unbounded_send(ClientMsg::Join { room, name });
     let (abort, registration) = AbortHandle::new_pair();
     {
         let mut state = inner.borrow_mut();
         if state.ended {
-            return;
+            return Ended::ForGood;
         }
+        let join = ClientMsg::Join {
+            room: state.room.clone(),
+            name: state.name.clone(),
+            secret: Some(state.secret.clone()),
+            media: state.media(),
+        };
+        let _ = out.unbounded_send(join);
         state.out = Some(out);
         state.reader = Some(abort);
     }
@@ -406,14 +830,23 @@ async fn run(inner: Rc<RefCell<Inner>>, room: String, name: String) {
             }
         }
     });
+    let mut welcomed = false;
+    let mut replaced = false;
     let read = async {
         while let Some(frame) = frames.next().await {
             match frame {
                 Ok(Message::Text(text)) => match ServerMsg::from_json(&text) {
-                    Ok(msg) => handle(&inner, msg).await,
+                    Ok(msg) => {
+                        welcomed |= matches!(msg, ServerMsg::Welcome { .. });
+                        handle(inner, msg).await;
+                    }
                     Err(e) => warn(&format!("confab: unreadable server message: {e}")),
                 },
                 Ok(Message::Bytes(_)) => warn("confab: unexpected binary frame from the server"),
+                Err(WebSocketError::ConnectionClose(event)) => {
+                    replaced = event.code == CLOSE_REPLACED;
+                    break;
+                }
                 Err(e) => {
                     warn(&format!("confab: signaling socket error: {e}"));
                     break;
@@ -421,62 +854,83 @@ async fn run(inner: Rc<RefCell<Inner>>, room: String, name: String) {
             }
         }
     };
-    let finished = Abortable::new(read, registration).await.is_ok();
-    let state = inner.borrow();
-    // The server went away. Connections already made keep their media flowing (it is peer to
-    // peer); only new participants cannot reach us.
-    if finished && !state.ended && !state.ui.phase.try_with_untracked(Phase::is_over).unwrap_or(true) {
-        ui.phase.set(Phase::Lost);
+    let aborted = Abortable::new(read, registration).await.is_err();
+    // Offline from here: the writer ends, the socket closes.
+    inner.borrow_mut().out = None;
+    if aborted || inner.borrow().ended {
+        return Ended::ForGood;
+    }
+    if replaced {
+        let call = Call(inner.clone());
+        inner.borrow().ui.phase.set(Phase::Refused("this call was opened again in another window".into()));
+        call.hang_up();
+        return Ended::ForGood;
+    }
+    if welcomed {
+        Ended::AfterWelcome
+    } else {
+        Ended::BeforeWelcome
     }
 }
 
 /// Applies one server message.
 async fn handle(inner: &Rc<RefCell<Inner>>, msg: ServerMsg) {
     let result = match msg {
-        ServerMsg::Welcome { ice_servers, peers, .. } => {
-            let mut state = inner.borrow_mut();
-            state.ice_servers = ice_servers;
-            state.ui.phase.set(Phase::InRoom);
-            // Those already here will each send an offer.
-            peers.into_iter().try_for_each(|peer| state.add_peer(peer).map(drop))
+        ServerMsg::Welcome { key, peers, ice_servers, resumed, .. } => {
+            on_welcome(inner, key, peers, ice_servers, resumed);
+            Ok(())
         }
         ServerMsg::PeerJoined { peer } => {
-            let id = peer.id;
-            let pc = inner.borrow_mut().add_peer(peer);
-            match pc {
-                Ok(pc) => make_offer(inner, id, &pc).await,
-                Err(e) => Err(e),
+            let key = peer.key.clone();
+            let new = inner.borrow_mut().upsert_peer(peer);
+            // Someone new: the one already here calls. Someone known (back after a server
+            // restart): the connection we have goes on.
+            if new {
+                call_peer(inner, &key)
+            } else {
+                Ok(())
             }
         }
         ServerMsg::PeerLeft { id } => {
-            inner.borrow_mut().remove_peer(id);
+            let mut state = inner.borrow_mut();
+            if let Some(key) = state.key_of_id(id) {
+                state.remove_peer(&key);
+            }
+            Ok(())
+        }
+        ServerMsg::PeerMedia { id, media } => {
+            let state = inner.borrow();
+            if let Some(peer) = state.key_of_id(id).and_then(|k| state.peer(&k).map(|p| p.tile.media.clone())) {
+                peer.set(media);
+            }
             Ok(())
         }
         ServerMsg::Signal { from, signal } => {
-            let pc = inner.borrow().peers.get(&from).map(|p| p.pc.clone());
-            match pc {
+            let key = inner.borrow().key_of_id(from);
+            match key {
                 None => {
                     warn(&format!("confab: signal from unknown peer {from}"));
                     Ok(())
                 }
-                Some(pc) => match signal {
-                    Signal::Offer { sdp } => answer_offer(inner, from, &pc, &sdp).await,
-                    Signal::Answer { sdp } => accept_answer(inner, from, &pc, &sdp).await,
-                    Signal::Candidate(candidate) => add_candidate(inner, from, &pc, candidate).await,
+                Some(key) => match signal {
+                    Signal::Offer { sdp } => on_description(inner, &key, true, &sdp).await,
+                    Signal::Answer { sdp } => on_description(inner, &key, false, &sdp).await,
+                    Signal::Candidate(candidate) => on_candidate(inner, &key, candidate).await,
                 },
             }
         }
         ServerMsg::Error { code, message } => {
-            let state = inner.borrow();
+            let ui = inner.borrow().ui;
             match code {
                 ErrorCode::RoomFull => {
-                    state.ui.phase.set(Phase::RoomFull);
-                    drop(state);
+                    ui.phase.set(Phase::RoomFull);
                     Call(inner.clone()).hang_up();
                 }
-                ErrorCode::InvalidRoom | ErrorCode::InvalidName | ErrorCode::AlreadyJoined => {
-                    state.ui.phase.set(Phase::Refused(message));
-                    drop(state);
+                ErrorCode::InvalidRoom
+                | ErrorCode::InvalidName
+                | ErrorCode::AlreadyJoined
+                | ErrorCode::InvalidSecret => {
+                    ui.phase.set(Phase::Refused(message));
                     Call(inner.clone()).hang_up();
                 }
                 _ => warn(&format!("confab: server refused a message: {message}")),
@@ -489,86 +943,67 @@ async fn handle(inner: &Rc<RefCell<Inner>>, msg: ServerMsg) {
     }
 }
 
-fn description(kind: RtcSdpType, sdp: &str) -> RtcSessionDescriptionInit {
-    let init = RtcSessionDescriptionInit::new(kind);
-    init.set_sdp(sdp);
-    init
-}
-
-fn sdp_of(description: &JsValue) -> String {
-    Reflect::get(description, &"sdp".into()).ok().and_then(|s| s.as_string()).unwrap_or_default()
-}
-
-async fn make_offer(inner: &Rc<RefCell<Inner>>, to: PeerId, pc: &RtcPeerConnection) -> Result<(), WebRtcError> {
-    let offer = settle("createOffer", pc.create_offer()).await?;
-    let sdp = sdp_of(&offer);
-    settle("setLocalDescription(offer)", pc.set_local_description(&description(RtcSdpType::Offer, &sdp))).await?;
-    inner.borrow().send(ClientMsg::Signal { to, signal: Signal::Offer { sdp } });
-    Ok(())
-}
-
-async fn answer_offer(
+/// Joined (again). Reconciles the peers we know with the room as the server sees it.
+fn on_welcome(
     inner: &Rc<RefCell<Inner>>,
-    from: PeerId,
-    pc: &RtcPeerConnection,
-    sdp: &str,
-) -> Result<(), WebRtcError> {
-    settle("setRemoteDescription(offer)", pc.set_remote_description(&description(RtcSdpType::Offer, sdp))).await?;
-    flush_candidates(inner, from, pc).await;
-    let answer = settle("createAnswer", pc.create_answer()).await?;
-    let sdp = sdp_of(&answer);
-    settle("setLocalDescription(answer)", pc.set_local_description(&description(RtcSdpType::Answer, &sdp))).await?;
-    inner.borrow().send(ClientMsg::Signal { to: from, signal: Signal::Answer { sdp } });
-    Ok(())
-}
-
-async fn accept_answer(
-    inner: &Rc<RefCell<Inner>>,
-    from: PeerId,
-    pc: &RtcPeerConnection,
-    sdp: &str,
-) -> Result<(), WebRtcError> {
-    settle("setRemoteDescription(answer)", pc.set_remote_description(&description(RtcSdpType::Answer, sdp))).await?;
-    flush_candidates(inner, from, pc).await;
-    Ok(())
-}
-
-fn candidate_init(candidate: &IceCandidate) -> RtcIceCandidateInit {
-    let init = RtcIceCandidateInit::new(&candidate.candidate);
-    init.set_sdp_mid(candidate.sdp_mid.as_deref());
-    init.set_sdp_m_line_index(candidate.sdp_m_line_index);
-    init
-}
-
-async fn add_candidate(
-    inner: &Rc<RefCell<Inner>>,
-    from: PeerId,
-    pc: &RtcPeerConnection,
-    candidate: IceCandidate,
-) -> Result<(), WebRtcError> {
-    if pc.remote_description().is_none() {
-        if let Some(peer) = inner.borrow_mut().peers.get_mut(&from) {
-            // A peer gathers a handful of candidates; more before any description is abuse.
-            if peer.pending.len() < MAX_PENDING_CANDIDATES {
-                peer.pending.push(candidate);
+    key: PeerKey,
+    peers: Vec<PeerInfo>,
+    ice_servers: Vec<IceServer>,
+    resumed: bool,
+) {
+    let (to_call, generation) = {
+        let mut state = inner.borrow_mut();
+        state.me = Some(key);
+        state.ice_servers = ice_servers;
+        state.ui.phase.set(Phase::InRoom);
+        for (_, peer) in state.peers.iter_mut() {
+            peer.confirmed = false;
+        }
+        let mut to_call = Vec::new();
+        for info in peers {
+            let key = info.key.clone();
+            let new = state.upsert_peer(info);
+            // After a resume, whoever joined while we were away sent an offer we never got:
+            // call them (perfect negotiation settles it if they call too).
+            let unconnected = state.peer(&key).is_some_and(|p| p.conn.is_none());
+            if resumed && (new || unconnected) {
+                to_call.push(key);
             }
         }
-        return Ok(());
-    }
-    let init = candidate_init(&candidate);
-    settle("addIceCandidate", pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init))).await?;
-    Ok(())
-}
-
-async fn flush_candidates(inner: &Rc<RefCell<Inner>>, from: PeerId, pc: &RtcPeerConnection) {
-    let pending = inner.borrow_mut().peers.get_mut(&from).map(|p| std::mem::take(&mut p.pending)).unwrap_or_default();
-    for candidate in pending {
-        let init = candidate_init(&candidate);
-        if let Err(e) =
-            settle("addIceCandidate", pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init))).await
-        {
+        if resumed {
+            // Whoever is not in the room any more left while we were away.
+            let gone: Vec<PeerKey> = state.peers.iter().filter(|(_, p)| !p.confirmed).map(|(k, _)| k.clone()).collect();
+            for key in gone {
+                state.remove_peer(&key);
+            }
+        } else {
+            state.welcomes += 1;
+        }
+        // Our mute state may have changed while offline.
+        state.send(ClientMsg::Media(state.media()));
+        (to_call, state.welcomes)
+    };
+    for key in to_call {
+        if let Err(e) = call_peer(inner, &key) {
             warn(&format!("confab: {e}"));
         }
+    }
+    if !resumed {
+        // After a server restart everyone comes back with a new id; whoever has not come back
+        // in a while is gone.
+        let engine = Rc::downgrade(inner);
+        spawn_local(async move {
+            TimeoutFuture::new(REJOIN_WAIT_MS).await;
+            let Some(inner) = engine.upgrade() else { return };
+            let mut state = inner.borrow_mut();
+            if state.welcomes != generation || state.ended {
+                return;
+            }
+            let gone: Vec<PeerKey> = state.peers.iter().filter(|(_, p)| !p.confirmed).map(|(k, _)| k.clone()).collect();
+            for key in gone {
+                state.remove_peer(&key);
+            }
+        });
     }
 }
 
@@ -592,8 +1027,8 @@ async fn switch_camera(inner: &Rc<RefCell<Inner>>, device_id: &str) -> Result<()
             let state = inner.borrow();
             state
                 .peers
-                .values()
-                .filter_map(|p| video_sender(&p.pc))
+                .iter()
+                .filter_map(|(_, p)| p.conn.as_ref().and_then(|c| video_sender(&c.pc)))
                 .filter(|sender| sender.track().is_none_or(|t| t.id() != track.id()))
                 .collect()
         };

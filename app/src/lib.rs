@@ -11,6 +11,9 @@
 //! Features: `ssr` for the server build, `hydrate` for the wasm build. Browser APIs are touched
 //! only in effects, event handlers and the browser-only modules.
 
+// The call page's view is one deeply nested static type; the release build needs room for it.
+#![recursion_limit = "256"]
+
 #[cfg(feature = "hydrate")]
 mod call;
 #[cfg(feature = "hydrate")]

@@ -1,7 +1,7 @@
 //! The state the call page renders: signals written by the call engine, read by the views.
 
 use crate::status::{PeerState, Phase};
-use confab_protocol::PeerId;
+use confab_protocol::{MediaState, PeerKey};
 use leptos::prelude::*;
 use send_wrapper::SendWrapper;
 use web_sys::MediaStream;
@@ -22,20 +22,28 @@ pub type SharedStream = SendWrapper<MediaStream>;
 /// One remote participant's tile.
 #[derive(Clone)]
 pub struct RemoteTile {
-    /// Their peer id (the tile's key).
-    pub id: PeerId,
+    /// Their stable key (the tile's identity; their peer id may change after a server restart).
+    pub key: PeerKey,
     /// Their display name.
     pub name: String,
     /// How the connection to them stands.
     pub state: ArcRwSignal<PeerState>,
     /// Their audio and video, once the first track arrived.
     pub stream: ArcRwSignal<Option<SharedStream>>,
+    /// Whether they muted or turned their camera off, as the server relays it.
+    pub media: ArcRwSignal<MediaState>,
 }
 
 impl RemoteTile {
     /// A tile for someone whose media has not arrived yet.
-    pub fn new(id: PeerId, name: String) -> Self {
-        RemoteTile { id, name, state: ArcRwSignal::new(PeerState::Connecting), stream: ArcRwSignal::new(None) }
+    pub fn new(key: PeerKey, name: String, media: MediaState) -> Self {
+        RemoteTile {
+            key,
+            name,
+            state: ArcRwSignal::new(PeerState::Connecting),
+            stream: ArcRwSignal::new(None),
+            media: ArcRwSignal::new(media),
+        }
     }
 }
 
@@ -44,7 +52,7 @@ impl RemoteTile {
 pub struct CallUi {
     /// Where the call stands.
     pub phase: RwSignal<Phase>,
-    /// The remote participants, ordered by id.
+    /// The remote participants, in the order they joined.
     pub tiles: RwSignal<Vec<RemoteTile>>,
     /// The local camera and microphone, for the preview.
     pub local: RwSignal<Option<SharedStream>>,

@@ -86,7 +86,7 @@ impl PeerState {
         match self {
             PeerState::Connecting => Some("Connecting…"),
             PeerState::Connected => None,
-            PeerState::Interrupted => Some("Connection interrupted…"),
+            PeerState::Interrupted => Some("Reconnecting…"),
             PeerState::Failed => Some("Connection failed"),
         }
     }
@@ -107,13 +107,15 @@ pub enum Phase {
     RoomFull,
     /// The server refused the join for another reason; its message.
     Refused(String),
-    /// The connection to the server was lost.
-    Lost,
+    /// The connection to the server dropped; reconnecting. Connections already made keep
+    /// their media flowing.
+    Reconnecting,
 }
 
 impl Phase {
-    /// True when there is no call to control: it never started or it was refused. (After `Lost`
-    /// the connections already made keep their media flowing, so the controls stay.)
+    /// True when there is no call to control: it never started or it was refused. (While
+    /// `Reconnecting` the connections already made keep their media flowing, so the controls
+    /// stay.)
     pub fn is_over(&self) -> bool {
         matches!(self, Phase::MediaFailed(_) | Phase::RoomFull | Phase::Refused(_))
     }
@@ -127,9 +129,7 @@ pub fn status_line(phase: &Phase, peers: &[PeerState]) -> String {
         Phase::Joining => "Joining the room…".into(),
         Phase::RoomFull => "Room is full. Try again later, or pick another room name.".into(),
         Phase::Refused(message) => format!("Could not join: {message}"),
-        Phase::Lost => {
-            "Connection to the server was lost. Calls already connected go on; press Try again to rejoin.".into()
-        }
+        Phase::Reconnecting => "Reconnecting to the server… (connected calls go on)".into(),
         Phase::InRoom if peers.is_empty() => "Waiting for someone to join — share this link".into(),
         Phase::InRoom => {
             let connected = peers.iter().filter(|p| **p == PeerState::Connected).count();
@@ -138,7 +138,7 @@ pub fn status_line(phase: &Phase, peers: &[PeerState]) -> String {
             } else if peers.contains(&PeerState::Failed) {
                 "Connection failed — the network between you may block calls".into()
             } else if peers.contains(&PeerState::Interrupted) {
-                "Connection interrupted — trying to recover…".into()
+                "Reconnecting…".into()
             } else {
                 "Connecting…".into()
             }
@@ -165,9 +165,9 @@ mod tests {
     #[test]
     fn trouble_is_named() {
         assert!(status_line(&Phase::InRoom, &[PeerState::Failed]).starts_with("Connection failed"));
-        assert!(status_line(&Phase::InRoom, &[PeerState::Interrupted]).starts_with("Connection interrupted"));
+        assert_eq!(status_line(&Phase::InRoom, &[PeerState::Interrupted]), "Reconnecting…");
         assert!(status_line(&Phase::RoomFull, &[]).starts_with("Room is full"));
-        assert!(status_line(&Phase::Lost, &[]).contains("lost"));
+        assert!(status_line(&Phase::Reconnecting, &[]).starts_with("Reconnecting to the server"));
     }
 
     #[test]
@@ -199,6 +199,6 @@ mod tests {
         assert!(Phase::Refused("no".into()).is_over());
         assert!(Phase::MediaFailed(MediaProblem::Denied).is_over());
         assert!(!Phase::InRoom.is_over());
-        assert!(!Phase::Lost.is_over(), "media between peers outlives the server connection");
+        assert!(!Phase::Reconnecting.is_over(), "media between peers outlives the server connection");
     }
 }

@@ -14,8 +14,8 @@ test('two people in one room see and hear each other', async ({ browser }) => {
   await bob.expectConnected();
   await expect(ada.remoteVideo(bob)).toBeVisible();
   await expect(bob.remoteVideo(ada)).toBeVisible();
-  await expect(ada.page.getByText('Bob', { exact: true })).toBeVisible();
-  await expect(bob.page.getByText('Ada', { exact: true })).toBeVisible();
+  await expect(ada.page.getByRole('figure', { name: 'Bob', exact: true })).toBeVisible();
+  await expect(bob.page.getByRole('figure', { name: 'Ada', exact: true })).toBeVisible();
 
   for (const person of [ada, bob]) {
     await person.expectFramesGrow();

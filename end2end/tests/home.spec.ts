@@ -27,7 +27,7 @@ test('the home page checks the names and remembers yours', async ({ browser }) =
   // A link opened later joins straight away with the remembered name.
   await page.goto(`/room/${uniqueRoom('another')}`);
   await expect(eve.status()).toHaveText('Waiting for someone to join — share this link');
-  await expect(page.getByText('Eve (you)')).toBeVisible();
+  await expect(page.getByRole('figure', { name: 'Eve (you)' })).toBeVisible();
   await eve.close();
 });
 

@@ -2,6 +2,9 @@ import { expect, test } from '@playwright/test';
 import { connectedPair } from './fixtures/call';
 import { Participant } from './fixtures/participant';
 
+// A server started with `--room-capacity 2`.
+test.use({ baseURL: process.env.CONFAB_PAIR_URL });
+
 test('a third person sees "Room is full" and the call goes on', async ({ browser }) => {
   const { room, ada, bob } = await connectedPair(browser, 'full');
 

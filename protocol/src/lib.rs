@@ -45,10 +45,41 @@ impl fmt::Display for PeerId {
 /// A participant as others see it.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct PeerInfo {
-    /// The id to address signals to.
+    /// The id to address signals to. A participant who rejoins after losing the server gets a
+    /// new one; its `key` stays.
     pub id: PeerId,
     /// The name the participant typed in.
     pub name: DisplayName,
+    /// A stable label the server derives from the participant's secret (see
+    /// [`ClientMsg::Join`]): the same browser tab has the same key across reconnects and server
+    /// restarts, and no one else can claim it. Clients use it to keep existing connections when
+    /// a participant comes back with a new id, and to pick polite and impolite roles.
+    pub key: PeerKey,
+    /// Whether their microphone or camera is off.
+    #[serde(default)]
+    pub media: MediaState,
+}
+
+/// See [`PeerInfo::key`].
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(transparent)]
+pub struct PeerKey(pub String);
+
+impl fmt::Display for PeerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a participant sends, as others should show it.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MediaState {
+    /// The microphone is muted.
+    #[serde(default)]
+    pub muted: bool,
+    /// The camera is off.
+    #[serde(default)]
+    pub camera_off: bool,
 }
 
 /// A STUN or TURN server, in the shape of the browser's `RTCIceServer` dictionary.
@@ -106,7 +137,20 @@ pub enum ClientMsg {
         room: String,
         /// The name others will see; trimmed by the server, see [`DisplayName`].
         name: String,
+        /// A random secret of the browser tab, [`SECRET_MIN_CHARS`] to [`SECRET_MAX_CHARS`]
+        /// printable ASCII characters. Joining again with the same secret while the server still
+        /// holds the place (the socket dropped less than the grace period ago, or is still open)
+        /// resumes it: same id, nobody is told of a leave or a join. Without one, the server
+        /// makes one up and the place cannot be resumed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret: Option<String>,
+        /// Mute and camera state to show others from the start.
+        #[serde(default)]
+        media: MediaState,
     },
+    /// Mute or camera state changed; others get [`ServerMsg::PeerMedia`]. Not answered; a
+    /// `not_joined` error if the socket is in no room.
+    Media(MediaState),
     /// Relay a WebRTC payload to another peer of the same room. Not answered on success; an
     /// `unknown_peer` or `not_joined` error otherwise.
     Signal {
@@ -128,12 +172,25 @@ pub enum ServerMsg {
     Welcome {
         /// This socket's id in the room.
         id: PeerId,
+        /// This participant's key, as others see it.
+        key: PeerKey,
         /// The room's canonical (trimmed) name.
         room: RoomName,
-        /// Everyone already in the room; each of them will send an offer.
+        /// Everyone already in the room; each of them will send an offer (unless `resumed`).
         peers: Vec<PeerInfo>,
         /// The ICE servers to configure `RTCPeerConnection` with.
         ice_servers: Vec<IceServer>,
+        /// The join took back a place the server still held: the id is the old one, and no one
+        /// was told of a leave or a join. Connections made before go on.
+        #[serde(default)]
+        resumed: bool,
+    },
+    /// A participant's mute or camera state changed.
+    PeerMedia {
+        /// Who.
+        id: PeerId,
+        /// Their new state.
+        media: MediaState,
     },
     /// Someone entered the room: send them an offer.
     PeerJoined {
@@ -161,6 +218,16 @@ pub enum ServerMsg {
     },
 }
 
+/// Fewest characters of a join secret.
+pub const SECRET_MIN_CHARS: usize = 16;
+/// Most characters of a join secret.
+pub const SECRET_MAX_CHARS: usize = 128;
+
+/// True if `secret` is acceptable as a join secret.
+pub fn valid_secret(secret: &str) -> bool {
+    (SECRET_MIN_CHARS..=SECRET_MAX_CHARS).contains(&secret.len()) && secret.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// Why the server refused a message.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
@@ -183,6 +250,8 @@ pub enum ErrorCode {
     NotJoined,
     /// The addressed peer is not in this socket's room.
     UnknownPeer,
+    /// The join secret broke the rules of [`valid_secret`].
+    InvalidSecret,
 }
 
 /// Why a name was refused.

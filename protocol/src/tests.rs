@@ -33,8 +33,23 @@ fn assert_server_round_trip(msg: ServerMsg, expected: serde_json::Value) {
 #[test]
 fn join_round_trip() {
     assert_client_round_trip(
-        ClientMsg::Join { room: "daily".into(), name: "Ada".into() },
-        json!({"type": "join", "room": "daily", "name": "Ada"}),
+        ClientMsg::Join { room: "daily".into(), name: "Ada".into(), secret: None, media: MediaState::default() },
+        json!({"type": "join", "room": "daily", "name": "Ada", "media": {"muted": false, "camera_off": false}}),
+    );
+    assert_client_round_trip(
+        ClientMsg::Join {
+            room: "daily".into(),
+            name: "Ada".into(),
+            secret: Some("s".repeat(32)),
+            media: MediaState { muted: true, camera_off: false },
+        },
+        json!({"type": "join", "room": "daily", "name": "Ada", "secret": "s".repeat(32),
+               "media": {"muted": true, "camera_off": false}}),
+    );
+    // Secret and media may be left out.
+    assert_eq!(
+        ClientMsg::from_json(r#"{"type":"join","room":"r","name":"n"}"#).unwrap(),
+        ClientMsg::Join { room: "r".into(), name: "n".into(), secret: None, media: MediaState::default() }
     );
 }
 
@@ -73,6 +88,28 @@ fn candidate_without_mid_round_trip() {
 }
 
 #[test]
+fn media_round_trip() {
+    assert_client_round_trip(
+        ClientMsg::Media(MediaState { muted: true, camera_off: true }),
+        json!({"type": "media", "muted": true, "camera_off": true}),
+    );
+    assert_server_round_trip(
+        ServerMsg::PeerMedia { id: PeerId(3), media: MediaState { muted: false, camera_off: true } },
+        json!({"type": "peer_media", "id": 3, "media": {"muted": false, "camera_off": true}}),
+    );
+}
+
+#[test]
+fn secrets_are_bounded_printable_ascii() {
+    assert!(valid_secret(&"a".repeat(SECRET_MIN_CHARS)));
+    assert!(valid_secret(&"Z".repeat(SECRET_MAX_CHARS)));
+    assert!(!valid_secret(&"a".repeat(SECRET_MIN_CHARS - 1)));
+    assert!(!valid_secret(&"a".repeat(SECRET_MAX_CHARS + 1)));
+    assert!(!valid_secret(&format!("{} ", "a".repeat(20))));
+    assert!(!valid_secret(&"가".repeat(20)));
+}
+
+#[test]
 fn leave_round_trip() {
     assert_client_round_trip(ClientMsg::Leave, json!({"type": "leave"}));
 }
@@ -82,8 +119,14 @@ fn welcome_round_trip() {
     assert_server_round_trip(
         ServerMsg::Welcome {
             id: PeerId(2),
+            key: PeerKey("k2".into()),
             room: room("daily"),
-            peers: vec![PeerInfo { id: PeerId(1), name: person("Ada") }],
+            peers: vec![PeerInfo {
+                id: PeerId(1),
+                name: person("Ada"),
+                key: PeerKey("k1".into()),
+                media: MediaState { muted: true, camera_off: false },
+            }],
             ice_servers: vec![
                 IceServer { urls: vec!["stun:stun.example:3478".into()], username: None, credential: None },
                 IceServer {
@@ -92,10 +135,11 @@ fn welcome_round_trip() {
                     credential: Some("p".into()),
                 },
             ],
+            resumed: false,
         },
         json!({
-            "type": "welcome", "id": 2, "room": "daily",
-            "peers": [{"id": 1, "name": "Ada"}],
+            "type": "welcome", "id": 2, "key": "k2", "room": "daily", "resumed": false,
+            "peers": [{"id": 1, "name": "Ada", "key": "k1", "media": {"muted": true, "camera_off": false}}],
             "ice_servers": [
                 {"urls": ["stun:stun.example:3478"]},
                 {"urls": ["turn:turn.example:3478"], "username": "u", "credential": "p"}
@@ -107,8 +151,16 @@ fn welcome_round_trip() {
 #[test]
 fn peer_joined_and_left_round_trip() {
     assert_server_round_trip(
-        ServerMsg::PeerJoined { peer: PeerInfo { id: PeerId(3), name: person("Grace") } },
-        json!({"type": "peer_joined", "peer": {"id": 3, "name": "Grace"}}),
+        ServerMsg::PeerJoined {
+            peer: PeerInfo {
+                id: PeerId(3),
+                name: person("Grace"),
+                key: PeerKey("k3".into()),
+                media: MediaState::default(),
+            },
+        },
+        json!({"type": "peer_joined", "peer": {"id": 3, "name": "Grace", "key": "k3",
+               "media": {"muted": false, "camera_off": false}}}),
     );
     assert_server_round_trip(ServerMsg::PeerLeft { id: PeerId(3) }, json!({"type": "peer_left", "id": 3}));
 }
@@ -142,6 +194,7 @@ fn error_round_trip_for_every_code() {
         (ErrorCode::AlreadyJoined, "already_joined"),
         (ErrorCode::NotJoined, "not_joined"),
         (ErrorCode::UnknownPeer, "unknown_peer"),
+        (ErrorCode::InvalidSecret, "invalid_secret"),
     ];
     for (code, wire) in codes {
         assert_server_round_trip(
@@ -193,7 +246,7 @@ fn display_names_are_trimmed_and_bounded() {
 
 #[test]
 fn names_are_validated_when_decoded() {
-    let bad = r#"{"type":"peer_joined","peer":{"id":1,"name":"   "}}"#;
+    let bad = r#"{"type":"peer_joined","peer":{"id":1,"name":"   ","key":"k"}}"#;
     assert!(ServerMsg::from_json(bad).is_err());
 }
 

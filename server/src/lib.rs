@@ -41,6 +41,8 @@ pub struct Hub {
     pub ice_servers: Vec<IceServer>,
     /// How often the server pings each socket; a socket silent for three periods is dropped.
     pub heartbeat: Duration,
+    /// How long the place of a socket that dropped without closing is held for a resume.
+    pub resume_grace: Duration,
     /// Cancelled when the server shuts down; every session then closes its socket.
     pub shutdown: CancellationToken,
     /// Open WebSocket sessions.
@@ -56,14 +58,17 @@ pub struct HubConfig {
     pub stun_urls: Vec<String>,
     /// The heartbeat period.
     pub heartbeat: Duration,
+    /// How long a dropped socket's place is held for a resume.
+    pub resume_grace: Duration,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
-            room_capacity: 2,
+            room_capacity: 6,
             stun_urls: vec!["stun:stun.l.google.com:19302".into(), "stun:stun1.l.google.com:19302".into()],
             heartbeat: Duration::from_millis(2500),
+            resume_grace: Duration::from_secs(5),
         }
     }
 }
@@ -78,6 +83,7 @@ impl Hub {
             rooms: rooms::Rooms::new(config.room_capacity),
             ice_servers,
             heartbeat: config.heartbeat,
+            resume_grace: config.resume_grace,
             shutdown,
             connections: AtomicUsize::new(0),
         }

@@ -28,12 +28,17 @@ struct Args {
     stun: Vec<String>,
 
     /// The most people in one room.
-    #[arg(long, env = "CONFAB_ROOM_CAPACITY", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "CONFAB_ROOM_CAPACITY", default_value_t = 6, value_parser = clap::value_parser!(u16).range(1..))]
     room_capacity: u16,
 
     /// Heartbeat period in milliseconds; a socket silent for three periods is dropped.
     #[arg(long, env = "CONFAB_HEARTBEAT_MS", default_value_t = 2500, value_parser = clap::value_parser!(u64).range(50..))]
     heartbeat_ms: u64,
+
+    /// How long, in milliseconds, the place of a connection that dropped without closing is
+    /// held so that the same browser tab can resume it.
+    #[arg(long, env = "CONFAB_RESUME_GRACE_MS", default_value_t = 5000)]
+    resume_grace_ms: u64,
 
     /// Log filter, e.g. `info` or `confab_server=debug,info`.
     #[arg(long, env = "CONFAB_LOG", default_value = "info")]
@@ -55,6 +60,7 @@ async fn main() -> std::io::Result<()> {
             room_capacity: usize::from(args.room_capacity),
             stun_urls: args.stun,
             heartbeat: Duration::from_millis(args.heartbeat_ms),
+            resume_grace: Duration::from_millis(args.resume_grace_ms),
         },
         shutdown.clone(),
     ));

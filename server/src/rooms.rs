@@ -1,14 +1,22 @@
 //! The room registry: who is in which room, and delivery of messages to them.
 //!
-//! This is the in-memory registry, the embedded default. Its whole surface is [`Rooms::join`],
-//! [`Rooms::relay`] and [`Rooms::leave`] (plus counters), so that another backend can take its
-//! place behind the same calls.
+//! This is the in-memory registry, the embedded default. Its surface is [`Rooms::join`],
+//! [`Rooms::relay`], [`Rooms::set_media`], [`Rooms::leave`], [`Rooms::detach`] and
+//! [`Rooms::expire`] (plus counters), so that another backend can take its place behind the
+//! same calls.
 //!
-//! Each member is reached through a bounded [`Outbox`]. A member whose outbox is full is not
-//! keeping up; it is removed from its room (its session then ends, see `session.rs`) rather than
-//! letting its queue grow without limit or silently losing part of a negotiation.
+//! A member is identified by its id and its key (derived from the browser tab's secret). A
+//! member whose socket dropped is *detached*: it keeps its place, messages to it are dropped,
+//! and a join with the same key within the grace period takes the place back (same id, no
+//! announcements). Each attachment has a session number, so a late cleanup of an old socket
+//! cannot remove a member that a newer socket has resumed.
+//!
+//! Each attached member is reached through a bounded [`Outbox`]. A member whose outbox is full is
+//! not keeping up; it is removed from its room (its session then ends) rather than letting its
+//! queue grow without limit or silently losing part of a negotiation.
 
-use confab_protocol::{DisplayName, PeerId, PeerInfo, RoomName, ServerMsg, Signal};
+use confab_protocol::{DisplayName, MediaState, PeerId, PeerInfo, PeerKey, RoomName, ServerMsg, Signal};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -19,6 +27,17 @@ pub type Outbox = mpsc::Sender<ServerMsg>;
 
 /// How many messages may wait for one member before it counts as too slow.
 pub const OUTBOX_CAPACITY: usize = 128;
+
+/// Derives the public key of a join secret: the first 128 bits of its SHA-256, in hex.
+pub fn key_of(secret: &str) -> PeerKey {
+    let digest = Sha256::digest(secret.as_bytes());
+    PeerKey(digest[..16].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A key for a member that gave no secret: random, so it can never be resumed.
+pub fn random_key() -> PeerKey {
+    key_of(&format!("{:032x}", rand::random::<u128>()))
+}
 
 /// Why a join was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -39,22 +58,41 @@ pub enum RelayError {
     UnknownPeer(PeerId),
 }
 
+/// What a joiner brings.
+#[derive(Debug)]
+pub struct Joiner {
+    /// The name to show.
+    pub name: DisplayName,
+    /// The key derived from its secret.
+    pub key: PeerKey,
+    /// Its mute and camera state.
+    pub media: MediaState,
+    /// Where its messages go.
+    pub outbox: Outbox,
+}
+
 /// A successful join.
 #[derive(Debug)]
 pub struct Joined {
-    /// The id the registry assigned.
+    /// The member's id (the old one when resumed).
     pub id: PeerId,
-    /// The members who were already in the room, in the order they joined.
+    /// This attachment's session number; pass it to `leave` and `detach`.
+    pub session: u64,
+    /// The other members, in the order they joined.
     pub peers: Vec<PeerInfo>,
+    /// A place the registry still held was taken back.
+    pub resumed: bool,
 }
 
 /// One member of a room.
 #[derive(Debug)]
 struct Member {
-    /// The member's id and name.
+    /// The member's id, name, key and media state.
     info: PeerInfo,
-    /// The member's queue of outgoing messages.
-    outbox: Outbox,
+    /// The member's queue of outgoing messages; `None` while detached.
+    outbox: Option<Outbox>,
+    /// The session number of the current attachment.
+    session: u64,
 }
 
 /// The in-memory registry of rooms.
@@ -64,7 +102,7 @@ pub struct Rooms {
     rooms: Mutex<HashMap<RoomName, Vec<Member>>>,
     /// The most members one room may hold.
     capacity: usize,
-    /// The next peer id to hand out.
+    /// The next peer id (and session number) to hand out.
     next_id: AtomicU64,
 }
 
@@ -79,23 +117,49 @@ impl Rooms {
         self.capacity
     }
 
-    /// Adds a member to `room`, creating the room if needed, and tells the others.
-    pub fn join(&self, room: &RoomName, name: DisplayName, outbox: Outbox) -> Result<Joined, JoinError> {
-        let mut rooms = self.lock();
-        let members = rooms.entry(room.clone()).or_default();
-        if members.len() >= self.capacity {
-            return Err(JoinError::Full { capacity: self.capacity });
-        }
-        let id = PeerId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let info = PeerInfo { id, name };
-        let peers = members.iter().map(|m| m.info.clone()).collect();
-        members.push(Member { info: info.clone(), outbox });
-        let slow = deliver_to_all_but(members, id, &ServerMsg::PeerJoined { peer: info });
-        remove_slow(&mut rooms, room, slow);
-        Ok(Joined { id, peers })
+    fn fresh(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Delivers `signal` from `from` to `to`, if both are in `room`.
+    /// Adds a member to `room` (creating the room if needed) and tells the others; or, if a
+    /// member with the same key is there (detached, or attached through an older socket), gives
+    /// its place to this socket without telling anyone. The older socket's outbox is dropped,
+    /// which ends its session.
+    pub fn join(&self, room: &RoomName, joiner: Joiner) -> Result<Joined, JoinError> {
+        let session = self.fresh();
+        let mut rooms = self.lock();
+        let members = rooms.entry(room.clone()).or_default();
+        if let Some(member) = members.iter_mut().find(|m| m.info.key == joiner.key) {
+            member.outbox = Some(joiner.outbox);
+            member.session = session;
+            member.info.name = joiner.name;
+            let id = member.info.id;
+            let media_changed = member.info.media != joiner.media;
+            member.info.media = joiner.media;
+            let peers = members.iter().filter(|m| m.info.id != id).map(|m| m.info.clone()).collect();
+            if media_changed {
+                let slow = deliver_to_all_but(members, id, &ServerMsg::PeerMedia { id, media: joiner.media });
+                remove(&mut rooms, room, slow);
+            }
+            return Ok(Joined { id, session, peers, resumed: true });
+        }
+        if members.len() >= self.capacity {
+            if members.is_empty() {
+                rooms.remove(room);
+            }
+            return Err(JoinError::Full { capacity: self.capacity });
+        }
+        let id = PeerId(self.fresh());
+        let info = PeerInfo { id, name: joiner.name, key: joiner.key, media: joiner.media };
+        let peers = members.iter().map(|m| m.info.clone()).collect();
+        members.push(Member { info: info.clone(), outbox: Some(joiner.outbox), session });
+        let slow = deliver_to_all_but(members, id, &ServerMsg::PeerJoined { peer: info });
+        remove(&mut rooms, room, slow);
+        Ok(Joined { id, session, peers, resumed: false })
+    }
+
+    /// Delivers `signal` from `from` to `to`, if both are in `room`. A detached receiver loses
+    /// it (its client renegotiates after resuming).
     pub fn relay(&self, room: &RoomName, from: PeerId, to: PeerId, signal: Signal) -> Result<(), RelayError> {
         let mut rooms = self.lock();
         let Some(members) = rooms.get(room) else {
@@ -106,16 +170,63 @@ impl Rooms {
         }
         let target = members.iter().find(|m| m.info.id == to).ok_or(RelayError::UnknownPeer(to))?;
         if deliver(target, ServerMsg::Signal { from, signal }) == Delivery::TooSlow {
-            remove_slow(&mut rooms, room, vec![to]);
+            remove(&mut rooms, room, vec![to]);
         }
         Ok(())
     }
 
-    /// Removes `id` from `room` and tells the others; drops the room when it is empty. Removing
-    /// a member that is not there does nothing.
-    pub fn leave(&self, room: &RoomName, id: PeerId) {
+    /// Records `id`'s mute and camera state and tells the others.
+    pub fn set_media(&self, room: &RoomName, id: PeerId, media: MediaState) {
         let mut rooms = self.lock();
-        remove_slow(&mut rooms, room, vec![id]);
+        let Some(members) = rooms.get_mut(room) else { return };
+        let Some(member) = members.iter_mut().find(|m| m.info.id == id) else { return };
+        if member.info.media == media {
+            return;
+        }
+        member.info.media = media;
+        let slow = deliver_to_all_but(members, id, &ServerMsg::PeerMedia { id, media });
+        remove(&mut rooms, room, slow);
+    }
+
+    /// Removes `id` from `room` and tells the others, if `session` is still its attachment;
+    /// drops the room when it is empty. Removing a member that is not there does nothing.
+    pub fn leave(&self, room: &RoomName, id: PeerId, session: u64) {
+        let mut rooms = self.lock();
+        if current_session(&rooms, room, id) == Some(session) {
+            remove(&mut rooms, room, vec![id]);
+        }
+    }
+
+    /// Keeps `id`'s place after its socket dropped, if `session` is still its attachment.
+    /// Returns true if the member is now detached (the caller then calls [`Rooms::expire`] after
+    /// the grace period).
+    pub fn detach(&self, room: &RoomName, id: PeerId, session: u64) -> bool {
+        let mut rooms = self.lock();
+        let Some(member) = rooms.get_mut(room).and_then(|m| m.iter_mut().find(|m| m.info.id == id)) else {
+            return false;
+        };
+        if member.session != session {
+            return false;
+        }
+        member.outbox = None;
+        true
+    }
+
+    /// Removes `id` if it is still detached from `session` (nobody resumed it).
+    pub fn expire(&self, room: &RoomName, id: PeerId, session: u64) {
+        let mut rooms = self.lock();
+        let still_detached = rooms
+            .get(room)
+            .and_then(|m| m.iter().find(|m| m.info.id == id))
+            .is_some_and(|m| m.session == session && m.outbox.is_none());
+        if still_detached {
+            remove(&mut rooms, room, vec![id]);
+        }
+    }
+
+    /// The session number of `id`'s current attachment, if it is in `room`.
+    pub fn session_of(&self, room: &RoomName, id: PeerId) -> Option<u64> {
+        current_session(&self.lock(), room, id)
     }
 
     /// How many rooms exist.
@@ -123,28 +234,34 @@ impl Rooms {
         self.lock().len()
     }
 
-    /// How many members `room` has (0 if it does not exist).
+    /// How many members `room` has, detached ones included (0 if it does not exist).
     pub fn member_count(&self, room: &RoomName) -> usize {
         self.lock().get(room).map_or(0, Vec::len)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RoomName, Vec<Member>>> {
         // A panic while holding the lock cannot leave the map half-updated in a way later calls
-        // would trip over (every update is a single push or retain), so a poisoned lock is usable.
+        // would trip over (every update is a single push, field write or retain), so a poisoned
+        // lock is usable.
         self.rooms.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+fn current_session(rooms: &HashMap<RoomName, Vec<Member>>, room: &RoomName, id: PeerId) -> Option<u64> {
+    rooms.get(room)?.iter().find(|m| m.info.id == id).map(|m| m.session)
 }
 
 #[derive(Debug, PartialEq, Eq)]
 enum Delivery {
     Queued,
-    /// The receiver's session has ended; it removes itself.
+    /// The receiver is detached, or its session has ended and removes itself.
     Gone,
     TooSlow,
 }
 
 fn deliver(member: &Member, msg: ServerMsg) -> Delivery {
-    match member.outbox.try_send(msg) {
+    let Some(outbox) = &member.outbox else { return Delivery::Gone };
+    match outbox.try_send(msg) {
         Ok(()) => Delivery::Queued,
         Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Gone,
         Err(mpsc::error::TrySendError::Full(_)) => {
@@ -166,7 +283,7 @@ fn deliver_to_all_but(members: &[Member], except: PeerId, msg: &ServerMsg) -> Ve
 
 /// Removes `gone` from `room`, announces each removal to those who stay (which may find more
 /// slow members, removed in turn), and drops the room once empty.
-fn remove_slow(rooms: &mut HashMap<RoomName, Vec<Member>>, room: &RoomName, mut gone: Vec<PeerId>) {
+fn remove(rooms: &mut HashMap<RoomName, Vec<Member>>, room: &RoomName, mut gone: Vec<PeerId>) {
     let Some(members) = rooms.get_mut(room) else { return };
     while let Some(id) = gone.pop() {
         let before = members.len();
@@ -193,12 +310,32 @@ mod tests {
         RoomName::parse(name).unwrap()
     }
 
-    fn name(n: &str) -> DisplayName {
-        DisplayName::parse(n).unwrap()
-    }
-
     fn outbox() -> (Outbox, mpsc::Receiver<ServerMsg>) {
         mpsc::channel(OUTBOX_CAPACITY)
+    }
+
+    fn joiner(name: &str, outbox: Outbox) -> Joiner {
+        Joiner {
+            name: DisplayName::parse(name).unwrap(),
+            key: key_of(&format!("secret-of-{name}-0123456789")),
+            media: MediaState::default(),
+            outbox,
+        }
+    }
+
+    fn info(id: PeerId, name: &str) -> PeerInfo {
+        let j = joiner(name, outbox().0);
+        PeerInfo { id, name: j.name, key: j.key, media: j.media }
+    }
+
+    #[test]
+    fn keys_are_derived_not_copied() {
+        let key = key_of("a-secret-of-the-tab");
+        assert_eq!(key, key_of("a-secret-of-the-tab"));
+        assert_ne!(key, key_of("another-secret-of-a-tab"));
+        assert_eq!(key.0.len(), 32);
+        assert!(!key.0.contains("secret"));
+        assert_ne!(random_key(), random_key());
     }
 
     #[test]
@@ -206,21 +343,22 @@ mod tests {
         let rooms = Rooms::new(2);
         let (a_tx, mut a_rx) = outbox();
         let (b_tx, mut b_rx) = outbox();
-        let a = rooms.join(&room("r"), name("Ada"), a_tx).unwrap();
+        let a = rooms.join(&room("r"), joiner("Ada", a_tx)).unwrap();
         assert!(a.peers.is_empty());
-        let b = rooms.join(&room("r"), name("Bob"), b_tx).unwrap();
+        assert!(!a.resumed);
+        let b = rooms.join(&room("r"), joiner("Bob", b_tx)).unwrap();
         assert_ne!(a.id, b.id);
-        assert_eq!(b.peers, vec![PeerInfo { id: a.id, name: name("Ada") }]);
-        assert_eq!(a_rx.try_recv().unwrap(), ServerMsg::PeerJoined { peer: PeerInfo { id: b.id, name: name("Bob") } });
+        assert_eq!(b.peers, vec![info(a.id, "Ada")]);
+        assert_eq!(a_rx.try_recv().unwrap(), ServerMsg::PeerJoined { peer: info(b.id, "Bob") });
         assert!(b_rx.try_recv().is_err(), "the newcomer is not told about itself");
     }
 
     #[test]
     fn a_full_room_refuses_and_keeps_its_members() {
         let rooms = Rooms::new(2);
-        let _a = rooms.join(&room("r"), name("A"), outbox().0).unwrap();
-        let _b = rooms.join(&room("r"), name("B"), outbox().0).unwrap();
-        let err = rooms.join(&room("r"), name("C"), outbox().0).unwrap_err();
+        let _a = rooms.join(&room("r"), joiner("A", outbox().0)).unwrap();
+        let _b = rooms.join(&room("r"), joiner("B", outbox().0)).unwrap();
+        let err = rooms.join(&room("r"), joiner("C", outbox().0)).unwrap_err();
         assert_eq!(err, JoinError::Full { capacity: 2 });
         assert_eq!(rooms.member_count(&room("r")), 2);
     }
@@ -232,10 +370,10 @@ mod tests {
         let (b_tx, mut b_rx) = outbox();
         let (c_tx, mut c_rx) = outbox();
         let (x_tx, mut x_rx) = outbox();
-        let a = rooms.join(&room("r"), name("A"), a_tx).unwrap().id;
-        let b = rooms.join(&room("r"), name("B"), b_tx).unwrap().id;
-        let _c = rooms.join(&room("r"), name("C"), c_tx).unwrap().id;
-        let x = rooms.join(&room("elsewhere"), name("X"), x_tx).unwrap().id;
+        let a = rooms.join(&room("r"), joiner("A", a_tx)).unwrap().id;
+        let b = rooms.join(&room("r"), joiner("B", b_tx)).unwrap().id;
+        let _c = rooms.join(&room("r"), joiner("C", c_tx)).unwrap().id;
+        let x = rooms.join(&room("elsewhere"), joiner("X", x_tx)).unwrap().id;
         while b_rx.try_recv().is_ok() {}
         while c_rx.try_recv().is_ok() {}
 
@@ -254,15 +392,24 @@ mod tests {
     fn leave_announces_and_empty_rooms_disappear() {
         let rooms = Rooms::new(2);
         let (a_tx, mut a_rx) = outbox();
-        let a = rooms.join(&room("r"), name("A"), a_tx).unwrap().id;
-        let b = rooms.join(&room("r"), name("B"), outbox().0).unwrap().id;
+        let a = rooms.join(&room("r"), joiner("A", a_tx)).unwrap();
+        let b = rooms.join(&room("r"), joiner("B", outbox().0)).unwrap();
         let _ = a_rx.try_recv();
-        rooms.leave(&room("r"), b);
-        assert_eq!(a_rx.try_recv().unwrap(), ServerMsg::PeerLeft { id: b });
-        rooms.leave(&room("r"), b);
+        rooms.leave(&room("r"), b.id, b.session);
+        assert_eq!(a_rx.try_recv().unwrap(), ServerMsg::PeerLeft { id: b.id });
+        rooms.leave(&room("r"), b.id, b.session);
         assert!(a_rx.try_recv().is_err(), "a second leave announces nothing");
         assert_eq!(rooms.room_count(), 1);
-        rooms.leave(&room("r"), a);
+        rooms.leave(&room("r"), a.id, a.session);
+        assert_eq!(rooms.room_count(), 0);
+    }
+
+    #[test]
+    fn a_refused_join_leaves_no_empty_room_behind() {
+        let rooms = Rooms::new(1);
+        let a = rooms.join(&room("r"), joiner("A", outbox().0)).unwrap();
+        assert!(rooms.join(&room("r"), joiner("B", outbox().0)).is_err());
+        rooms.leave(&room("r"), a.id, a.session);
         assert_eq!(rooms.room_count(), 0);
     }
 
@@ -271,8 +418,8 @@ mod tests {
         let rooms = Rooms::new(2);
         let (a_tx, mut a_rx) = outbox();
         let (slow_tx, _slow_rx) = mpsc::channel(1);
-        let a = rooms.join(&room("r"), name("A"), a_tx).unwrap().id;
-        let slow = rooms.join(&room("r"), name("Slow"), slow_tx).unwrap().id;
+        let a = rooms.join(&room("r"), joiner("A", a_tx)).unwrap().id;
+        let slow = rooms.join(&room("r"), joiner("Slow", slow_tx)).unwrap().id;
         let _ = a_rx.try_recv();
         let offer = Signal::Offer { sdp: "v=0".into() };
         rooms.relay(&room("r"), a, slow, offer.clone()).unwrap();
@@ -284,9 +431,75 @@ mod tests {
     #[test]
     fn ids_are_never_reused() {
         let rooms = Rooms::new(1);
-        let first = rooms.join(&room("r"), name("A"), outbox().0).unwrap().id;
-        rooms.leave(&room("r"), first);
-        let second = rooms.join(&room("r"), name("A"), outbox().0).unwrap().id;
-        assert_ne!(first, second);
+        let first = rooms.join(&room("r"), joiner("A", outbox().0)).unwrap();
+        rooms.leave(&room("r"), first.id, first.session);
+        let second = rooms.join(&room("r"), joiner("A", outbox().0)).unwrap();
+        assert_ne!(first.id, second.id);
+    }
+
+    #[test]
+    fn a_detached_member_resumes_its_place_silently() {
+        let rooms = Rooms::new(2);
+        let (a_tx, mut a_rx) = outbox();
+        let a = rooms.join(&room("r"), joiner("A", a_tx)).unwrap();
+        let b = rooms.join(&room("r"), joiner("B", outbox().0)).unwrap();
+        let _ = a_rx.try_recv();
+        assert!(rooms.detach(&room("r"), b.id, b.session));
+        // Messages to a detached member are dropped, not errors.
+        rooms.relay(&room("r"), a.id, b.id, Signal::Offer { sdp: "v=0".into() }).unwrap();
+        let (b2_tx, _b2_rx) = outbox();
+        let b2 = rooms.join(&room("r"), joiner("B", b2_tx)).unwrap();
+        assert!(b2.resumed);
+        assert_eq!(b2.id, b.id);
+        assert_eq!(b2.peers, vec![info(a.id, "A")]);
+        assert!(a_rx.try_recv().is_err(), "nobody is told of a resume");
+        // The old session's late cleanup does nothing.
+        rooms.expire(&room("r"), b.id, b.session);
+        rooms.leave(&room("r"), b.id, b.session);
+        assert!(!rooms.detach(&room("r"), b.id, b.session));
+        assert_eq!(rooms.member_count(&room("r")), 2);
+        assert_eq!(rooms.session_of(&room("r"), b.id), Some(b2.session));
+    }
+
+    #[test]
+    fn a_member_not_resumed_in_time_expires_and_is_announced() {
+        let rooms = Rooms::new(2);
+        let (a_tx, mut a_rx) = outbox();
+        let _a = rooms.join(&room("r"), joiner("A", a_tx)).unwrap();
+        let b = rooms.join(&room("r"), joiner("B", outbox().0)).unwrap();
+        let _ = a_rx.try_recv();
+        assert!(rooms.detach(&room("r"), b.id, b.session));
+        rooms.expire(&room("r"), b.id, b.session);
+        assert_eq!(a_rx.try_recv().unwrap(), ServerMsg::PeerLeft { id: b.id });
+        // Joining again now is a new arrival.
+        let b2 = rooms.join(&room("r"), joiner("B", outbox().0)).unwrap();
+        assert!(!b2.resumed);
+        assert_ne!(b2.id, b.id);
+    }
+
+    #[test]
+    fn a_resume_does_not_need_a_free_place() {
+        let rooms = Rooms::new(2);
+        let _a = rooms.join(&room("r"), joiner("A", outbox().0)).unwrap();
+        let b = rooms.join(&room("r"), joiner("B", outbox().0)).unwrap();
+        assert!(rooms.detach(&room("r"), b.id, b.session));
+        assert!(rooms.join(&room("r"), joiner("C", outbox().0)).is_err(), "a held place is taken");
+        assert!(rooms.join(&room("r"), joiner("B", outbox().0)).unwrap().resumed);
+    }
+
+    #[test]
+    fn media_changes_are_announced_and_shown_to_late_joiners() {
+        let rooms = Rooms::new(3);
+        let (a_tx, mut a_rx) = outbox();
+        let _a = rooms.join(&room("r"), joiner("A", a_tx)).unwrap();
+        let b = rooms.join(&room("r"), joiner("B", outbox().0)).unwrap();
+        let _ = a_rx.try_recv();
+        let muted = MediaState { muted: true, camera_off: false };
+        rooms.set_media(&room("r"), b.id, muted);
+        assert_eq!(a_rx.try_recv().unwrap(), ServerMsg::PeerMedia { id: b.id, media: muted });
+        rooms.set_media(&room("r"), b.id, muted);
+        assert!(a_rx.try_recv().is_err(), "no change, no message");
+        let c = rooms.join(&room("r"), joiner("C", outbox().0)).unwrap();
+        assert_eq!(c.peers.iter().find(|p| p.id == b.id).unwrap().media, muted);
     }
 }

@@ -12,10 +12,12 @@
 //! The loop is generic over the socket's `Stream` + `Sink`, so it runs the same over axum's
 //! WebSocket and over anything else that speaks its `Message` type.
 
-use crate::rooms::{JoinError, Outbox, RelayError, OUTBOX_CAPACITY};
+use crate::rooms::{key_of, random_key, JoinError, Joiner, Outbox, RelayError, OUTBOX_CAPACITY};
 use crate::Hub;
 use axum::extract::ws::{CloseFrame, Message};
-use confab_protocol::{ClientMsg, DisplayName, ErrorCode, NameError, PeerId, RoomName, ServerMsg, MAX_FRAME_BYTES};
+use confab_protocol::{
+    valid_secret, ClientMsg, DisplayName, ErrorCode, NameError, PeerId, RoomName, ServerMsg, MAX_FRAME_BYTES,
+};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +32,9 @@ pub mod close_code {
     pub const POLICY: u16 = 1008;
     /// The socket did not read its messages fast enough and was dropped from its room.
     pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// A newer connection of the same participant (same secret) took this one's place; the
+    /// client should not reconnect from here.
+    pub const REPLACED: u16 = 4000;
 }
 
 /// How many client mistakes within [`MISTAKE_WINDOW`] a socket may make before it is closed.
@@ -61,9 +66,12 @@ pub enum ClientError {
     /// A join on a socket that is already in a room.
     #[error("this connection already joined room {0}")]
     AlreadyJoined(RoomName),
-    /// A relay or leave before any join.
+    /// A relay, media update or leave before any join.
     #[error("join a room first")]
     NotJoined,
+    /// A join secret that breaks the rules.
+    #[error("the join secret must be {min} to {max} printable ASCII characters", min = confab_protocol::SECRET_MIN_CHARS, max = confab_protocol::SECRET_MAX_CHARS)]
+    InvalidSecret,
     /// A relay to a peer outside the sender's room.
     #[error("{0}")]
     UnknownPeer(RelayError),
@@ -82,6 +90,7 @@ impl ClientError {
             ClientError::AlreadyJoined(_) => ErrorCode::AlreadyJoined,
             ClientError::NotJoined => ErrorCode::NotJoined,
             ClientError::UnknownPeer(_) => ErrorCode::UnknownPeer,
+            ClientError::InvalidSecret => ErrorCode::InvalidSecret,
         }
     }
 
@@ -93,9 +102,13 @@ impl ClientError {
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
 pub enum End {
-    /// The browser closed the socket (or it was reset).
+    /// The browser closed the socket with a close frame (tab closed, page left).
     #[error("closed by the client")]
     Closed,
+    /// The connection ended without a close frame: a network drop, a crashed tab. The place is
+    /// held for the grace period.
+    #[error("connection dropped")]
+    Dropped,
     /// Reading or writing failed (including frames over the transport's hard limit).
     #[error("socket error: {0}")]
     Socket(axum::Error),
@@ -108,6 +121,9 @@ pub enum End {
     /// The registry dropped this peer because it did not keep up.
     #[error("did not read its messages fast enough")]
     TooSlow,
+    /// A newer connection with the same secret took this one's place.
+    #[error("replaced by a newer connection")]
+    Replaced,
     /// The server is shutting down.
     #[error("server shutting down")]
     Shutdown,
@@ -117,7 +133,8 @@ impl End {
     /// The close frame to send, if the socket is still writable.
     fn close_frame(&self) -> Option<CloseFrame> {
         let (code, reason) = match self {
-            End::Closed | End::Socket(_) | End::Dead => return None,
+            End::Closed | End::Dropped | End::Socket(_) | End::Dead => return None,
+            End::Replaced => (close_code::REPLACED, "replaced by a newer connection"),
             End::Abusive => (close_code::POLICY, "too many invalid messages"),
             End::TooSlow => (close_code::TRY_AGAIN_LATER, "too slow"),
             End::Shutdown => (close_code::GOING_AWAY, "server shutting down"),
@@ -136,6 +153,8 @@ enum State {
         room: RoomName,
         /// The id the registry assigned.
         id: PeerId,
+        /// This attachment's session number in the registry.
+        session: u64,
         /// Messages the registry queued for this socket.
         inbox: mpsc::Receiver<ServerMsg>,
     },
@@ -170,11 +189,23 @@ where
 {
     let mut state = State::Lobby;
     let end = drive(&mut socket, &hub, &mut state).await;
-    if let State::Joined { room, id, .. } = &state {
-        hub.rooms.leave(room, *id);
-        tracing::info!(%room, peer = %id, reason = %end, "peer left");
-    } else {
-        tracing::debug!(reason = %end, "connection ended");
+    match (&state, &end) {
+        (State::Joined { room, id, session, .. }, End::Dropped | End::Socket(_)) => {
+            // Maybe a network blip: hold the place for the grace period.
+            if hub.rooms.detach(room, *id, *session) {
+                tracing::info!(%room, peer = %id, reason = %end, "peer detached");
+                let (hub, room, id, session) = (hub.clone(), room.clone(), *id, *session);
+                tokio::spawn(async move {
+                    tokio::time::sleep(hub.resume_grace).await;
+                    hub.rooms.expire(&room, id, session);
+                });
+            }
+        }
+        (State::Joined { room, id, session, .. }, _) => {
+            hub.rooms.leave(room, *id, *session);
+            tracing::info!(%room, peer = %id, reason = %end, "peer left");
+        }
+        (State::Lobby, _) => tracing::debug!(reason = %end, "connection ended"),
     }
     if let Some(frame) = end.close_frame() {
         let _ = send(&mut socket, Message::Close(Some(frame)), hub.heartbeat).await;
@@ -206,7 +237,8 @@ where
             frame = socket.next() => {
                 last_heard = Instant::now();
                 let frame = match frame {
-                    None | Some(Ok(Message::Close(_))) => return End::Closed,
+                    Some(Ok(Message::Close(_))) => return End::Closed,
+                    None => return End::Dropped,
                     Some(Err(e)) => return End::Socket(e),
                     Some(Ok(frame)) => frame,
                 };
@@ -231,10 +263,15 @@ where
                         return end;
                     }
                 }
-                // The registry dropped our outbox: we were removed for being slow.
+                // The registry dropped our outbox: another socket resumed our place, or we were
+                // removed for being slow.
                 None => {
+                    let replaced = match &*state {
+                        State::Joined { room, id, .. } => hub.rooms.session_of(room, *id).is_some(),
+                        State::Lobby => false,
+                    };
                     *state = State::Lobby;
-                    return End::TooSlow;
+                    return if replaced { End::Replaced } else { End::TooSlow };
                 }
             },
             _ = heartbeat.tick() => {
@@ -295,22 +332,30 @@ where
     }
     let msg = ClientMsg::from_json(text.as_str()).map_err(|e| ClientError::BadMessage(e.to_string()))?;
     match msg {
-        ClientMsg::Join { room, name } => {
+        ClientMsg::Join { room, name, secret, media } => {
             if let State::Joined { room, .. } = state {
                 return Err(ClientError::AlreadyJoined(room.clone()).into());
             }
             let room = RoomName::parse(&room).map_err(ClientError::InvalidRoom)?;
             let name = DisplayName::parse(&name).map_err(ClientError::InvalidName)?;
+            let key = match secret {
+                Some(secret) if valid_secret(&secret) => key_of(&secret),
+                Some(_) => return Err(ClientError::InvalidSecret.into()),
+                None => random_key(),
+            };
             let (outbox, inbox): (Outbox, _) = mpsc::channel(OUTBOX_CAPACITY);
-            let joined = hub.rooms.join(&room, name, outbox).map_err(ClientError::RoomFull)?;
-            tracing::info!(%room, peer = %joined.id, "peer joined");
+            let joiner = Joiner { name, key: key.clone(), media, outbox };
+            let joined = hub.rooms.join(&room, joiner).map_err(ClientError::RoomFull)?;
+            tracing::info!(%room, peer = %joined.id, resumed = joined.resumed, "peer joined");
             let welcome = ServerMsg::Welcome {
                 id: joined.id,
+                key,
                 room: room.clone(),
                 peers: joined.peers,
                 ice_servers: hub.ice_servers.clone(),
+                resumed: joined.resumed,
             };
-            *state = State::Joined { room, id: joined.id, inbox };
+            *state = State::Joined { room, id: joined.id, session: joined.session, inbox };
             send(socket, encode(&welcome), send_limit).await.map_err(Handled::Ended)
         }
         ClientMsg::Signal { to, signal } => {
@@ -319,11 +364,18 @@ where
             };
             hub.rooms.relay(room, *id, to, signal).map_err(|e| ClientError::UnknownPeer(e).into())
         }
-        ClientMsg::Leave => {
-            let State::Joined { room, id, .. } = std::mem::replace(state, State::Lobby) else {
+        ClientMsg::Media(media) => {
+            let State::Joined { room, id, .. } = state else {
                 return Err(ClientError::NotJoined.into());
             };
-            hub.rooms.leave(&room, id);
+            hub.rooms.set_media(room, *id, media);
+            Ok(())
+        }
+        ClientMsg::Leave => {
+            let State::Joined { room, id, session, .. } = std::mem::replace(state, State::Lobby) else {
+                return Err(ClientError::NotJoined.into());
+            };
+            hub.rooms.leave(&room, id, session);
             tracing::info!(%room, peer = %id, "peer left");
             Ok(())
         }

@@ -2,7 +2,8 @@
 //! assert on the protocol enums.
 
 use confab_protocol::{
-    ClientMsg, ErrorCode, IceCandidate, IceServer, PeerId, PeerInfo, RoomName, ServerMsg, Signal, MAX_FRAME_BYTES,
+    ClientMsg, ErrorCode, IceCandidate, IceServer, MediaState, PeerId, PeerInfo, RoomName, ServerMsg, Signal,
+    MAX_FRAME_BYTES,
 };
 use confab_server::session::close_code;
 use confab_server::{Hub, HubConfig};
@@ -25,7 +26,12 @@ struct TestServer {
 
 impl TestServer {
     async fn start() -> Self {
-        Self::with(HubConfig { stun_urls: vec!["stun:stun.example:3478".into()], ..HubConfig::default() }).await
+        Self::with(HubConfig {
+            stun_urls: vec!["stun:stun.example:3478".into()],
+            room_capacity: 2,
+            ..HubConfig::default()
+        })
+        .await
     }
 
     async fn with(config: HubConfig) -> Self {
@@ -75,7 +81,7 @@ impl Client {
     }
 
     async fn join(&mut self, room: &str, name: &str) -> PeerId {
-        self.send(&ClientMsg::Join { room: room.into(), name: name.into() }).await;
+        self.send(&join_msg(room, name)).await;
         match self.recv().await {
             ServerMsg::Welcome { id, room: joined, .. } => {
                 assert_eq!(joined.as_str(), room.trim());
@@ -141,6 +147,16 @@ impl Client {
     }
 }
 
+/// A join without a secret (the place cannot be resumed).
+fn join_msg(room: impl Into<String>, name: impl Into<String>) -> ClientMsg {
+    ClientMsg::Join { room: room.into(), name: name.into(), secret: None, media: MediaState::default() }
+}
+
+/// A join with a secret, as the browser sends it.
+fn join_with_secret(room: &str, name: &str, secret: &str) -> ClientMsg {
+    ClientMsg::Join { room: room.into(), name: name.into(), secret: Some(secret.into()), media: MediaState::default() }
+}
+
 fn offer(sdp: &str) -> Signal {
     Signal::Offer { sdp: sdp.into() }
 }
@@ -149,9 +165,10 @@ fn offer(sdp: &str) -> Signal {
 async fn welcome_lists_the_peers_present_and_the_ice_servers() {
     let server = TestServer::start().await;
     let mut ada = server.connect().await;
-    ada.send(&ClientMsg::Join { room: "  daily  ".into(), name: " Ada ".into() }).await;
+    ada.send(&join_msg("  daily  ", " Ada ")).await;
     let ada_id = match ada.recv().await {
-        ServerMsg::Welcome { id, room, peers, ice_servers } => {
+        ServerMsg::Welcome { id, room, peers, ice_servers, resumed, .. } => {
+            assert!(!resumed);
             assert_eq!(room.as_str(), "daily", "the room name is trimmed");
             assert!(peers.is_empty());
             assert_eq!(
@@ -164,7 +181,7 @@ async fn welcome_lists_the_peers_present_and_the_ice_servers() {
     };
 
     let mut bob = server.connect().await;
-    bob.send(&ClientMsg::Join { room: "daily".into(), name: "Bob".into() }).await;
+    bob.send(&join_msg("daily", "Bob")).await;
     let bob_id = match bob.recv().await {
         ServerMsg::Welcome { id, peers, .. } => {
             assert_eq!(peers.len(), 1);
@@ -175,7 +192,7 @@ async fn welcome_lists_the_peers_present_and_the_ice_servers() {
         other => panic!("expected welcome, got {other:?}"),
     };
     match ada.recv().await {
-        ServerMsg::PeerJoined { peer: PeerInfo { id, name } } => {
+        ServerMsg::PeerJoined { peer: PeerInfo { id, name, .. } } => {
             assert_eq!(id, bob_id);
             assert_eq!(name.as_str(), "Bob");
         }
@@ -223,7 +240,7 @@ async fn a_full_room_refuses_with_a_typed_error_and_the_socket_stays_usable() {
     let (_ada, _) = server.join("pair", "Ada").await;
     let (_bob, _) = server.join("pair", "Bob").await;
     let mut cat = server.connect().await;
-    cat.send(&ClientMsg::Join { room: "pair".into(), name: "Cat".into() }).await;
+    cat.send(&join_msg("pair", "Cat")).await;
     cat.expect_error(ErrorCode::RoomFull).await;
     assert_eq!(server.hub.rooms.member_count(&RoomName::parse("pair").unwrap()), 2);
     cat.join("another", "Cat").await;
@@ -236,7 +253,7 @@ async fn capacity_is_configurable() {
     let (_b, _) = server.join("trio", "B").await;
     let (_c, _) = server.join("trio", "C").await;
     let mut d = server.connect().await;
-    d.send(&ClientMsg::Join { room: "trio".into(), name: "D".into() }).await;
+    d.send(&join_msg("trio", "D")).await;
     d.expect_error(ErrorCode::RoomFull).await;
 }
 
@@ -260,11 +277,11 @@ async fn every_bad_input_before_joining_gets_a_typed_error_and_the_socket_stays_
     client.expect_error(ErrorCode::NotJoined).await;
     client.send(&ClientMsg::Leave).await;
     client.expect_error(ErrorCode::NotJoined).await;
-    client.send(&ClientMsg::Join { room: "   ".into(), name: "Ada".into() }).await;
+    client.send(&join_msg("   ", "Ada")).await;
     client.expect_error(ErrorCode::InvalidRoom).await;
-    client.send(&ClientMsg::Join { room: "r".repeat(65), name: "Ada".into() }).await;
+    client.send(&join_msg("r".repeat(65), "Ada")).await;
     client.expect_error(ErrorCode::InvalidRoom).await;
-    client.send(&ClientMsg::Join { room: "r".into(), name: "".into() }).await;
+    client.send(&join_msg("r", "")).await;
     client.expect_error(ErrorCode::InvalidName).await;
 
     client.join("r", "Ada").await;
@@ -276,9 +293,9 @@ async fn every_bad_input_after_joining_gets_a_typed_error_and_the_socket_stays_u
     let (mut other, other_id) = server.join("elsewhere", "Other").await;
     let (mut client, id) = server.join("r", "Ada").await;
 
-    client.send(&ClientMsg::Join { room: "r".into(), name: "Ada".into() }).await;
+    client.send(&join_msg("r", "Ada")).await;
     client.expect_error(ErrorCode::AlreadyJoined).await;
-    client.send(&ClientMsg::Join { room: "elsewhere".into(), name: "Ada".into() }).await;
+    client.send(&join_msg("elsewhere", "Ada")).await;
     client.expect_error(ErrorCode::AlreadyJoined).await;
     client.send(&ClientMsg::Signal { to: other_id, signal: offer("x") }).await;
     client.expect_error(ErrorCode::UnknownPeer).await;
@@ -321,7 +338,8 @@ async fn repeated_abuse_closes_the_socket_with_a_policy_code() {
 
 #[tokio::test]
 async fn a_frame_over_the_transport_limit_ends_only_that_connection() {
-    let server = TestServer::start().await;
+    // A broken connection is held like a dropped one; keep the grace period short.
+    let server = TestServer::with(HubConfig { resume_grace: Duration::from_millis(100), ..HubConfig::default() }).await;
     let (mut ada, _) = server.join("r", "Ada").await;
     let (mut huge, huge_id) = server.join("r", "Huge").await;
     let _ = ada.recv().await;
@@ -331,8 +349,9 @@ async fn a_frame_over_the_transport_limit_ends_only_that_connection() {
 }
 
 #[tokio::test]
-async fn leave_and_disconnect_are_announced_and_empty_rooms_are_removed() {
-    let server = TestServer::start().await;
+async fn leave_and_close_are_announced_at_once_and_empty_rooms_are_removed() {
+    // A long grace period: a clean close must not wait for it.
+    let server = TestServer::with(HubConfig { resume_grace: Duration::from_secs(60), ..HubConfig::default() }).await;
     let (mut ada, _) = server.join("r", "Ada").await;
     let (mut bob, bob_id) = server.join("r", "Bob").await;
     let _ = ada.recv().await;
@@ -345,12 +364,148 @@ async fn leave_and_disconnect_are_announced_and_empty_rooms_are_removed() {
     assert_ne!(bob_again, bob_id);
     assert!(matches!(ada.recv().await, ServerMsg::PeerJoined { .. }));
 
-    drop(bob);
+    // Closing the tab sends a close frame: gone at once.
+    bob.ws.close(None).await.unwrap();
     assert_eq!(ada.recv().await, ServerMsg::PeerLeft { id: bob_again });
     assert_eq!(server.hub.rooms.room_count(), 1);
 
     ada.ws.close(None).await.unwrap();
     server.wait_for_room_count(0).await;
+}
+
+const BOB_SECRET: &str = "bob-tab-secret-0123456789abcdef";
+
+#[tokio::test]
+async fn a_dropped_socket_resumed_within_the_grace_period_keeps_its_id_silently() {
+    let server = TestServer::with(HubConfig { resume_grace: Duration::from_secs(30), ..HubConfig::default() }).await;
+    let (mut ada, ada_id) = server.join("r", "Ada").await;
+    let mut bob = server.connect().await;
+    bob.send(&join_with_secret("r", "Bob", BOB_SECRET)).await;
+    let (bob_id, bob_key) = match bob.recv().await {
+        ServerMsg::Welcome { id, key, resumed: false, .. } => (id, key),
+        other => panic!("expected a fresh welcome, got {other:?}"),
+    };
+    match ada.recv().await {
+        ServerMsg::PeerJoined { peer } => assert_eq!(peer.key, bob_key, "others see the derived key"),
+        other => panic!("expected peer_joined, got {other:?}"),
+    }
+    assert_ne!(bob_key.0, BOB_SECRET, "the secret itself is never shown");
+
+    // The network drops: no close frame.
+    drop(bob);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.hub.rooms.member_count(&RoomName::parse("r").unwrap()), 2, "the place is held");
+
+    let mut bob = server.connect().await;
+    bob.send(&join_with_secret("r", "Bob", BOB_SECRET)).await;
+    match bob.recv().await {
+        ServerMsg::Welcome { id, key, peers, resumed: true, .. } => {
+            assert_eq!(id, bob_id);
+            assert_eq!(key, bob_key);
+            assert_eq!(peers.len(), 1);
+            assert_eq!(peers[0].id, ada_id);
+        }
+        other => panic!("expected a resumed welcome, got {other:?}"),
+    }
+    ada.expect_nothing().await;
+    ada.send(&ClientMsg::Signal { to: bob_id, signal: offer("v=0") }).await;
+    assert_eq!(bob.recv().await, ServerMsg::Signal { from: ada_id, signal: offer("v=0") });
+}
+
+#[tokio::test]
+async fn a_dropped_socket_not_resumed_is_announced_after_the_grace_period() {
+    let grace = Duration::from_millis(300);
+    let server = TestServer::with(HubConfig { resume_grace: grace, ..HubConfig::default() }).await;
+    let (mut ada, _) = server.join("r", "Ada").await;
+    let mut bob = server.connect().await;
+    bob.send(&join_with_secret("r", "Bob", BOB_SECRET)).await;
+    let bob_id = match bob.recv().await {
+        ServerMsg::Welcome { id, .. } => id,
+        other => panic!("expected welcome, got {other:?}"),
+    };
+    let _ = ada.recv().await;
+    let dropped = std::time::Instant::now();
+    drop(bob);
+    assert_eq!(ada.recv().await, ServerMsg::PeerLeft { id: bob_id });
+    assert!(dropped.elapsed() >= grace, "announced before the grace period: {:?}", dropped.elapsed());
+
+    // Coming back later is a new arrival with a new id.
+    let mut bob = server.connect().await;
+    bob.send(&join_with_secret("r", "Bob", BOB_SECRET)).await;
+    match bob.recv().await {
+        ServerMsg::Welcome { id, resumed: false, .. } => assert_ne!(id, bob_id),
+        other => panic!("expected a fresh welcome, got {other:?}"),
+    }
+    assert!(matches!(ada.recv().await, ServerMsg::PeerJoined { .. }));
+}
+
+#[tokio::test]
+async fn a_second_connection_with_the_same_secret_replaces_the_first() {
+    let server = TestServer::start().await;
+    let (mut ada, _) = server.join("r", "Ada").await;
+    let mut old = server.connect().await;
+    old.send(&join_with_secret("r", "Bob", BOB_SECRET)).await;
+    let bob_id = match old.recv().await {
+        ServerMsg::Welcome { id, .. } => id,
+        other => panic!("expected welcome, got {other:?}"),
+    };
+    let _ = ada.recv().await;
+    let mut new = server.connect().await;
+    new.send(&join_with_secret("r", "Bob", BOB_SECRET)).await;
+    assert!(matches!(new.recv().await, ServerMsg::Welcome { id, resumed: true, .. } if id == bob_id));
+    assert_eq!(old.expect_close().await, Some(close_code::REPLACED));
+    ada.expect_nothing().await;
+    assert_eq!(server.hub.rooms.member_count(&RoomName::parse("r").unwrap()), 2);
+}
+
+#[tokio::test]
+async fn an_invalid_secret_is_refused() {
+    let server = TestServer::start().await;
+    let mut client = server.connect().await;
+    client.send(&join_with_secret("r", "Bob", "short")).await;
+    client.expect_error(ErrorCode::InvalidSecret).await;
+    client.send(&join_with_secret("r", "Bob", &"é".repeat(20))).await;
+    client.expect_error(ErrorCode::InvalidSecret).await;
+    client.join("r", "Bob").await;
+}
+
+#[tokio::test]
+async fn mute_and_camera_state_reach_the_room_and_late_joiners() {
+    let server = TestServer::with(HubConfig { room_capacity: 3, ..HubConfig::default() }).await;
+    let (mut ada, ada_id) = server.join("r", "Ada").await;
+    let mut bob = server.connect().await;
+    bob.send(&ClientMsg::Join {
+        room: "r".into(),
+        name: "Bob".into(),
+        secret: None,
+        media: MediaState { muted: true, camera_off: false },
+    })
+    .await;
+    let bob_id = match bob.recv().await {
+        ServerMsg::Welcome { id, .. } => id,
+        other => panic!("expected welcome, got {other:?}"),
+    };
+    match ada.recv().await {
+        ServerMsg::PeerJoined { peer } => assert_eq!(peer.media, MediaState { muted: true, camera_off: false }),
+        other => panic!("expected peer_joined, got {other:?}"),
+    }
+    let both_off = MediaState { muted: true, camera_off: true };
+    ada.send(&ClientMsg::Media(both_off)).await;
+    assert_eq!(bob.recv().await, ServerMsg::PeerMedia { id: ada_id, media: both_off });
+
+    let mut cat = server.connect().await;
+    cat.send(&join_msg("r", "Cat")).await;
+    match cat.recv().await {
+        ServerMsg::Welcome { peers, .. } => {
+            let media = |id| peers.iter().find(|p| p.id == id).unwrap().media;
+            assert_eq!(media(ada_id), both_off);
+            assert_eq!(media(bob_id), MediaState { muted: true, camera_off: false });
+        }
+        other => panic!("expected welcome, got {other:?}"),
+    }
+    let mut lobby = server.connect().await;
+    lobby.send(&ClientMsg::Media(both_off)).await;
+    lobby.expect_error(ErrorCode::NotJoined).await;
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 use super::{copy_page_link, store_name, stored_name};
 use crate::model::{CallUi, RemoteTile, SharedStream};
 use crate::status::{status_line, Phase};
-use confab_protocol::{DisplayName, RoomName};
+use confab_protocol::{DisplayName, MediaState, RoomName};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -127,11 +127,12 @@ impl Controls {
 fn CallView(room: RoomName, name: String, retry: impl Fn() + Send + Sync + Clone + 'static) -> impl IntoView {
     let ui = CallUi::new();
     let controls = Controls::start(&room, &name, ui);
+    let (list_name, badge_name) = (name.clone(), name.clone());
     let status = move || {
         let peers: Vec<_> = ui.tiles.with(|tiles| tiles.iter().map(|t| t.state.get()).collect());
         status_line(&ui.phase.get(), &peers)
     };
-    let can_retry = move || matches!(ui.phase.get(), Phase::MediaFailed(_) | Phase::RoomFull | Phase::Lost);
+    let can_retry = move || matches!(ui.phase.get(), Phase::MediaFailed(_) | Phase::RoomFull);
     let in_call = move || !ui.phase.with(Phase::is_over);
     let alone = move || ui.phase.get() == Phase::InRoom && ui.tiles.with(Vec::is_empty);
     let navigate = use_navigate();
@@ -171,13 +172,20 @@ fn CallView(room: RoomName, name: String, retry: impl Fn() + Send + Sync + Clone
                     }>"Try again"</button>
                 </Show>
                 <p class="notice" role="alert">{move || ui.notice.get()}</p>
+                <Show when=in_call>
+                    <Participants name=list_name.clone() ui=ui/>
+                </Show>
             </header>
             <div class="tiles" data-count=move || ui.tiles.with(Vec::len) + 1>
-                <figure class="tile local">
+                <figure class="tile local" class:camera-off=move || ui.camera_off.get()>
                     <StreamVideo stream=ui.local muted=true mirrored=true label="Your camera".to_owned()/>
+                    <Badges
+                        name=badge_name
+                        media=Signal::derive(move || MediaState { muted: ui.muted.get(), camera_off: ui.camera_off.get() })
+                    />
                     <figcaption>{format!("{name} (you)")}</figcaption>
                 </figure>
-                <For each=move || ui.tiles.get() key=|tile| tile.id let:tile>
+                <For each=move || ui.tiles.get() key=|tile| tile.key.clone() let:tile>
                     <RemoteView tile=tile/>
                 </For>
             </div>
@@ -240,18 +248,68 @@ fn CallView(room: RoomName, name: String, retry: impl Fn() + Send + Sync + Clone
     }
 }
 
-/// A remote participant's tile: their video (with sound), name and connection state.
+/// A remote participant's tile: their video (with sound), name, mute and camera badges, and
+/// connection state.
 #[component]
 fn RemoteView(tile: RemoteTile) -> impl IntoView {
     let stream = tile.stream.clone();
     let state = tile.state.clone();
+    let media = tile.media.clone();
+    let camera_off = tile.media.clone();
     let label = format!("Video of {}", tile.name);
     view! {
-        <figure class="tile remote" data-peer=tile.id.to_string()>
+        <figure class="tile remote" class:camera-off=move || camera_off.get().camera_off>
             <StreamVideo stream=Signal::derive(move || stream.get()) muted=false mirrored=false label=label/>
+            <Badges name=tile.name.clone() media=Signal::derive(move || media.get())/>
             <figcaption>{tile.name.clone()}</figcaption>
             {move || state.get().label().map(|text| view! { <span class="tile-state">{text}</span> })}
         </figure>
+    }
+}
+
+/// "Muted" and "Camera off" badges on a tile; with the camera off, the person's initial stands
+/// in for the black picture.
+#[component]
+fn Badges(name: String, #[prop(into)] media: Signal<MediaState>) -> impl IntoView {
+    let initial = name.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_default();
+    view! {
+        <Show when=move || media.get().camera_off>
+            <span class="avatar" aria-hidden="true">{initial.clone()}</span>
+        </Show>
+        <span class="badges">
+            <Show when=move || media.get().muted>
+                <span class="badge">"Muted"</span>
+            </Show>
+            <Show when=move || media.get().camera_off>
+                <span class="badge">"Camera off"</span>
+            </Show>
+        </span>
+    }
+}
+
+/// Who is in the call, with their mute and camera state.
+#[component]
+fn Participants(name: String, ui: CallUi) -> impl IntoView {
+    let count = move || ui.tiles.with(Vec::len) + 1;
+    let describe = |media: MediaState| match (media.muted, media.camera_off) {
+        (false, false) => String::new(),
+        (true, false) => " (muted)".to_owned(),
+        (false, true) => " (camera off)".to_owned(),
+        (true, true) => " (muted, camera off)".to_owned(),
+    };
+    view! {
+        <details class="participants">
+            <summary>{move || format!("People ({})", count())}</summary>
+            <ul aria-label="Participants">
+                <li>
+                    {format!("{name} (you)")}
+                    {move || describe(MediaState { muted: ui.muted.get(), camera_off: ui.camera_off.get() })}
+                </li>
+                <For each=move || ui.tiles.get() key=|tile| tile.key.clone() let:tile>
+                    <li>{tile.name.clone()} {move || describe(tile.media.get())}</li>
+                </For>
+            </ul>
+        </details>
     }
 }
 
