@@ -4,7 +4,8 @@
 #   - the wasm32 target, cargo-leptos (built with `no_downloads`: it then looks up its helpers on
 #     PATH instead of downloading them), wasm-bindgen-cli at the version Cargo.lock resolved;
 #   - tools/: dart-sass and binaryen's wasm-opt from npm (package-lock.json);
-#   - for tests: Debian's Chromium and end2end/'s Playwright (package-lock.json).
+#   - for tests: Debian's Chromium, nftables (as root) and end2end/'s Playwright
+#     (package-lock.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,6 +58,11 @@ if [ "$what" = test ]; then
   if [ ! -x /usr/bin/chromium ]; then
     say "installing Debian's Chromium"
     apt_install chromium
+  fi
+  # The ICE-restart test drops UDP on the loopback interface with nft (as root only).
+  if [ "$(id -u)" = 0 ] && ! command -v nft >/dev/null; then
+    say "installing nftables"
+    apt_install nftables
   fi
   npm_ci end2end
 fi

@@ -1,0 +1,48 @@
+import { expect, test } from '@playwright/test';
+import { Participant, uniqueRoom } from './fixtures/participant';
+import { TestServer } from './fixtures/server';
+
+test('the server dies mid-call: media keeps flowing, signaling comes back, a newcomer reaches everyone', async ({ browser }) => {
+  test.setTimeout(120_000);
+  const server = new TestServer(Number(process.env.CONFAB_TEST_PORT ?? 3107) + 10);
+  await server.start();
+  try {
+    const room = uniqueRoom('restart');
+    const ada = await Participant.open(browser, 'Ada', undefined, server.url);
+    const bob = await Participant.open(browser, 'Bob', undefined, server.url);
+    await ada.joinByLink(room);
+    await bob.joinByLink(room);
+    await ada.expectConnected();
+    await bob.expectConnected();
+    await bob.expectFramesGrow();
+
+    await server.kill();
+    for (const p of [ada, bob]) await expect(p.status()).toHaveText(/^Reconnecting to the server/);
+    // Peer to peer: the call goes on without the server.
+    await ada.expectFramesGrow();
+    await bob.expectFramesGrow();
+    await bob.expectAudio('audible');
+
+    await server.start();
+    for (const p of [ada, bob]) {
+      await expect(p.status()).toHaveText('Connected');
+      await expect(p.remoteVideos()).toHaveCount(1);
+    }
+    // The same connections carried on: none was torn down or duplicated.
+    expect(await ada.peerConnections()).toEqual({ made: 1, open: 1 });
+    expect(await bob.peerConnections()).toEqual({ made: 1, open: 1 });
+
+    const cat = await Participant.open(browser, 'Cat', undefined, server.url);
+    await cat.joinByLink(room);
+    await cat.expectConnected();
+    await expect(cat.remoteVideos()).toHaveCount(2);
+    await cat.expectEveryConnectionDecodes(2);
+    for (const p of [ada, bob]) {
+      await expect(p.remoteVideos()).toHaveCount(2);
+      await p.expectConnected();
+    }
+    for (const p of [ada, bob, cat]) await p.close();
+  } finally {
+    await server.kill();
+  }
+});
