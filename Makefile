@@ -37,9 +37,10 @@ test: test-tools
 e2e:
 	cd end2end && CONFAB_BIN="$(TARGET_DIR)/release/confab" CONFAB_SITE_ROOT="$(SITE_ROOT)" npx playwright test
 
-## Join → first remote frame, median of 10 runs (needs `make build` first).
+## Call-setup, recovery and CPU figures (prints them; needs `make build` first).
 bench:
 	cd end2end && CONFAB_BIN="$(TARGET_DIR)/release/confab" CONFAB_SITE_ROOT="$(SITE_ROOT)" node bench/first-frame.mjs
+	cd end2end && CONFAB_BIN="$(TARGET_DIR)/release/confab" CONFAB_SITE_ROOT="$(SITE_ROOT)" node bench/group.mjs
 
 lint:
 	cargo fmt --all --check

@@ -1,0 +1,132 @@
+// Shared pieces of the benchmark scripts: a server process, a browser, pages that join a room.
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { chromium } from '@playwright/test';
+
+const here = path.dirname(new URL(import.meta.url).pathname);
+export const bin = process.env.CONFAB_BIN ?? path.resolve(here, '../../target/release/confab');
+export const siteRoot = process.env.CONFAB_SITE_ROOT ?? path.resolve(here, '../../target/site');
+
+/** A server on `port`; `start()` waits until it answers, `kill()` ends it with SIGKILL. */
+export function server(port) {
+  let child;
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    url,
+    async start() {
+      child = spawn(bin, ['--addr', `127.0.0.1:${port}`, '--stun', ''], {
+        env: { ...process.env, LEPTOS_SITE_ROOT: siteRoot, CONFAB_LOG: 'warn' },
+        stdio: ['ignore', 'inherit', 'inherit'],
+      });
+      for (let i = 0; i < 200; i++) {
+        try {
+          if ((await fetch(url)).ok) return;
+        } catch {}
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      throw new Error('server did not start');
+    },
+    async kill() {
+      if (!child || child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+/** Records the page's peer connections and the moment "Join room" is pressed. */
+function instrument() {
+  window.__pcs = [];
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Native {
+    constructor(config) {
+      super(config);
+      window.__pcs.push(this);
+      this.addEventListener('connectionstatechange', () => {
+        if (this.connectionState === 'connected') window.__connectedAt ??= performance.now();
+      });
+    }
+  };
+  document.addEventListener('click', (e) => {
+    const button = e.target instanceof Element ? e.target.closest('button') : null;
+    if (button?.textContent?.trim() === 'Join room') window.__joinedAt = performance.now();
+  }, true);
+}
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream',
+      '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
+    ],
+  });
+}
+
+/** Opens a page of its own context on `room`, name filled in, ready to press "Join room". */
+export async function openRoom(browser, baseUrl, room, name) {
+  const context = await browser.newContext({ permissions: ['camera', 'microphone'], viewport: { width: 640, height: 480 } });
+  await context.addInitScript(instrument);
+  const page = await context.newPage();
+  await page.goto(`${baseUrl}/room/${room}`);
+  await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
+  await page.getByLabel('Your name').fill(name);
+  return page;
+}
+
+/** Waits in the page until it has `n` connected connections, each with a decoded frame. */
+export async function waitAllDecoding(page, n, timeoutMs = 30_000) {
+  return page.evaluate(async ({ n, timeoutMs }) => {
+    const deadline = performance.now() + timeoutMs;
+    while (performance.now() < deadline) {
+      const pcs = window.__pcs.filter((pc) => pc.connectionState === 'connected');
+      if (pcs.length === n) {
+        let decoding = 0;
+        for (const pc of pcs) {
+          let frames = 0;
+          (await pc.getStats()).forEach((r) => {
+            if (r.type === 'inbound-rtp' && r.kind === 'video') frames += r.framesDecoded ?? 0;
+          });
+          if (frames > 0) decoding += 1;
+        }
+        if (decoding === n) return performance.now();
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    throw new Error(`not all ${n} connections decoding after ${timeoutMs} ms`);
+  }, { n, timeoutMs });
+}
+
+export const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** CPU seconds (user + system) used so far by `pid` and all its descendants. */
+export function cpuSeconds(pid) {
+  const ticks = 100; // USER_HZ on Linux
+  const children = new Map();
+  const own = new Map();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ppid = Number(fields[1]);
+      own.set(Number(entry), (Number(fields[11]) + Number(fields[12])) / ticks);
+      if (!children.has(ppid)) children.set(ppid, []);
+      children.get(ppid).push(Number(entry));
+    } catch {}
+  }
+  let total = 0;
+  const stack = [pid];
+  while (stack.length) {
+    const p = stack.pop();
+    total += own.get(p) ?? 0;
+    stack.push(...(children.get(p) ?? []));
+  }
+  return total;
+}
