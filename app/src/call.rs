@@ -621,10 +621,11 @@ fn local_sdp(pc: &RtcPeerConnection) -> Option<(String, String)> {
 async fn make_offer(inner: &Rc<RefCell<Inner>>, key: &PeerKey) -> Result<(), WebRtcError> {
     let pc = {
         let mut state = inner.borrow_mut();
-        if state.ended || state.out.is_none() {
-            // Offline: the reconnect renegotiates.
+        if state.ended {
             return Ok(());
         }
+        // Offline, the offer is made all the same (the event does not fire twice); it is sent
+        // again after the reconnect (see `resend_pending_offers`).
         let Some(conn) = state.peer_mut(key).and_then(|p| p.conn.as_mut()) else { return Ok(()) };
         conn.making_offer = true;
         conn.pc.clone()
@@ -988,6 +989,7 @@ fn on_welcome(
             warn(&format!("confab: {e}"));
         }
     }
+    resend_pending_offers(inner);
     if !resumed {
         // After a server restart everyone comes back with a new id; whoever has not come back
         // in a while is gone.
@@ -1004,6 +1006,22 @@ fn on_welcome(
                 state.remove_peer(&key);
             }
         });
+    }
+}
+
+/// After a reconnect: offers made while offline (or lost with the old socket) are sent again,
+/// and connections that broke meanwhile restart ICE (which negotiates anew).
+fn resend_pending_offers(inner: &Rc<RefCell<Inner>>) {
+    let state = inner.borrow();
+    for (_, peer) in &state.peers {
+        let Some(conn) = &peer.conn else { continue };
+        if string_prop(&conn.pc, "signalingState") == "have-local-offer" {
+            if let Some((_, sdp)) = local_sdp(&conn.pc).filter(|(kind, _)| kind == "offer") {
+                state.send(ClientMsg::Signal { to: peer.id, signal: Signal::Offer { sdp } });
+            }
+        } else if matches!(string_prop(&conn.pc, "connectionState").as_str(), "failed" | "disconnected") {
+            restart_ice(&conn.pc);
+        }
     }
 }
 

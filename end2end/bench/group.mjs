@@ -8,7 +8,7 @@
 //
 // Usage (after `make build`): make bench
 import { execFileSync } from 'node:child_process';
-import { cpuSeconds, launch, median, openRoom, server, waitAllDecoding } from './lib.mjs';
+import { chromiumCpuSeconds, launch, median, openRoom, server, waitAllDecoding } from './lib.mjs';
 
 const hub = server(Number(process.env.CONFAB_BENCH_PORT ?? 3121));
 await hub.start();
@@ -34,7 +34,6 @@ for (const n of [2, 4, 6]) {
   const times = [];
   for (let run = 0; run < 5; run++) {
     const pages = await fill(n);
-    const joinedAt = Date.now();
     // The last page's click started it; every page must now see n - 1 decoding peers.
     const last = pages[n - 1];
     const lastClick = await last.evaluate(() => performance.timeOrigin + window.__joinedAt);
@@ -43,7 +42,6 @@ for (const n of [2, 4, 6]) {
       return p.evaluate((at) => performance.timeOrigin + at, at);
     }));
     times.push(Math.max(...done) - lastClick);
-    void joinedAt;
     await closeAll(pages);
   }
   console.log(`   ${n} pages: ${median(times).toFixed(0)} ms (runs: ${times.map((t) => t.toFixed(0)).join(', ')})`);
@@ -101,11 +99,10 @@ console.log('4. CPU of a 4-page mesh');
 {
   const pages = await fill(4);
   await Promise.all(pages.map((p) => waitAllDecoding(p, 3, 60_000)));
-  const pid = browser.process()?.pid;
-  const before = cpuSeconds(pid);
+  const before = chromiumCpuSeconds();
   const t0 = Date.now();
   await new Promise((r) => setTimeout(r, 10_000));
-  const used = cpuSeconds(pid) - before;
+  const used = chromiumCpuSeconds() - before;
   const wall = (Date.now() - t0) / 1000;
   console.log(`   Chromium, 4 pages, 12 streams sent at half resolution: ${(used / wall).toFixed(2)} cores of 2`);
   await closeAll(pages);

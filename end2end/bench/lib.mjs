@@ -105,28 +105,20 @@ export const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-/** CPU seconds (user + system) used so far by `pid` and all its descendants. */
-export function cpuSeconds(pid) {
+/** CPU seconds (user + system) used so far by every Chromium process on the machine. */
+export function chromiumCpuSeconds() {
   const ticks = 100; // USER_HZ on Linux
-  const children = new Map();
-  const own = new Map();
+  let total = 0;
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
+      if (!fs.readFileSync(`/proc/${entry}/comm`, 'utf8').startsWith('chrom')) continue;
       const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const ppid = Number(fields[1]);
-      own.set(Number(entry), (Number(fields[11]) + Number(fields[12])) / ticks);
-      if (!children.has(ppid)) children.set(ppid, []);
-      children.get(ppid).push(Number(entry));
-    } catch {}
-  }
-  let total = 0;
-  const stack = [pid];
-  while (stack.length) {
-    const p = stack.pop();
-    total += own.get(p) ?? 0;
-    stack.push(...(children.get(p) ?? []));
+      total += (Number(fields[11]) + Number(fields[12])) / ticks;
+    } catch {
+      // The process ended meanwhile.
+    }
   }
   return total;
 }
