@@ -73,9 +73,10 @@ const BACKOFF_FIRST_MS: u32 = 250;
 const BACKOFF_MAX_MS: u32 = 2_000;
 /// Close code with which the server says another connection of this tab took over.
 const CLOSE_REPLACED: u16 = 4000;
-/// In a call of more than two people, each sender halves its resolution and caps its bitrate:
-/// a mesh sends one stream per peer.
+/// In a call of more than two people, each sender halves its resolution and caps its bitrate
+/// and frame rate: a mesh sends one stream per peer, and every stream costs an encoder.
 const MESH_BITRATE: u32 = 350_000;
+const MESH_FRAMERATE: u32 = 15;
 
 /// A failed WebRTC step, with the browser's reason.
 #[derive(Debug)]
@@ -424,10 +425,12 @@ fn set_send_quality(sender: &RtcRtpSender, mesh: bool) {
     };
     let scale: f64 = if mesh { 2.0 } else { 1.0 };
     let _ = Reflect::set(&encoding, &"scaleResolutionDownBy".into(), &scale.into());
-    if mesh {
-        let _ = Reflect::set(&encoding, &"maxBitrate".into(), &MESH_BITRATE.into());
-    } else {
-        let _ = Reflect::delete_property(encoding.unchecked_ref::<js_sys::Object>(), &"maxBitrate".into());
+    for (name, value) in [("maxBitrate", MESH_BITRATE), ("maxFramerate", MESH_FRAMERATE)] {
+        if mesh {
+            let _ = Reflect::set(&encoding, &name.into(), &value.into());
+        } else {
+            let _ = Reflect::delete_property(encoding.unchecked_ref::<js_sys::Object>(), &name.into());
+        }
     }
     if let Ok(promise) = call_method(sender, "setParameters", &Array::of1(&params)) {
         spawn_local(async move {
