@@ -252,6 +252,8 @@ pub enum ErrorCode {
     UnknownPeer,
     /// The join secret broke the rules of [`valid_secret`].
     InvalidSecret,
+    /// Messages came faster than the server accepts from one connection; this one was dropped.
+    RateLimited,
 }
 
 /// Why a name was refused.

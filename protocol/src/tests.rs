@@ -195,6 +195,7 @@ fn error_round_trip_for_every_code() {
         (ErrorCode::NotJoined, "not_joined"),
         (ErrorCode::UnknownPeer, "unknown_peer"),
         (ErrorCode::InvalidSecret, "invalid_secret"),
+        (ErrorCode::RateLimited, "rate_limited"),
     ];
     for (code, wire) in codes {
         assert_server_round_trip(

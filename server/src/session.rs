@@ -37,6 +37,12 @@ pub mod close_code {
     pub const REPLACED: u16 = 4000;
 }
 
+/// Messages one socket may send in a burst; below the registry's outbox capacity, so a burst
+/// relayed to one peer cannot overflow that peer's queue on its own.
+pub const RATE_BURST: f64 = 100.0;
+/// Messages one socket may send per second after a burst (a six-person join sends a few dozen).
+pub const RATE_PER_SECOND: f64 = 40.0;
+
 /// How many client mistakes within [`MISTAKE_WINDOW`] a socket may make before it is closed.
 pub const MAX_MISTAKES: u32 = 10;
 /// The window over which mistakes are counted.
@@ -69,6 +75,9 @@ pub enum ClientError {
     /// A relay, media update or leave before any join.
     #[error("join a room first")]
     NotJoined,
+    /// More messages than the rate limit allows; the message was dropped.
+    #[error("too many messages: at most {RATE_PER_SECOND} a second (bursts of {RATE_BURST})")]
+    RateLimited,
     /// A join secret that breaks the rules.
     #[error("the join secret must be {min} to {max} printable ASCII characters", min = confab_protocol::SECRET_MIN_CHARS, max = confab_protocol::SECRET_MAX_CHARS)]
     InvalidSecret,
@@ -91,6 +100,7 @@ impl ClientError {
             ClientError::NotJoined => ErrorCode::NotJoined,
             ClientError::UnknownPeer(_) => ErrorCode::UnknownPeer,
             ClientError::InvalidSecret => ErrorCode::InvalidSecret,
+            ClientError::RateLimited => ErrorCode::RateLimited,
         }
     }
 
@@ -160,6 +170,31 @@ enum State {
     },
 }
 
+/// A token bucket over the messages a socket sends.
+struct Rate {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Rate {
+    fn new() -> Self {
+        Rate { tokens: RATE_BURST, last: Instant::now() }
+    }
+
+    /// Takes one token; false if there is none.
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * RATE_PER_SECOND).min(RATE_BURST);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// Counts mistakes in a fixed window.
 struct Mistakes {
     count: u32,
@@ -222,6 +257,7 @@ where
     let dead_after = hub.heartbeat * 3;
     let mut last_heard = Instant::now();
     let mut mistakes = Mistakes::new();
+    let mut rate = Rate::new();
 
     // A socket that does not take a message within this long is as good as dead; without a limit
     // a client that stops reading would hold its session (and queued messages) forever.
@@ -242,7 +278,13 @@ where
                     Some(Err(e)) => return End::Socket(e),
                     Some(Ok(frame)) => frame,
                 };
-                if let Err(mistake) = handle_frame(frame, hub, state, socket, send_limit).await {
+                let counted = matches!(frame, Message::Text(_) | Message::Binary(_));
+                let handled = if counted && !rate.take() {
+                    Err(Handled::Client(ClientError::RateLimited))
+                } else {
+                    handle_frame(frame, hub, state, socket, send_limit).await
+                };
+                if let Err(mistake) = handled {
                     match mistake {
                         Handled::Client(err) => {
                             tracing::debug!(error = %err, "client mistake");
