@@ -393,6 +393,14 @@ impl Inner {
         true
     }
 
+    /// Drops the peers not seen in the room since the last welcome.
+    fn drop_unconfirmed(&mut self) {
+        let gone: Vec<PeerKey> = self.peers.iter().filter(|(_, p)| !p.confirmed).map(|(k, _)| k.clone()).collect();
+        for key in gone {
+            self.remove_peer(&key);
+        }
+    }
+
     fn remove_peer(&mut self, key: &PeerKey) {
         let before = self.peers.len();
         self.peers.retain(|(k, _)| k != key);
@@ -976,10 +984,7 @@ fn on_welcome(
         }
         if resumed {
             // Whoever is not in the room any more left while we were away.
-            let gone: Vec<PeerKey> = state.peers.iter().filter(|(_, p)| !p.confirmed).map(|(k, _)| k.clone()).collect();
-            for key in gone {
-                state.remove_peer(&key);
-            }
+            state.drop_unconfirmed();
         } else {
             state.welcomes += 1;
         }
@@ -1004,10 +1009,7 @@ fn on_welcome(
             if state.welcomes != generation || state.ended {
                 return;
             }
-            let gone: Vec<PeerKey> = state.peers.iter().filter(|(_, p)| !p.confirmed).map(|(k, _)| k.clone()).collect();
-            for key in gone {
-                state.remove_peer(&key);
-            }
+            state.drop_unconfirmed();
         });
     }
 }
