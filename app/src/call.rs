@@ -829,6 +829,7 @@ async fn connect_once(inner: &Rc<RefCell<Inner>>) -> Ended {
             room: state.room.clone(),
             name: state.name.clone(),
             secret: Some(state.secret.clone()),
+            password: state.password.clone(),
             media: state.media(),
         };
         let _ = out.unbounded_send(join);

@@ -82,6 +82,17 @@ pub struct MediaState {
     pub camera_off: bool,
 }
 
+/// Which ICE candidates `RTCPeerConnection` may use (its `iceTransportPolicy`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum IceTransportPolicy {
+    /// Any candidate: direct when possible, TURN when needed.
+    #[default]
+    All,
+    /// TURN relays only.
+    Relay,
+}
+
 /// A STUN or TURN server, in the shape of the browser's `RTCIceServer` dictionary.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct IceServer {
@@ -144,6 +155,11 @@ pub enum ClientMsg {
         /// makes one up and the place cannot be resumed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         secret: Option<String>,
+        /// The room's password. The first person into an empty room sets it (or leaves the room
+        /// open by sending none); everyone after must give the same one. At most
+        /// [`PASSWORD_MAX_CHARS`] characters.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
         /// Mute and camera state to show others from the start.
         #[serde(default)]
         media: MediaState,
@@ -184,6 +200,13 @@ pub enum ServerMsg {
         /// was told of a leave or a join. Connections made before go on.
         #[serde(default)]
         resumed: bool,
+        /// Which ICE candidates the browser may use: `relay` keeps participants' addresses from
+        /// each other by sending all media through TURN.
+        #[serde(default)]
+        ice_transport_policy: IceTransportPolicy,
+        /// The room has a password.
+        #[serde(default)]
+        locked: bool,
     },
     /// A participant's mute or camera state changed.
     PeerMedia {
@@ -223,6 +246,9 @@ pub const SECRET_MIN_CHARS: usize = 16;
 /// Most characters of a join secret.
 pub const SECRET_MAX_CHARS: usize = 128;
 
+/// The most characters a room password may have.
+pub const PASSWORD_MAX_CHARS: usize = 128;
+
 /// True if `secret` is acceptable as a join secret.
 pub fn valid_secret(secret: &str) -> bool {
     (SECRET_MIN_CHARS..=SECRET_MAX_CHARS).contains(&secret.len()) && secret.bytes().all(|b| b.is_ascii_graphic())
@@ -254,6 +280,37 @@ pub enum ErrorCode {
     InvalidSecret,
     /// Messages came faster than the server accepts from one connection; this one was dropped.
     RateLimited,
+    /// The room has a password and the join gave none.
+    PasswordRequired,
+    /// The join gave a password that is not the room's.
+    WrongPassword,
+    /// A password over [`PASSWORD_MAX_CHARS`] characters.
+    InvalidPassword,
+    /// The server holds as many rooms or people as it is configured for.
+    ServerFull,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire (`"room_full"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadMessage => "bad_message",
+            ErrorCode::BinaryFrame => "binary_frame",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::InvalidRoom => "invalid_room",
+            ErrorCode::InvalidName => "invalid_name",
+            ErrorCode::RoomFull => "room_full",
+            ErrorCode::AlreadyJoined => "already_joined",
+            ErrorCode::NotJoined => "not_joined",
+            ErrorCode::UnknownPeer => "unknown_peer",
+            ErrorCode::InvalidSecret => "invalid_secret",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::PasswordRequired => "password_required",
+            ErrorCode::WrongPassword => "wrong_password",
+            ErrorCode::InvalidPassword => "invalid_password",
+            ErrorCode::ServerFull => "server_full",
+        }
+    }
 }
 
 /// Why a name was refused.

@@ -33,7 +33,13 @@ fn assert_server_round_trip(msg: ServerMsg, expected: serde_json::Value) {
 #[test]
 fn join_round_trip() {
     assert_client_round_trip(
-        ClientMsg::Join { room: "daily".into(), name: "Ada".into(), secret: None, media: MediaState::default() },
+        ClientMsg::Join {
+            room: "daily".into(),
+            name: "Ada".into(),
+            secret: None,
+            password: None,
+            media: MediaState::default(),
+        },
         json!({"type": "join", "room": "daily", "name": "Ada", "media": {"muted": false, "camera_off": false}}),
     );
     assert_client_round_trip(
@@ -41,15 +47,22 @@ fn join_round_trip() {
             room: "daily".into(),
             name: "Ada".into(),
             secret: Some("s".repeat(32)),
+            password: Some("hunter2".into()),
             media: MediaState { muted: true, camera_off: false },
         },
-        json!({"type": "join", "room": "daily", "name": "Ada", "secret": "s".repeat(32),
+        json!({"type": "join", "room": "daily", "name": "Ada", "secret": "s".repeat(32), "password": "hunter2",
                "media": {"muted": true, "camera_off": false}}),
     );
     // Secret and media may be left out.
     assert_eq!(
         ClientMsg::from_json(r#"{"type":"join","room":"r","name":"n"}"#).unwrap(),
-        ClientMsg::Join { room: "r".into(), name: "n".into(), secret: None, media: MediaState::default() }
+        ClientMsg::Join {
+            room: "r".into(),
+            name: "n".into(),
+            secret: None,
+            password: None,
+            media: MediaState::default()
+        }
     );
 }
 
@@ -136,9 +149,12 @@ fn welcome_round_trip() {
                 },
             ],
             resumed: false,
+            ice_transport_policy: IceTransportPolicy::Relay,
+            locked: true,
         },
         json!({
             "type": "welcome", "id": 2, "key": "k2", "room": "daily", "resumed": false,
+            "ice_transport_policy": "relay", "locked": true,
             "peers": [{"id": 1, "name": "Ada", "key": "k1", "media": {"muted": true, "camera_off": false}}],
             "ice_servers": [
                 {"urls": ["stun:stun.example:3478"]},
@@ -195,9 +211,14 @@ fn error_round_trip_for_every_code() {
         (ErrorCode::NotJoined, "not_joined"),
         (ErrorCode::UnknownPeer, "unknown_peer"),
         (ErrorCode::InvalidSecret, "invalid_secret"),
+        (ErrorCode::PasswordRequired, "password_required"),
+        (ErrorCode::WrongPassword, "wrong_password"),
+        (ErrorCode::InvalidPassword, "invalid_password"),
+        (ErrorCode::ServerFull, "server_full"),
         (ErrorCode::RateLimited, "rate_limited"),
     ];
     for (code, wire) in codes {
+        assert_eq!(code.as_str(), wire);
         assert_server_round_trip(
             ServerMsg::error(code, "why"),
             json!({"type": "error", "code": wire, "message": "why"}),

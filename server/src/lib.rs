@@ -8,20 +8,28 @@
 //! - [`session`]: one WebSocket from upgrade to close.
 //! - [`app`] / [`signaling_routes`]: the axum routers; `main.rs` is only configuration glue.
 
+pub mod metrics;
 pub mod rooms;
 pub mod session;
+pub mod tls;
+pub mod turn;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::State;
-use axum::response::Response;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use confab_protocol::{IceServer, WS_PATH};
+use confab_protocol::{IceServer, IceTransportPolicy, PeerKey, WS_PATH};
 use leptos::config::LeptosOptions;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
+
+pub use rooms::Limits;
+pub use turn::TurnConfig;
 
 /// The transport's hard limit on one WebSocket message or frame, in bytes. Frames between
 /// [`confab_protocol::MAX_FRAME_BYTES`] and this are answered with a `too_large` error and the
@@ -37,39 +45,143 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 pub struct Hub {
     /// Who is in which room.
     pub rooms: rooms::Rooms,
-    /// The STUN/TURN servers every welcome carries.
-    pub ice_servers: Vec<IceServer>,
+    /// What the server counts.
+    pub metrics: metrics::Metrics,
+    /// The STUN servers every welcome carries.
+    stun: Option<IceServer>,
+    /// The TURN servers, whose credentials are minted per join.
+    turn: Option<TurnConfig>,
+    /// Which candidates browsers may use.
+    pub ice_transport_policy: IceTransportPolicy,
     /// How often the server pings each socket; a socket silent for three periods is dropped.
     pub heartbeat: Duration,
     /// How long the place of a socket that dropped without closing is held for a resume.
     pub resume_grace: Duration,
     /// Cancelled when the server shuts down; every session then closes its socket.
     pub shutdown: CancellationToken,
-    /// Open WebSocket sessions.
-    connections: AtomicUsize,
+    /// Who may open a signaling socket.
+    origins: Origins,
+    /// Open sessions, in all and per client address.
+    connections: Mutex<Connections>,
+    max_connections: usize,
+    max_connections_per_ip: usize,
+    /// Counts the embedded TURN server's allocations, when there is one.
+    turn_allocations: Mutex<Option<AllocationCounter>>,
+}
+
+/// Reads the embedded TURN server's allocation count.
+struct AllocationCounter(Box<dyn Fn() -> usize + Send + Sync>);
+
+impl std::fmt::Debug for AllocationCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AllocationCounter")
+    }
+}
+
+/// Which pages may open `/ws` (browsers send an `Origin` header; other clients do not, and are
+/// let through: the check protects people's browsers from other sites, not the server from
+/// scripts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origins {
+    /// Only pages served by this server: the `Origin`'s host must be the request's `Host`.
+    SameOrigin,
+    /// These origins exactly (`https://meet.example.org`), or any with `*`.
+    List(Vec<String>),
+}
+
+impl Origins {
+    /// Whether a request with these headers may upgrade.
+    pub fn allows(&self, headers: &HeaderMap) -> bool {
+        let Some(origin) = headers.get(header::ORIGIN) else { return true };
+        let Ok(origin) = origin.to_str() else { return false };
+        match self {
+            Origins::SameOrigin => {
+                let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+                let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+                matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+            }
+            Origins::List(list) => list.iter().any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin)),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Connections {
+    total: usize,
+    by_ip: HashMap<IpAddr, usize>,
 }
 
 /// How to set up a [`Hub`].
 #[derive(Debug, Clone)]
 pub struct HubConfig {
-    /// The most people in one room.
-    pub room_capacity: usize,
+    /// Room capacity and server-wide totals.
+    pub limits: Limits,
     /// STUN server URLs for the browsers.
     pub stun_urls: Vec<String>,
+    /// TURN servers and their shared secret.
+    pub turn: Option<TurnConfig>,
+    /// Which candidates browsers may use.
+    pub ice_transport_policy: IceTransportPolicy,
     /// The heartbeat period.
     pub heartbeat: Duration,
     /// How long a dropped socket's place is held for a resume.
     pub resume_grace: Duration,
+    /// Who may open a signaling socket.
+    pub origins: Origins,
+    /// The most open signaling sockets.
+    pub max_connections: usize,
+    /// The most open signaling sockets from one IP address.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
-            room_capacity: 6,
+            limits: Limits { room_capacity: 6, max_rooms: 10_000, max_peers: 20_000 },
             stun_urls: vec!["stun:stun.l.google.com:19302".into(), "stun:stun1.l.google.com:19302".into()],
+            turn: None,
+            ice_transport_policy: IceTransportPolicy::All,
             heartbeat: Duration::from_millis(2500),
             resume_grace: Duration::from_secs(5),
+            origins: Origins::SameOrigin,
+            max_connections: 20_000,
+            max_connections_per_ip: 32,
         }
+    }
+}
+
+/// Why an upgrade was refused before it started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// The page's origin is not allowed.
+    #[error("this page's origin may not use this server")]
+    Origin,
+    /// Too many sockets from one address.
+    #[error("too many connections from your address")]
+    PerIp,
+    /// Too many sockets in all.
+    #[error("the server has too many connections; try again later")]
+    Connections,
+}
+
+impl Refused {
+    fn label(self) -> &'static str {
+        match self {
+            Refused::Origin => "origin",
+            Refused::PerIp => "per_ip",
+            Refused::Connections => "connections",
+        }
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let status = match self {
+            Refused::Origin => StatusCode::FORBIDDEN,
+            Refused::PerIp => StatusCode::TOO_MANY_REQUESTS,
+            Refused::Connections => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        (status, self.to_string()).into_response()
     }
 }
 
@@ -77,53 +189,142 @@ impl Hub {
     /// A hub with empty rooms.
     pub fn new(config: HubConfig, shutdown: CancellationToken) -> Self {
         let stun: Vec<String> = config.stun_urls.into_iter().filter(|u| !u.trim().is_empty()).collect();
-        let ice_servers =
-            if stun.is_empty() { Vec::new() } else { vec![IceServer { urls: stun, username: None, credential: None }] };
+        let stun = (!stun.is_empty()).then(|| IceServer { urls: stun, username: None, credential: None });
         Hub {
-            rooms: rooms::Rooms::new(config.room_capacity),
-            ice_servers,
+            rooms: rooms::Rooms::with_limits(config.limits),
+            metrics: metrics::Metrics::default(),
+            stun,
+            turn: config.turn.filter(|t| !t.urls.is_empty()),
+            ice_transport_policy: config.ice_transport_policy,
             heartbeat: config.heartbeat,
             resume_grace: config.resume_grace,
             shutdown,
-            connections: AtomicUsize::new(0),
+            origins: config.origins,
+            connections: Mutex::default(),
+            max_connections: config.max_connections,
+            max_connections_per_ip: config.max_connections_per_ip,
+            turn_allocations: Mutex::new(None),
         }
+    }
+
+    /// The ICE servers for the participant with `key`: the STUN servers, and the TURN servers
+    /// with credentials minted for it now.
+    pub fn ice_servers_for(&self, key: &PeerKey) -> Vec<IceServer> {
+        let turn = self.turn.as_ref().map(|t| t.ice_server(&key.0, SystemTime::now()));
+        self.stun.iter().cloned().chain(turn).collect()
     }
 
     /// How many WebSocket sessions are open.
     pub fn connections(&self) -> usize {
-        self.connections.load(Ordering::Relaxed)
+        self.lock_connections().total
     }
 
-    /// Counts a session as open until the guard is dropped.
-    fn open_connection(self: &Arc<Self>) -> ConnectionGuard {
-        self.connections.fetch_add(1, Ordering::Relaxed);
-        ConnectionGuard(self.clone())
+    /// Lets `/metrics` report the embedded TURN server's allocations.
+    pub fn count_turn_allocations_with(&self, count: impl Fn() -> usize + Send + Sync + 'static) {
+        *self.turn_allocations.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(AllocationCounter(Box::new(count)));
+    }
+
+    /// What `/metrics` reports now.
+    pub fn snapshot(&self) -> metrics::Snapshot {
+        let turn = self.turn_allocations.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        metrics::Snapshot {
+            connections: self.connections(),
+            rooms: self.rooms.room_count(),
+            peers: self.rooms.peer_count(),
+            turn_allocations: turn.as_ref().map_or(0, |count| (count.0)()),
+        }
+    }
+
+    fn lock_connections(&self) -> std::sync::MutexGuard<'_, Connections> {
+        self.connections.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts a session from `ip` as open until the guard is dropped, if the limits allow.
+    fn open_connection(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionGuard, Refused> {
+        let mut connections = self.lock_connections();
+        if connections.total >= self.max_connections {
+            return Err(Refused::Connections);
+        }
+        let from_ip = connections.by_ip.entry(ip).or_default();
+        if *from_ip >= self.max_connections_per_ip {
+            return Err(Refused::PerIp);
+        }
+        *from_ip += 1;
+        connections.total += 1;
+        Ok(ConnectionGuard { hub: self.clone(), ip })
     }
 }
 
 /// Keeps one session counted in [`Hub::connections`].
-struct ConnectionGuard(Arc<Hub>);
+struct ConnectionGuard {
+    hub: Arc<Hub>,
+    ip: IpAddr,
+}
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+        let mut connections = self.hub.lock_connections();
+        connections.total -= 1;
+        if let Some(n) = connections.by_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                connections.by_ip.remove(&self.ip);
+            }
+        }
     }
 }
 
-/// The signaling endpoint alone: `GET /ws` upgrades to a WebSocket.
+/// The signaling endpoint and the operator's endpoints: `GET /ws` upgrades to a WebSocket;
+/// `/healthz`, `/readyz` and `/metrics`. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` (the per-address limit needs the peer
+/// address).
 pub fn signaling_routes(hub: Arc<Hub>) -> Router {
-    Router::new().route(WS_PATH, get(upgrade)).with_state(hub)
+    Router::new()
+        .route(WS_PATH, get(upgrade))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(hub)
 }
 
-async fn upgrade(State(hub): State<Arc<Hub>>, ws: WebSocketUpgrade) -> Response {
+async fn upgrade(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let admitted = if hub.origins.allows(&headers) { hub.open_connection(peer.ip()) } else { Err(Refused::Origin) };
+    let counted = match admitted {
+        Ok(guard) => guard,
+        Err(refused) => {
+            hub.metrics.refused(refused.label());
+            tracing::info!(%peer, origin = ?headers.get(header::ORIGIN), "upgrade refused: {refused}");
+            return refused.into_response();
+        }
+    };
     ws.read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
         .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         .on_upgrade(move |socket| async move {
-            let _counted = hub.open_connection();
+            let _counted = counted;
             session::run(socket, hub.clone()).await
         })
+}
+
+/// Ready while the server takes new sessions; 503 once it is shutting down, so that a load
+/// balancer stops sending people here.
+async fn ready(State(hub): State<Arc<Hub>>) -> Response {
+    if hub.shutdown.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+    } else {
+        "ready".into_response()
+    }
+}
+
+async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], hub.metrics.render(hub.snapshot())).into_response()
 }
 
 /// The whole site: the server-rendered pages, the compiled assets under `site_root`, and `/ws`.

@@ -1,9 +1,12 @@
 //! `confab`: parse the configuration, start logging, serve until Ctrl-C or SIGTERM.
 
+use axum_server::tls_rustls::RustlsConfig;
 use clap::Parser;
-use confab_server::{app, Hub, HubConfig};
+use confab_protocol::IceTransportPolicy;
+use confab_server::{app, Hub, HubConfig, Limits, Origins, TurnConfig};
 use leptos::config::LeptosOptions;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -40,27 +43,122 @@ struct Args {
     #[arg(long, env = "CONFAB_RESUME_GRACE_MS", default_value_t = 5000)]
     resume_grace_ms: u64,
 
+    /// Which ICE candidates browsers may use: `all`, or `relay` to send all media through TURN
+    /// (participants then never learn each other's addresses).
+    #[arg(long, env = "CONFAB_ICE_TRANSPORT_POLICY", default_value = "all", value_parser = parse_policy)]
+    ice_transport_policy: IceTransportPolicy,
+
+    /// TURN server URLs handed to browsers with per-join credentials, comma-separated, e.g.
+    /// `turn:turn.example.org:3478?transport=udp,turn:turn.example.org:3478?transport=tcp`.
+    #[arg(long, env = "CONFAB_TURN_URLS", value_delimiter = ',')]
+    turn_urls: Vec<String>,
+
+    /// The secret shared with the TURN server (coturn: `use-auth-secret`, `static-auth-secret`).
+    /// Prefer the environment variable: command lines are visible to other users.
+    #[arg(long, env = "CONFAB_TURN_SECRET", hide_env_values = true)]
+    turn_secret: Option<String>,
+
+    /// How long, in seconds, minted TURN credentials stay valid.
+    #[arg(long, env = "CONFAB_TURN_TTL_SECS", default_value_t = 12 * 3600, value_parser = clap::value_parser!(u64).range(60..))]
+    turn_ttl_secs: u64,
+
+    /// Page origins allowed to open the signaling socket, comma-separated
+    /// (`https://meet.example.org`), or `*` for any. Empty: only pages of this server.
+    #[arg(long, env = "CONFAB_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
+
+    /// The most rooms at once.
+    #[arg(long, env = "CONFAB_MAX_ROOMS", default_value_t = 10_000)]
+    max_rooms: usize,
+
+    /// The most people in rooms at once, over all rooms.
+    #[arg(long, env = "CONFAB_MAX_PEERS", default_value_t = 20_000)]
+    max_peers: usize,
+
+    /// The most open signaling connections.
+    #[arg(long, env = "CONFAB_MAX_CONNECTIONS", default_value_t = 20_000)]
+    max_connections: usize,
+
+    /// The most open signaling connections from one IP address. Behind a reverse proxy every
+    /// connection comes from the proxy's address: raise this accordingly.
+    #[arg(long, env = "CONFAB_MAX_CONNECTIONS_PER_IP", default_value_t = 32)]
+    max_connections_per_ip: usize,
+
+    /// Serve HTTPS with this certificate chain (PEM); needs `--tls-key`.
+    #[arg(long, env = "CONFAB_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of `--tls-cert`.
+    #[arg(long, env = "CONFAB_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// Serve HTTPS with a certificate generated at start for localhost, this machine's name and
+    /// addresses (browsers warn about it; for trying the app from a phone on the same network).
+    #[arg(long, env = "CONFAB_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+    tls_self_signed: bool,
+
     /// Log filter, e.g. `info` or `confab_server=debug,info`.
     #[arg(long, env = "CONFAB_LOG", default_value = "info")]
     log: String,
+
+    /// Log format: `pretty` for people, `json` for log collectors.
+    #[arg(long, env = "CONFAB_LOG_FORMAT", default_value = "pretty", value_parser = ["pretty", "json"])]
+    log_format: String,
 
     /// The folder `cargo leptos build` wrote the site to (holds `pkg/`).
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     site_root: String,
 }
 
+fn parse_policy(s: &str) -> Result<IceTransportPolicy, String> {
+    match s {
+        "all" => Ok(IceTransportPolicy::All),
+        "relay" => Ok(IceTransportPolicy::Relay),
+        _ => Err("expected `all` or `relay`".into()),
+    }
+}
+
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
+async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt().with_env_filter(EnvFilter::new(&args.log)).init();
+    let filter = EnvFilter::new(&args.log);
+    if args.log_format == "json" {
+        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+
+    let turn = match (args.turn_urls.is_empty(), args.turn_secret) {
+        (true, _) => None,
+        (false, Some(secret)) if !secret.is_empty() => {
+            Some(TurnConfig { urls: args.turn_urls, secret, ttl: Duration::from_secs(args.turn_ttl_secs) })
+        }
+        (false, _) => anyhow::bail!("--turn-urls needs --turn-secret (or CONFAB_TURN_SECRET)"),
+    };
+    if args.ice_transport_policy == IceTransportPolicy::Relay && turn.is_none() {
+        anyhow::bail!("--ice-transport-policy relay needs TURN servers (--turn-urls)");
+    }
+    let origins = match args.allowed_origins.iter().any(|o| !o.trim().is_empty()) {
+        true => Origins::List(args.allowed_origins.into_iter().map(|o| o.trim().to_owned()).collect()),
+        false => Origins::SameOrigin,
+    };
 
     let shutdown = CancellationToken::new();
     let hub = Arc::new(Hub::new(
         HubConfig {
-            room_capacity: usize::from(args.room_capacity),
+            limits: Limits {
+                room_capacity: usize::from(args.room_capacity),
+                max_rooms: args.max_rooms,
+                max_peers: args.max_peers,
+            },
             stun_urls: args.stun,
+            turn,
+            ice_transport_policy: args.ice_transport_policy,
             heartbeat: Duration::from_millis(args.heartbeat_ms),
             resume_grace: Duration::from_millis(args.resume_grace_ms),
+            origins,
+            max_connections: args.max_connections,
+            max_connections_per_ip: args.max_connections_per_ip,
         },
         shutdown.clone(),
     ));
@@ -70,11 +168,41 @@ async fn main() -> std::io::Result<()> {
         .site_pkg_dir("pkg")
         .site_addr(args.addr)
         .build();
+    let service = app(hub, options).into_make_service_with_connect_info::<SocketAddr>();
 
-    let listener = tokio::net::TcpListener::bind(args.addr).await?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
+    let listener = std::net::TcpListener::bind(args.addr)?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
     tokio::spawn(watch_signals(shutdown.clone()));
-    axum::serve(listener, app(hub, options)).with_graceful_shutdown(shutdown.cancelled_owned()).await
+
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(RustlsConfig::from_pem_file(cert, key).await?),
+        _ if args.tls_self_signed => {
+            let (cert, key) = confab_server::tls::self_signed(&[local.ip()])?;
+            Some(RustlsConfig::from_pem(cert.into_bytes(), key.into_bytes()).await?)
+        }
+        _ => None,
+    };
+    match tls {
+        None => {
+            tracing::info!("listening on http://{local}");
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            axum::serve(listener, service).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+        }
+        Some(config) => {
+            tracing::info!("listening on https://{local}");
+            let handle = axum_server::Handle::new();
+            tokio::spawn({
+                let handle = handle.clone();
+                async move {
+                    shutdown.cancelled().await;
+                    handle.graceful_shutdown(Some(Duration::from_secs(2)));
+                }
+            });
+            axum_server::from_tcp_rustls(listener, config)?.handle(handle).serve(service).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Cancels `shutdown` on Ctrl-C or SIGTERM. Sessions see the same token and close their sockets

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use subtle::ConstantTimeEq;
 use tokio::sync::mpsc;
 
 /// Messages queued for one member's socket.
@@ -48,6 +49,62 @@ pub enum JoinError {
         /// The configured capacity.
         capacity: usize,
     },
+    /// The room has a password and none was given.
+    #[error("this room has a password")]
+    PasswordRequired,
+    /// The password given is not the room's.
+    #[error("wrong password for this room")]
+    WrongPassword,
+    /// The server holds as many rooms, or people, as it is configured for.
+    #[error("the server is full; try again later")]
+    ServerFull,
+}
+
+/// How much one registry holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The most members one room may hold (at least one).
+    pub room_capacity: usize,
+    /// The most rooms at once.
+    pub max_rooms: usize,
+    /// The most members at once, over all rooms (detached ones included).
+    pub max_peers: usize,
+}
+
+impl Limits {
+    /// Rooms of `room_capacity`, with no server-wide limit.
+    pub fn rooms_of(room_capacity: usize) -> Self {
+        Limits { room_capacity, max_rooms: usize::MAX, max_peers: usize::MAX }
+    }
+}
+
+/// A room password as the registry keeps it: salted SHA-256, compared in constant time. The
+/// plain text is never stored. (Room passwords live only as long as their room, in memory; a
+/// deliberately slow hash would make every join an easy way to burn the server's CPU.)
+struct Password {
+    salt: [u8; 16],
+    digest: [u8; 32],
+}
+
+impl Password {
+    fn new(plain: &str) -> Self {
+        let salt: [u8; 16] = rand::random();
+        Password { salt, digest: Self::hash(&salt, plain) }
+    }
+
+    fn hash(salt: &[u8; 16], plain: &str) -> [u8; 32] {
+        Sha256::new().chain_update(salt).chain_update(plain.as_bytes()).finalize().into()
+    }
+
+    fn matches(&self, plain: &str) -> bool {
+        Self::hash(&self.salt, plain).ct_eq(&self.digest).into()
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(..)")
+    }
 }
 
 /// Why a relay was refused.
@@ -67,6 +124,9 @@ pub struct Joiner {
     pub key: PeerKey,
     /// Its mute and camera state.
     pub media: MediaState,
+    /// The room password it gave (sets the password of a room it creates); `None` or empty for
+    /// none.
+    pub password: Option<String>,
     /// Where its messages go.
     pub outbox: Outbox,
 }
@@ -82,6 +142,8 @@ pub struct Joined {
     pub peers: Vec<PeerInfo>,
     /// A place the registry still held was taken back.
     pub resumed: bool,
+    /// The room has a password.
+    pub locked: bool,
 }
 
 /// One member of a room.
@@ -95,13 +157,29 @@ struct Member {
     session: u64,
 }
 
+/// One room.
+#[derive(Debug, Default)]
+struct Room {
+    /// In the order they joined.
+    members: Vec<Member>,
+    /// Set by the member who created the room.
+    password: Option<Password>,
+}
+
+/// Everything behind the registry's lock.
+#[derive(Debug, Default)]
+struct State {
+    /// Rooms by name; a room exists only while it has members.
+    rooms: HashMap<RoomName, Room>,
+    /// Members over all rooms.
+    peers: usize,
+}
+
 /// The in-memory registry of rooms.
 #[derive(Debug)]
 pub struct Rooms {
-    /// Rooms by name; a room exists only while it has members.
-    rooms: Mutex<HashMap<RoomName, Vec<Member>>>,
-    /// The most members one room may hold.
-    capacity: usize,
+    state: Mutex<State>,
+    limits: Limits,
     /// The next peer id (and session number) to hand out.
     next_id: AtomicU64,
 }
@@ -109,12 +187,18 @@ pub struct Rooms {
 impl Rooms {
     /// An empty registry whose rooms hold at most `capacity` members (at least one).
     pub fn new(capacity: usize) -> Self {
-        Rooms { rooms: Mutex::default(), capacity: capacity.max(1), next_id: AtomicU64::new(1) }
+        Self::with_limits(Limits::rooms_of(capacity))
+    }
+
+    /// An empty registry with these limits.
+    pub fn with_limits(limits: Limits) -> Self {
+        let limits = Limits { room_capacity: limits.room_capacity.max(1), ..limits };
+        Rooms { state: Mutex::default(), limits, next_id: AtomicU64::new(1) }
     }
 
     /// The most members one room may hold.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.limits.room_capacity
     }
 
     fn fresh(&self) -> u64 {
@@ -127,42 +211,66 @@ impl Rooms {
     /// which ends its session.
     pub fn join(&self, room: &RoomName, joiner: Joiner) -> Result<Joined, JoinError> {
         let session = self.fresh();
-        let mut rooms = self.lock();
-        let members = rooms.entry(room.clone()).or_default();
-        if let Some(member) = members.iter_mut().find(|m| m.info.key == joiner.key) {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let password = joiner.password.filter(|p| !p.is_empty());
+        let existing = state.rooms.get_mut(room);
+        if let Some(member) = existing.and_then(|r| r.members.iter_mut().find(|m| m.info.key == joiner.key)) {
+            // The key proves this tab was admitted before: no password asked again.
             member.outbox = Some(joiner.outbox);
             member.session = session;
             member.info.name = joiner.name;
             let id = member.info.id;
             let media_changed = member.info.media != joiner.media;
             member.info.media = joiner.media;
-            let peers = members.iter().filter(|m| m.info.id != id).map(|m| m.info.clone()).collect();
+            let entry = &state.rooms[room];
+            let peers = entry.members.iter().filter(|m| m.info.id != id).map(|m| m.info.clone()).collect();
+            let locked = entry.password.is_some();
             if media_changed {
-                let slow = deliver_to_all_but(members, id, &ServerMsg::PeerMedia { id, media: joiner.media });
-                remove(&mut rooms, room, slow);
+                let slow = deliver_to_all_but(&entry.members, id, &ServerMsg::PeerMedia { id, media: joiner.media });
+                remove(state, room, slow);
             }
-            return Ok(Joined { id, session, peers, resumed: true });
+            return Ok(Joined { id, session, peers, resumed: true, locked });
         }
-        if members.len() >= self.capacity {
-            if members.is_empty() {
-                rooms.remove(room);
+        if state.peers >= self.limits.max_peers {
+            return Err(JoinError::ServerFull);
+        }
+        let entry = match state.rooms.get_mut(room) {
+            Some(entry) => {
+                match (&entry.password, &password) {
+                    (Some(_), None) => return Err(JoinError::PasswordRequired),
+                    (Some(expected), Some(given)) if !expected.matches(given) => return Err(JoinError::WrongPassword),
+                    _ => {}
+                }
+                if entry.members.len() >= self.limits.room_capacity {
+                    return Err(JoinError::Full { capacity: self.limits.room_capacity });
+                }
+                entry
             }
-            return Err(JoinError::Full { capacity: self.capacity });
-        }
+            None => {
+                if state.rooms.len() >= self.limits.max_rooms {
+                    return Err(JoinError::ServerFull);
+                }
+                let password = password.as_deref().map(Password::new);
+                state.rooms.entry(room.clone()).or_insert(Room { members: Vec::new(), password })
+            }
+        };
         let id = PeerId(self.fresh());
         let info = PeerInfo { id, name: joiner.name, key: joiner.key, media: joiner.media };
-        let peers = members.iter().map(|m| m.info.clone()).collect();
-        members.push(Member { info: info.clone(), outbox: Some(joiner.outbox), session });
-        let slow = deliver_to_all_but(members, id, &ServerMsg::PeerJoined { peer: info });
-        remove(&mut rooms, room, slow);
-        Ok(Joined { id, session, peers, resumed: false })
+        let peers = entry.members.iter().map(|m| m.info.clone()).collect();
+        let locked = entry.password.is_some();
+        entry.members.push(Member { info: info.clone(), outbox: Some(joiner.outbox), session });
+        let slow = deliver_to_all_but(&entry.members, id, &ServerMsg::PeerJoined { peer: info });
+        state.peers += 1;
+        remove(state, room, slow);
+        Ok(Joined { id, session, peers, resumed: false, locked })
     }
 
     /// Delivers `signal` from `from` to `to`, if both are in `room`. A detached receiver loses
     /// it (its client renegotiates after resuming).
     pub fn relay(&self, room: &RoomName, from: PeerId, to: PeerId, signal: Signal) -> Result<(), RelayError> {
-        let mut rooms = self.lock();
-        let Some(members) = rooms.get(room) else {
+        let mut state = self.lock();
+        let Some(members) = state.rooms.get(room).map(|r| &r.members) else {
             return Err(RelayError::UnknownPeer(to));
         };
         if to == from || !members.iter().any(|m| m.info.id == from) {
@@ -170,30 +278,30 @@ impl Rooms {
         }
         let target = members.iter().find(|m| m.info.id == to).ok_or(RelayError::UnknownPeer(to))?;
         if deliver(target, ServerMsg::Signal { from, signal }) == Delivery::TooSlow {
-            remove(&mut rooms, room, vec![to]);
+            remove(&mut state, room, vec![to]);
         }
         Ok(())
     }
 
     /// Records `id`'s mute and camera state and tells the others.
     pub fn set_media(&self, room: &RoomName, id: PeerId, media: MediaState) {
-        let mut rooms = self.lock();
-        let Some(members) = rooms.get_mut(room) else { return };
+        let mut state = self.lock();
+        let Some(members) = state.rooms.get_mut(room).map(|r| &mut r.members) else { return };
         let Some(member) = members.iter_mut().find(|m| m.info.id == id) else { return };
         if member.info.media == media {
             return;
         }
         member.info.media = media;
         let slow = deliver_to_all_but(members, id, &ServerMsg::PeerMedia { id, media });
-        remove(&mut rooms, room, slow);
+        remove(&mut state, room, slow);
     }
 
     /// Removes `id` from `room` and tells the others, if `session` is still its attachment;
     /// drops the room when it is empty. Removing a member that is not there does nothing.
     pub fn leave(&self, room: &RoomName, id: PeerId, session: u64) {
-        let mut rooms = self.lock();
-        if current_session(&rooms, room, id) == Some(session) {
-            remove(&mut rooms, room, vec![id]);
+        let mut state = self.lock();
+        if current_session(&state, room, id) == Some(session) {
+            remove(&mut state, room, vec![id]);
         }
     }
 
@@ -201,8 +309,9 @@ impl Rooms {
     /// Returns true if the member is now detached (the caller then calls [`Rooms::expire`] after
     /// the grace period).
     pub fn detach(&self, room: &RoomName, id: PeerId, session: u64) -> bool {
-        let mut rooms = self.lock();
-        let Some(member) = rooms.get_mut(room).and_then(|m| m.iter_mut().find(|m| m.info.id == id)) else {
+        let mut state = self.lock();
+        let Some(member) = state.rooms.get_mut(room).and_then(|r| r.members.iter_mut().find(|m| m.info.id == id))
+        else {
             return false;
         };
         if member.session != session {
@@ -214,13 +323,14 @@ impl Rooms {
 
     /// Removes `id` if it is still detached from `session` (nobody resumed it).
     pub fn expire(&self, room: &RoomName, id: PeerId, session: u64) {
-        let mut rooms = self.lock();
-        let still_detached = rooms
+        let mut state = self.lock();
+        let still_detached = state
+            .rooms
             .get(room)
-            .and_then(|m| m.iter().find(|m| m.info.id == id))
+            .and_then(|r| r.members.iter().find(|m| m.info.id == id))
             .is_some_and(|m| m.session == session && m.outbox.is_none());
         if still_detached {
-            remove(&mut rooms, room, vec![id]);
+            remove(&mut state, room, vec![id]);
         }
     }
 
@@ -231,24 +341,29 @@ impl Rooms {
 
     /// How many rooms exist.
     pub fn room_count(&self) -> usize {
-        self.lock().len()
+        self.lock().rooms.len()
+    }
+
+    /// How many members all rooms have together, detached ones included.
+    pub fn peer_count(&self) -> usize {
+        self.lock().peers
     }
 
     /// How many members `room` has, detached ones included (0 if it does not exist).
     pub fn member_count(&self, room: &RoomName) -> usize {
-        self.lock().get(room).map_or(0, Vec::len)
+        self.lock().rooms.get(room).map_or(0, |r| r.members.len())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RoomName, Vec<Member>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the map half-updated in a way later calls
         // would trip over (every update is a single push, field write or retain), so a poisoned
         // lock is usable.
-        self.rooms.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-fn current_session(rooms: &HashMap<RoomName, Vec<Member>>, room: &RoomName, id: PeerId) -> Option<u64> {
-    rooms.get(room)?.iter().find(|m| m.info.id == id).map(|m| m.session)
+fn current_session(state: &State, room: &RoomName, id: PeerId) -> Option<u64> {
+    state.rooms.get(room)?.members.iter().find(|m| m.info.id == id).map(|m| m.session)
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -283,14 +398,16 @@ fn deliver_to_all_but(members: &[Member], except: PeerId, msg: &ServerMsg) -> Ve
 
 /// Removes `gone` from `room`, announces each removal to those who stay (which may find more
 /// slow members, removed in turn), and drops the room once empty.
-fn remove(rooms: &mut HashMap<RoomName, Vec<Member>>, room: &RoomName, mut gone: Vec<PeerId>) {
-    let Some(members) = rooms.get_mut(room) else { return };
+fn remove(state: &mut State, room: &RoomName, mut gone: Vec<PeerId>) {
+    let State { rooms, peers } = state;
+    let Some(members) = rooms.get_mut(room).map(|r| &mut r.members) else { return };
     while let Some(id) = gone.pop() {
         let before = members.len();
         members.retain(|m| m.info.id != id);
         if members.len() == before {
             continue;
         }
+        *peers -= 1;
         for slow in deliver_to_all_but(members, id, &ServerMsg::PeerLeft { id }) {
             if !gone.contains(&slow) {
                 gone.push(slow);
@@ -319,6 +436,7 @@ mod tests {
             name: DisplayName::parse(name).unwrap(),
             key: key_of(&format!("secret-of-{name}-0123456789")),
             media: MediaState::default(),
+            password: None,
             outbox,
         }
     }

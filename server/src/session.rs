@@ -16,7 +16,8 @@ use crate::rooms::{key_of, random_key, JoinError, Joiner, Outbox, RelayError, OU
 use crate::Hub;
 use axum::extract::ws::{CloseFrame, Message};
 use confab_protocol::{
-    valid_secret, ClientMsg, DisplayName, ErrorCode, NameError, PeerId, RoomName, ServerMsg, MAX_FRAME_BYTES,
+    valid_secret, ClientMsg, DisplayName, ErrorCode, NameError, PeerId, RoomName, ServerMsg, Signal, MAX_FRAME_BYTES,
+    PASSWORD_MAX_CHARS,
 };
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use std::sync::Arc;
@@ -66,9 +67,12 @@ pub enum ClientError {
     /// A bad display name.
     #[error("your name {0}")]
     InvalidName(NameError),
-    /// The room is at capacity.
+    /// The room is full or locked, or the server is full.
     #[error("{0}")]
-    RoomFull(JoinError),
+    Refused(JoinError),
+    /// A room password over the length limit.
+    #[error("the room password must be at most {PASSWORD_MAX_CHARS} characters")]
+    InvalidPassword,
     /// A join on a socket that is already in a room.
     #[error("this connection already joined room {0}")]
     AlreadyJoined(RoomName),
@@ -95,7 +99,11 @@ impl ClientError {
             ClientError::TooLarge(_) => ErrorCode::TooLarge,
             ClientError::InvalidRoom(_) => ErrorCode::InvalidRoom,
             ClientError::InvalidName(_) => ErrorCode::InvalidName,
-            ClientError::RoomFull(_) => ErrorCode::RoomFull,
+            ClientError::Refused(JoinError::Full { .. }) => ErrorCode::RoomFull,
+            ClientError::Refused(JoinError::PasswordRequired) => ErrorCode::PasswordRequired,
+            ClientError::Refused(JoinError::WrongPassword) => ErrorCode::WrongPassword,
+            ClientError::Refused(JoinError::ServerFull) => ErrorCode::ServerFull,
+            ClientError::InvalidPassword => ErrorCode::InvalidPassword,
             ClientError::AlreadyJoined(_) => ErrorCode::AlreadyJoined,
             ClientError::NotJoined => ErrorCode::NotJoined,
             ClientError::UnknownPeer(_) => ErrorCode::UnknownPeer,
@@ -147,7 +155,7 @@ impl End {
             End::Replaced => (close_code::REPLACED, "replaced by a newer connection"),
             End::Abusive => (close_code::POLICY, "too many invalid messages"),
             End::TooSlow => (close_code::TRY_AGAIN_LATER, "too slow"),
-            End::Shutdown => (close_code::GOING_AWAY, "server shutting down"),
+            End::Shutdown => (close_code::GOING_AWAY, "server restarting"),
         };
         Some(CloseFrame { code, reason: reason.into() })
     }
@@ -288,6 +296,7 @@ where
                     match mistake {
                         Handled::Client(err) => {
                             tracing::debug!(error = %err, "client mistake");
+                            hub.metrics.error(err.code());
                             if let Err(end) = send(socket, encode(&err.to_msg()), send_limit).await {
                                 return end;
                             }
@@ -374,28 +383,35 @@ where
     }
     let msg = ClientMsg::from_json(text.as_str()).map_err(|e| ClientError::BadMessage(e.to_string()))?;
     match msg {
-        ClientMsg::Join { room, name, secret, media } => {
+        ClientMsg::Join { room, name, secret, password, media } => {
             if let State::Joined { room, .. } = state {
                 return Err(ClientError::AlreadyJoined(room.clone()).into());
             }
             let room = RoomName::parse(&room).map_err(ClientError::InvalidRoom)?;
             let name = DisplayName::parse(&name).map_err(ClientError::InvalidName)?;
+            if password.as_ref().is_some_and(|p| p.chars().count() > PASSWORD_MAX_CHARS) {
+                return Err(ClientError::InvalidPassword.into());
+            }
             let key = match secret {
                 Some(secret) if valid_secret(&secret) => key_of(&secret),
                 Some(_) => return Err(ClientError::InvalidSecret.into()),
                 None => random_key(),
             };
             let (outbox, inbox): (Outbox, _) = mpsc::channel(OUTBOX_CAPACITY);
-            let joiner = Joiner { name, key: key.clone(), media, outbox };
-            let joined = hub.rooms.join(&room, joiner).map_err(ClientError::RoomFull)?;
+            let joiner = Joiner { name, key: key.clone(), media, password, outbox };
+            let joined = hub.rooms.join(&room, joiner).map_err(ClientError::Refused)?;
             tracing::info!(%room, peer = %joined.id, resumed = joined.resumed, "peer joined");
+            hub.metrics.message("join");
+            hub.metrics.joined();
             let welcome = ServerMsg::Welcome {
                 id: joined.id,
+                ice_servers: hub.ice_servers_for(&key),
                 key,
                 room: room.clone(),
                 peers: joined.peers,
-                ice_servers: hub.ice_servers.clone(),
                 resumed: joined.resumed,
+                ice_transport_policy: hub.ice_transport_policy,
+                locked: joined.locked,
             };
             *state = State::Joined { room, id: joined.id, session: joined.session, inbox };
             send(socket, encode(&welcome), send_limit).await.map_err(Handled::Ended)
@@ -404,13 +420,21 @@ where
             let State::Joined { room, id, .. } = state else {
                 return Err(ClientError::NotJoined.into());
             };
-            hub.rooms.relay(room, *id, to, signal).map_err(|e| ClientError::UnknownPeer(e).into())
+            let kind = match signal {
+                Signal::Offer { .. } => "offer",
+                Signal::Answer { .. } => "answer",
+                Signal::Candidate(_) => "candidate",
+            };
+            hub.rooms.relay(room, *id, to, signal).map_err(ClientError::UnknownPeer)?;
+            hub.metrics.message(kind);
+            Ok(())
         }
         ClientMsg::Media(media) => {
             let State::Joined { room, id, .. } = state else {
                 return Err(ClientError::NotJoined.into());
             };
             hub.rooms.set_media(room, *id, media);
+            hub.metrics.message("media");
             Ok(())
         }
         ClientMsg::Leave => {
@@ -419,6 +443,7 @@ where
             };
             hub.rooms.leave(&room, id, session);
             tracing::info!(%room, peer = %id, "peer left");
+            hub.metrics.message("leave");
             Ok(())
         }
     }

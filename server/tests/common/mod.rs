@@ -1,0 +1,170 @@
+//! Helpers shared by the integration tests: a hub on port 0 and tungstenite clients that
+//! assert on the protocol enums.
+#![allow(dead_code, unused_imports)]
+
+pub use confab_protocol::{
+    ClientMsg, ErrorCode, IceCandidate, IceServer, MediaState, PeerId, PeerInfo, RoomName, ServerMsg, Signal,
+    MAX_FRAME_BYTES,
+};
+pub use confab_server::session::close_code;
+pub use confab_server::{Hub, HubConfig, Limits};
+pub use futures::{SinkExt, StreamExt};
+pub use std::net::SocketAddr;
+pub use std::sync::Arc;
+pub use std::time::Duration;
+use tokio::net::TcpStream;
+pub use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+pub use tokio_util::sync::CancellationToken;
+
+/// Long enough for anything that should happen on loopback; a test that waits this long failed.
+pub const PATIENCE: Duration = Duration::from_secs(5);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub hub: Arc<Hub>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::with(HubConfig {
+            stun_urls: vec!["stun:stun.example:3478".into()],
+            limits: Limits::rooms_of(2),
+            ..HubConfig::default()
+        })
+        .await
+    }
+
+    pub async fn with(config: HubConfig) -> Self {
+        let hub = Arc::new(Hub::new(config, CancellationToken::new()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = confab_server::signaling_routes(hub.clone());
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        TestServer { addr, hub }
+    }
+
+    pub async fn connect(&self) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", self.addr)).await.unwrap();
+        Client { ws }
+    }
+
+    /// Connects and joins `room`; returns the client and its id, with the welcome checked.
+    pub async fn join(&self, room: &str, name: &str) -> (Client, PeerId) {
+        let mut client = self.connect().await;
+        let id = client.join(room, name).await;
+        (client, id)
+    }
+
+    /// Waits until the registry has `n` rooms (cleanup after a disconnect is asynchronous).
+    pub async fn wait_for_room_count(&self, n: usize) {
+        tokio::time::timeout(PATIENCE, async {
+            while self.hub.rooms.room_count() != n {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("room count stayed {} instead of {n}", self.hub.rooms.room_count()));
+    }
+}
+
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    pub async fn send(&mut self, msg: &ClientMsg) {
+        self.send_raw(&msg.to_json()).await;
+    }
+
+    pub async fn send_raw(&mut self, text: &str) {
+        self.ws.send(Message::Text(text.into())).await.unwrap();
+    }
+
+    pub async fn join(&mut self, room: &str, name: &str) -> PeerId {
+        self.send(&join_msg(room, name)).await;
+        match self.recv().await {
+            ServerMsg::Welcome { id, room: joined, .. } => {
+                assert_eq!(joined.as_str(), room.trim());
+                id
+            }
+            other => panic!("expected a welcome, got {other:?}"),
+        }
+    }
+
+    /// The next protocol message (pings are answered by tungstenite and skipped).
+    pub async fn recv(&mut self) -> ServerMsg {
+        let frame = tokio::time::timeout(PATIENCE, async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Text(text))) => return text,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    other => panic!("expected a text frame, got {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("no message from the server");
+        ServerMsg::from_json(&frame).unwrap()
+    }
+
+    pub async fn expect_error(&mut self, code: ErrorCode) {
+        match self.recv().await {
+            ServerMsg::Error { code: got, message } => {
+                assert_eq!(got, code, "error message was: {message}");
+                assert!(!message.is_empty());
+            }
+            other => panic!("expected a {code:?} error, got {other:?}"),
+        }
+    }
+
+    /// Asserts that no protocol message arrives for a while.
+    pub async fn expect_nothing(&mut self) {
+        let quiet = tokio::time::timeout(Duration::from_millis(300), async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    other => return other,
+                }
+            }
+        })
+        .await;
+        assert!(quiet.is_err(), "expected silence, got {quiet:?}");
+    }
+
+    /// Waits for the server to close the socket; returns the close code it sent, if any.
+    pub async fn expect_close(&mut self) -> Option<u16> {
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                    Some(Ok(_)) => continue,
+                    Some(Err(_)) | None => return None,
+                }
+            }
+        })
+        .await
+        .expect("the server did not close the socket")
+    }
+}
+
+/// A join without a secret (the place cannot be resumed).
+pub fn join_msg(room: impl Into<String>, name: impl Into<String>) -> ClientMsg {
+    ClientMsg::Join { room: room.into(), name: name.into(), secret: None, password: None, media: MediaState::default() }
+}
+
+/// A join with a secret, as the browser sends it.
+pub fn join_with_secret(room: &str, name: &str, secret: &str) -> ClientMsg {
+    ClientMsg::Join {
+        room: room.into(),
+        name: name.into(),
+        secret: Some(secret.into()),
+        password: None,
+        media: MediaState::default(),
+    }
+}
+
+pub fn offer(sdp: &str) -> Signal {
+    Signal::Offer { sdp: sdp.into() }
+}
