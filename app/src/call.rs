@@ -39,7 +39,8 @@ use crate::media::{self, first_track, stop_all, tracks};
 use crate::model::{CallUi, RemoteTile};
 use crate::status::{MediaProblem, PeerState, Phase};
 use confab_protocol::{
-    ClientMsg, ErrorCode, IceCandidate, IceServer, MediaState, PeerId, PeerInfo, PeerKey, ServerMsg, Signal, WS_PATH,
+    ClientMsg, ErrorCode, IceCandidate, IceServer, IceTransportPolicy, MediaState, PeerId, PeerInfo, PeerKey,
+    ServerMsg, Signal, WS_PATH,
 };
 use futures::channel::mpsc::{unbounded, UnboundedSender};
 use futures::future::{AbortHandle, Abortable};
@@ -57,8 +58,8 @@ use std::rc::{Rc, Weak};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{
-    MediaStream, MediaStreamTrack, RtcConfiguration, RtcIceCandidateInit, RtcIceServer, RtcPeerConnection,
-    RtcPeerConnectionIceEvent, RtcRtpSender, RtcSdpType, RtcSessionDescriptionInit, RtcTrackEvent,
+    MediaStream, MediaStreamTrack, RtcConfiguration, RtcIceCandidateInit, RtcIceServer, RtcIceTransportPolicy,
+    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcRtpSender, RtcSdpType, RtcSessionDescriptionInit, RtcTrackEvent,
 };
 
 /// The most candidates kept for a peer before its description arrives.
@@ -197,6 +198,8 @@ struct Inner {
     room: String,
     name: String,
     secret: String,
+    /// The room password to join with, if any.
+    password: Option<String>,
     /// Our key, once welcomed.
     me: Option<PeerKey>,
     /// The camera and microphone stream, once open.
@@ -205,6 +208,8 @@ struct Inner {
     out: Option<UnboundedSender<ClientMsg>>,
     /// ICE servers from the welcome.
     ice_servers: Vec<IceServer>,
+    /// The ICE transport policy from the welcome.
+    ice_transport_policy: IceTransportPolicy,
     /// Everyone else in the room, by key, in the order they appeared.
     peers: Vec<(PeerKey, Peer)>,
     /// Stops the socket reader on hang-up.
@@ -224,17 +229,20 @@ struct Inner {
 }
 
 impl Call {
-    /// Starts a call in `room` as `name`, reporting to `ui`.
-    pub fn start(room: String, name: String, ui: CallUi) -> Call {
+    /// Starts a call in `room` as `name` (giving `password` if the room has one), reporting to
+    /// `ui`.
+    pub fn start(room: String, name: String, password: Option<String>, ui: CallUi) -> Call {
         let call = Call(Rc::new(RefCell::new(Inner {
             ui,
             room,
             name,
             secret: tab_secret(),
+            password,
             me: None,
             local: None,
             out: None,
             ice_servers: Vec::new(),
+            ice_transport_policy: IceTransportPolicy::All,
             peers: Vec::new(),
             reader: None,
             muted: false,
@@ -449,7 +457,7 @@ fn set_send_quality(sender: &RtcRtpSender, mesh: bool) {
     }
 }
 
-fn new_peer_connection(ice_servers: &[IceServer]) -> Result<RtcPeerConnection, WebRtcError> {
+fn rtc_configuration(ice_servers: &[IceServer], policy: IceTransportPolicy) -> RtcConfiguration {
     let servers = Array::new();
     for server in ice_servers {
         let entry = RtcIceServer::new();
@@ -464,19 +472,30 @@ fn new_peer_connection(ice_servers: &[IceServer]) -> Result<RtcPeerConnection, W
     }
     let config = RtcConfiguration::new();
     config.set_ice_servers(&servers);
-    RtcPeerConnection::new_with_configuration(&config)
+    config.set_ice_transport_policy(match policy {
+        IceTransportPolicy::All => RtcIceTransportPolicy::All,
+        IceTransportPolicy::Relay => RtcIceTransportPolicy::Relay,
+    });
+    config
+}
+
+fn new_peer_connection(
+    ice_servers: &[IceServer],
+    policy: IceTransportPolicy,
+) -> Result<RtcPeerConnection, WebRtcError> {
+    RtcPeerConnection::new_with_configuration(&rtc_configuration(ice_servers, policy))
         .map_err(|e| WebRtcError { step: "creating the peer connection", detail: js_detail(&e) })
 }
 
 /// The connection to `key`, created (with its listeners) if there is none yet.
 fn ensure_connection(inner: &Rc<RefCell<Inner>>, key: &PeerKey) -> Result<Option<RtcPeerConnection>, WebRtcError> {
     let mut state = inner.borrow_mut();
-    let ice_servers = state.ice_servers.clone();
+    let (ice_servers, policy) = (state.ice_servers.clone(), state.ice_transport_policy);
     let Some(peer) = state.peer_mut(key) else { return Ok(None) };
     if let Some(conn) = &peer.conn {
         return Ok(Some(conn.pc.clone()));
     }
-    let pc = new_peer_connection(&ice_servers)?;
+    let pc = new_peer_connection(&ice_servers, policy)?;
     let listeners = listen(&pc, Rc::downgrade(inner), key, &peer.tile);
     peer.conn = Some(Connection {
         pc: pc.clone(),
@@ -889,8 +908,8 @@ async fn connect_once(inner: &Rc<RefCell<Inner>>) -> Ended {
 /// Applies one server message.
 async fn handle(inner: &Rc<RefCell<Inner>>, msg: ServerMsg) {
     let result = match msg {
-        ServerMsg::Welcome { key, peers, ice_servers, resumed, .. } => {
-            on_welcome(inner, key, peers, ice_servers, resumed);
+        ServerMsg::Welcome { key, peers, ice_servers, resumed, ice_transport_policy, .. } => {
+            on_welcome(inner, key, peers, ice_servers, ice_transport_policy, resumed);
             Ok(())
         }
         ServerMsg::PeerJoined { peer } => {
@@ -939,10 +958,16 @@ async fn handle(inner: &Rc<RefCell<Inner>>, msg: ServerMsg) {
                     ui.phase.set(Phase::RoomFull);
                     Call(inner.clone()).hang_up();
                 }
+                ErrorCode::PasswordRequired | ErrorCode::WrongPassword => {
+                    ui.phase.set(Phase::NeedsPassword { wrong: code == ErrorCode::WrongPassword });
+                    Call(inner.clone()).hang_up();
+                }
                 ErrorCode::InvalidRoom
                 | ErrorCode::InvalidName
                 | ErrorCode::AlreadyJoined
-                | ErrorCode::InvalidSecret => {
+                | ErrorCode::InvalidSecret
+                | ErrorCode::InvalidPassword
+                | ErrorCode::ServerFull => {
                     ui.phase.set(Phase::Refused(message));
                     Call(inner.clone()).hang_up();
                 }
@@ -962,12 +987,23 @@ fn on_welcome(
     key: PeerKey,
     peers: Vec<PeerInfo>,
     ice_servers: Vec<IceServer>,
+    policy: IceTransportPolicy,
     resumed: bool,
 ) {
     let (to_call, generation) = {
         let mut state = inner.borrow_mut();
         state.me = Some(key);
+        // Fresh TURN credentials: connections that go on use them for their next ICE restart.
+        let config = rtc_configuration(&ice_servers, policy);
+        for (_, peer) in &state.peers {
+            if let Some(conn) = &peer.conn {
+                if let Err(e) = conn.pc.set_configuration_with_configuration(&config) {
+                    warn(&format!("confab: could not update ICE servers: {}", js_detail(&e)));
+                }
+            }
+        }
         state.ice_servers = ice_servers;
+        state.ice_transport_policy = policy;
         state.ui.phase.set(Phase::InRoom);
         for (_, peer) in state.peers.iter_mut() {
             peer.confirmed = false;

@@ -105,6 +105,11 @@ pub enum Phase {
     InRoom,
     /// The room has no free place.
     RoomFull,
+    /// The room has a password: none was given (`wrong: false`) or a wrong one.
+    NeedsPassword {
+        /// A password was given and refused.
+        wrong: bool,
+    },
     /// The server refused the join for another reason; its message.
     Refused(String),
     /// The connection to the server dropped; reconnecting. Connections already made keep
@@ -117,7 +122,7 @@ impl Phase {
     /// `Reconnecting` the connections already made keep their media flowing, so the controls
     /// stay.)
     pub fn is_over(&self) -> bool {
-        matches!(self, Phase::MediaFailed(_) | Phase::RoomFull | Phase::Refused(_))
+        matches!(self, Phase::MediaFailed(_) | Phase::RoomFull | Phase::NeedsPassword { .. } | Phase::Refused(_))
     }
 }
 
@@ -128,6 +133,8 @@ pub fn status_line(phase: &Phase, peers: &[PeerState]) -> String {
         Phase::MediaFailed(problem) => problem.explanation(),
         Phase::Joining => "Joining the room…".into(),
         Phase::RoomFull => "Room is full. Try again later, or pick another room name.".into(),
+        Phase::NeedsPassword { wrong: false } => "This room has a password.".into(),
+        Phase::NeedsPassword { wrong: true } => "Wrong password. Check it and try again.".into(),
         Phase::Refused(message) => format!("Could not join: {message}"),
         Phase::Reconnecting => "Reconnecting to the server… (connected calls go on)".into(),
         Phase::InRoom if peers.is_empty() => "Waiting for someone to join — share this link".into(),
@@ -167,6 +174,8 @@ mod tests {
         assert!(status_line(&Phase::InRoom, &[PeerState::Failed]).starts_with("Connection failed"));
         assert_eq!(status_line(&Phase::InRoom, &[PeerState::Interrupted]), "Reconnecting…");
         assert!(status_line(&Phase::RoomFull, &[]).starts_with("Room is full"));
+        assert_eq!(status_line(&Phase::NeedsPassword { wrong: false }, &[]), "This room has a password.");
+        assert!(status_line(&Phase::NeedsPassword { wrong: true }, &[]).starts_with("Wrong password"));
         assert!(status_line(&Phase::Reconnecting, &[]).starts_with("Reconnecting to the server"));
     }
 
@@ -197,6 +206,7 @@ mod tests {
     fn phases_without_a_call() {
         assert!(Phase::RoomFull.is_over());
         assert!(Phase::Refused("no".into()).is_over());
+        assert!(Phase::NeedsPassword { wrong: true }.is_over());
         assert!(Phase::MediaFailed(MediaProblem::Denied).is_over());
         assert!(!Phase::InRoom.is_over());
         assert!(!Phase::Reconnecting.is_over(), "media between peers outlives the server connection");

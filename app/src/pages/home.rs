@@ -1,7 +1,7 @@
 //! The home page: pick a room name and your name, then go to the room.
 
-use super::{room_path, store_name, stored_name};
-use confab_protocol::{DisplayName, RoomName};
+use super::{room_path, store_name, store_password, stored_name};
+use confab_protocol::{DisplayName, RoomName, PASSWORD_MAX_CHARS};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
@@ -11,6 +11,7 @@ use leptos_router::hooks::use_navigate;
 pub fn HomePage() -> impl IntoView {
     let room = RwSignal::new(String::new());
     let name = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     // Runs in the browser only, after hydration: the server cannot know the stored name.
     Effect::new(move |_| {
@@ -26,6 +27,7 @@ pub fn HomePage() -> impl IntoView {
             (_, Err(e)) => error.set(Some(format!("Your name {e}."))),
             (Ok(room), Ok(name)) => {
                 store_name(name.as_str());
+                store_password(&room, &password.get_untracked());
                 navigate(&room_path(&room), Default::default());
             }
         }
@@ -56,6 +58,19 @@ pub fn HomePage() -> impl IntoView {
                     placeholder="How others will see you"
                     bind:value=name
                 />
+                <label for="password">"Room password (optional)"</label>
+                <input
+                    id="password"
+                    name="password"
+                    type="password"
+                    maxlength=PASSWORD_MAX_CHARS
+                    autocomplete="off"
+                    aria-describedby="password-hint"
+                    bind:value=password
+                />
+                <p id="password-hint" class="hint">
+                    "If you are first in the room, everyone after you will need this password."
+                </p>
                 <p class="error" role="alert">{move || error.get()}</p>
                 <button type="submit" class="primary">"Join room"</button>
             </form>

@@ -24,6 +24,28 @@ pub fn store_name(name: &str) {
     }
 }
 
+/// Where a room's password is kept for this tab (so a reload or a reconnect can give it again).
+fn password_key(room: &RoomName) -> String {
+    format!("confab.password.{room}")
+}
+
+/// The password this tab gave for `room`, if any (browser only).
+pub fn stored_password(room: &RoomName) -> Option<String> {
+    let storage = web_sys::window()?.session_storage().ok()??;
+    storage.get_item(&password_key(room)).ok()?.filter(|p| !p.is_empty())
+}
+
+/// Remembers (or, with an empty one, forgets) the password for `room` in this tab.
+pub fn store_password(room: &RoomName, password: &str) {
+    if let Some(Ok(Some(storage))) = web_sys::window().map(|w| w.session_storage()) {
+        let _ = if password.is_empty() {
+            storage.remove_item(&password_key(room))
+        } else {
+            storage.set_item(&password_key(room), password)
+        };
+    }
+}
+
 /// The path of a room's page, e.g. `/room/team%20sync`: the link people share.
 pub fn room_path(room: &RoomName) -> String {
     let mut path = String::from("/room/");

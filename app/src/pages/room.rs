@@ -1,9 +1,9 @@
 //! The room page: asks for a name if none is known, then runs the call.
 
-use super::{copy_page_link, store_name, stored_name};
+use super::{copy_page_link, store_name, store_password, stored_name, stored_password};
 use crate::model::{CallUi, RemoteTile, SharedStream};
 use crate::status::{status_line, Phase};
-use confab_protocol::{DisplayName, MediaState, RoomName};
+use confab_protocol::{DisplayName, MediaState, RoomName, PASSWORD_MAX_CHARS};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -41,7 +41,8 @@ pub fn RoomPage() -> impl IntoView {
             (Ok(room), true, None) => view! { <NameForm room=room on_name=move |n| name.set(Some(n))/> }.into_any(),
             (Ok(room), true, Some(person)) => {
                 attempt.track();
-                view! { <CallView room=room name=person retry=move || attempt.update(|n| *n += 1)/> }.into_any()
+                let password = stored_password(&room);
+                view! { <CallView room=room name=person password=password retry=move || attempt.update(|n| *n += 1)/> }.into_any()
             }
         }}
     }
@@ -85,10 +86,10 @@ struct Controls {
 
 impl Controls {
     #[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
-    fn start(room: &RoomName, name: &str, ui: CallUi) -> Self {
+    fn start(room: &RoomName, name: &str, password: Option<String>, ui: CallUi) -> Self {
         #[cfg(feature = "hydrate")]
         {
-            let call = crate::call::Call::start(room.to_string(), name.to_owned(), ui);
+            let call = crate::call::Call::start(room.to_string(), name.to_owned(), password, ui);
             let controls = Controls { call: send_wrapper::SendWrapper::new(call) };
             let on_leave = controls.clone();
             on_cleanup(move || on_leave.hang_up());
@@ -124,9 +125,25 @@ impl Controls {
 
 /// The call: tiles, status line and controls.
 #[component]
-fn CallView(room: RoomName, name: String, retry: impl Fn() + Send + Sync + Clone + 'static) -> impl IntoView {
+fn CallView(
+    room: RoomName,
+    name: String,
+    password: Option<String>,
+    retry: impl Fn() + Send + Sync + Clone + 'static,
+) -> impl IntoView {
     let ui = CallUi::new();
-    let controls = Controls::start(&room, &name, ui);
+    let controls = Controls::start(&room, &name, password, ui);
+    let needs_password = move || matches!(ui.phase.get(), Phase::NeedsPassword { .. });
+    let typed_password = RwSignal::new(String::new());
+    let password_room = room.clone();
+    let retry_with_password = {
+        let retry = retry.clone();
+        move |ev: SubmitEvent| {
+            ev.prevent_default();
+            store_password(&password_room, &typed_password.get_untracked());
+            retry();
+        }
+    };
     let (list_name, badge_name) = (name.clone(), name.clone());
     let status = move || {
         let peers: Vec<_> = ui.tiles.with(|tiles| tiles.iter().map(|t| t.state.get()).collect());
@@ -170,6 +187,20 @@ fn CallView(room: RoomName, name: String, retry: impl Fn() + Send + Sync + Clone
                         let retry = retry.clone();
                         move |_| retry()
                     }>"Try again"</button>
+                </Show>
+                <Show when=needs_password>
+                    <form class="password-form" on:submit=retry_with_password.clone()>
+                        <label for="room-password">"Room password"</label>
+                        <input
+                            id="room-password"
+                            type="password"
+                            required
+                            maxlength=PASSWORD_MAX_CHARS
+                            autocomplete="off"
+                            bind:value=typed_password
+                        />
+                        <button type="submit" class="primary">"Join with password"</button>
+                    </form>
                 </Show>
                 <p class="notice" role="alert">{move || ui.notice.get()}</p>
                 <Show when=in_call>
