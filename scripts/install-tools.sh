@@ -4,7 +4,7 @@
 #   - the wasm32 target, cargo-leptos (built with `no_downloads`: it then looks up its helpers on
 #     PATH instead of downloading them), wasm-bindgen-cli at the version Cargo.lock resolved;
 #   - tools/: dart-sass and binaryen's wasm-opt from npm (package-lock.json);
-#   - for tests: Debian's Chromium, nftables (as root) and end2end/'s Playwright
+#   - for tests: Debian's Chromium, coturn, nftables (as root) and end2end/'s Playwright
 #     (package-lock.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,6 +63,11 @@ if [ "$what" = test ]; then
   if [ "$(id -u)" = 0 ] && ! command -v nft >/dev/null; then
     say "installing nftables"
     apt_install nftables
+  fi
+  # The TURN tests relay through a real coturn (Debian's), started by the tests themselves.
+  if ! command -v turnserver >/dev/null; then
+    say "installing coturn"
+    apt_install coturn
   fi
   npm_ci end2end
 fi

@@ -65,17 +65,8 @@ pub struct Hub {
     connections: Mutex<Connections>,
     max_connections: usize,
     max_connections_per_ip: usize,
-    /// Counts the embedded TURN server's allocations, when there is one.
-    turn_allocations: Mutex<Option<AllocationCounter>>,
-}
-
-/// Reads the embedded TURN server's allocation count.
-struct AllocationCounter(Box<dyn Fn() -> usize + Send + Sync>);
-
-impl std::fmt::Debug for AllocationCounter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AllocationCounter")
-    }
+    /// The embedded TURN server, when there is one (for its allocation count).
+    embedded_turn: std::sync::OnceLock<Arc<turn::EmbeddedTurn>>,
 }
 
 /// Which pages may open `/ws` (browsers send an `Origin` header; other clients do not, and are
@@ -203,7 +194,7 @@ impl Hub {
             connections: Mutex::default(),
             max_connections: config.max_connections,
             max_connections_per_ip: config.max_connections_per_ip,
-            turn_allocations: Mutex::new(None),
+            embedded_turn: std::sync::OnceLock::new(),
         }
     }
 
@@ -220,19 +211,21 @@ impl Hub {
     }
 
     /// Lets `/metrics` report the embedded TURN server's allocations.
-    pub fn count_turn_allocations_with(&self, count: impl Fn() -> usize + Send + Sync + 'static) {
-        *self.turn_allocations.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some(AllocationCounter(Box::new(count)));
+    pub fn attach_turn(&self, turn: Arc<turn::EmbeddedTurn>) {
+        let _ = self.embedded_turn.set(turn);
     }
 
     /// What `/metrics` reports now.
-    pub fn snapshot(&self) -> metrics::Snapshot {
-        let turn = self.turn_allocations.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    pub async fn snapshot(&self) -> metrics::Snapshot {
+        let turn_allocations = match self.embedded_turn.get() {
+            Some(turn) => turn.allocations().await,
+            None => 0,
+        };
         metrics::Snapshot {
             connections: self.connections(),
             rooms: self.rooms.room_count(),
             peers: self.rooms.peer_count(),
-            turn_allocations: turn.as_ref().map_or(0, |count| (count.0)()),
+            turn_allocations,
         }
     }
 
@@ -324,7 +317,7 @@ async fn ready(State(hub): State<Arc<Hub>>) -> Response {
 }
 
 async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
-    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], hub.metrics.render(hub.snapshot())).into_response()
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], hub.metrics.render(hub.snapshot().await)).into_response()
 }
 
 /// The whole site: the server-rendered pages, the compiled assets under `site_root`, and `/ws`.

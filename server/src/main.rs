@@ -3,9 +3,10 @@
 use axum_server::tls_rustls::RustlsConfig;
 use clap::Parser;
 use confab_protocol::IceTransportPolicy;
+use confab_server::turn::{EmbeddedConfig, EmbeddedTurn};
 use confab_server::{app, Hub, HubConfig, Limits, Origins, TurnConfig};
 use leptos::config::LeptosOptions;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +63,25 @@ struct Args {
     #[arg(long, env = "CONFAB_TURN_TTL_SECS", default_value_t = 12 * 3600, value_parser = clap::value_parser!(u64).range(60..))]
     turn_ttl_secs: u64,
 
+    /// Run a TURN server inside this process on this UDP address (e.g. `0.0.0.0:3478`), with
+    /// credentials from the same secret (a random one if `--turn-secret` is not given). Its URL is
+    /// handed to browsers unless `--turn-urls` names others.
+    #[arg(long, env = "CONFAB_TURN_EMBEDDED")]
+    turn_embedded: Option<SocketAddr>,
+
+    /// The address browsers reach the embedded TURN server at (needed when it listens on all
+    /// interfaces).
+    #[arg(long, env = "CONFAB_TURN_PUBLIC_IP")]
+    turn_public_ip: Option<IpAddr>,
+
+    /// UDP ports the embedded TURN server relays on, `MIN-MAX` (open them in the firewall).
+    #[arg(long, env = "CONFAB_TURN_RELAY_PORTS", default_value = "49152-65535", value_parser = parse_ports)]
+    turn_relay_ports: (u16, u16),
+
+    /// The embedded TURN server's realm.
+    #[arg(long, env = "CONFAB_TURN_REALM", default_value = "confab")]
+    turn_realm: String,
+
     /// Page origins allowed to open the signaling socket, comma-separated
     /// (`https://meet.example.org`), or `*` for any. Empty: only pages of this server.
     #[arg(long, env = "CONFAB_ALLOWED_ORIGINS", value_delimiter = ',')]
@@ -110,6 +130,16 @@ struct Args {
     site_root: String,
 }
 
+fn parse_ports(s: &str) -> Result<(u16, u16), String> {
+    let (min, max) = s.split_once('-').ok_or("expected MIN-MAX, e.g. 49152-65535")?;
+    let (min, max): (u16, u16) =
+        (min.trim().parse().map_err(|e| format!("{e}"))?, max.trim().parse().map_err(|e| format!("{e}"))?);
+    if min == 0 || max < min {
+        return Err("expected 0 < MIN <= MAX".into());
+    }
+    Ok((min, max))
+}
+
 fn parse_policy(s: &str) -> Result<IceTransportPolicy, String> {
     match s {
         "all" => Ok(IceTransportPolicy::All),
@@ -128,12 +158,43 @@ async fn main() -> anyhow::Result<()> {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
 
-    let turn = match (args.turn_urls.is_empty(), args.turn_secret) {
-        (true, _) => None,
-        (false, Some(secret)) if !secret.is_empty() => {
+    let secret = args.turn_secret.filter(|s| !s.is_empty());
+    let embedded = match args.turn_embedded {
+        None => None,
+        Some(listen) => {
+            let public_ip = match (args.turn_public_ip, listen.ip()) {
+                (Some(ip), _) => ip,
+                (None, ip) if !ip.is_unspecified() => ip,
+                (None, _) => anyhow::bail!("--turn-embedded on all interfaces needs --turn-public-ip"),
+            };
+            let secret = secret.clone().unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
+            let config = EmbeddedConfig {
+                listen,
+                public_ip,
+                relay_ports: args.turn_relay_ports,
+                realm: args.turn_realm,
+                secret,
+            };
+            let turn = EmbeddedTurn::start(config.clone()).await?;
+            tracing::info!("TURN server listening on udp {}", turn.local_addr());
+            Some((Arc::new(turn), config))
+        }
+    };
+    let turn = match (&embedded, args.turn_urls.is_empty(), secret) {
+        (Some((turn, config)), no_urls, _) => {
+            let port = turn.local_addr().port();
+            let urls = if no_urls {
+                vec![format!("turn:{}?transport=udp", SocketAddr::new(config.public_ip, port))]
+            } else {
+                args.turn_urls
+            };
+            Some(TurnConfig { urls, secret: config.secret.clone(), ttl: Duration::from_secs(args.turn_ttl_secs) })
+        }
+        (None, true, _) => None,
+        (None, false, Some(secret)) => {
             Some(TurnConfig { urls: args.turn_urls, secret, ttl: Duration::from_secs(args.turn_ttl_secs) })
         }
-        (false, _) => anyhow::bail!("--turn-urls needs --turn-secret (or CONFAB_TURN_SECRET)"),
+        (None, false, None) => anyhow::bail!("--turn-urls needs --turn-secret (or CONFAB_TURN_SECRET)"),
     };
     if args.ice_transport_policy == IceTransportPolicy::Relay && turn.is_none() {
         anyhow::bail!("--ice-transport-policy relay needs TURN servers (--turn-urls)");
@@ -162,6 +223,16 @@ async fn main() -> anyhow::Result<()> {
         },
         shutdown.clone(),
     ));
+    if let Some((turn, _)) = &embedded {
+        hub.attach_turn(turn.clone());
+        tokio::spawn({
+            let (turn, shutdown) = (turn.clone(), shutdown.clone());
+            async move {
+                shutdown.cancelled().await;
+                turn.close().await;
+            }
+        });
+    }
     let options = LeptosOptions::builder()
         .output_name("confab")
         .site_root(args.site_root.as_str())
