@@ -1,10 +1,10 @@
 import { expect, test } from '@playwright/test';
 import { Participant, uniqueRoom } from './fixtures/participant';
-import { TestServer } from './fixtures/server';
+import { TestServer, testPort } from './fixtures/server';
 
 test('the server dies mid-call: media keeps flowing, signaling comes back, a newcomer reaches everyone', async ({ browser }) => {
   test.setTimeout(120_000);
-  const server = new TestServer(Number(process.env.CONFAB_TEST_PORT ?? 3107) + 10);
+  const server = new TestServer(testPort(10));
   await server.start();
   try {
     const room = uniqueRoom('restart');
@@ -42,6 +42,44 @@ test('the server dies mid-call: media keeps flowing, signaling comes back, a new
       await p.expectConnected();
     }
     for (const p of [ada, bob, cat]) await p.close();
+  } finally {
+    await server.kill();
+  }
+});
+
+test('a restart by SIGTERM: the server says so, exits cleanly, and everyone is back after', async ({ browser }) => {
+  const server = new TestServer(testPort(11));
+  await server.start();
+  try {
+    const room = uniqueRoom('sigterm');
+    const ada = await Participant.open(browser, 'Ada', undefined, server.url);
+    const bob = await Participant.open(browser, 'Bob', undefined, server.url);
+    const closes: number[] = [];
+    await ada.page.exposeFunction('__socketClosed', (code: number) => closes.push(code));
+    await ada.page.addInitScript(() => {
+      const Native = window.WebSocket;
+      window.WebSocket = class extends Native {
+        constructor(url: string | URL, protocols?: string | string[]) {
+          super(url, protocols);
+          this.addEventListener('close', (e) => (window as unknown as { __socketClosed(c: number): void }).__socketClosed(e.code));
+        }
+      };
+    });
+    await ada.joinByLink(room);
+    await bob.joinByLink(room);
+    await ada.expectConnected();
+    await bob.expectConnected();
+
+    expect(await server.stop()).toBe(0);
+    // The first close is "going away"; reconnect attempts fail until the server is back.
+    await expect.poll(() => closes[0]).toBe(1001);
+    for (const p of [ada, bob]) await expect(p.status()).toHaveText(/^Reconnecting to the server/);
+    await bob.expectFramesGrow();
+
+    await server.start();
+    for (const p of [ada, bob]) await p.expectConnected();
+    expect(await ada.peerConnections()).toEqual({ made: 1, open: 1 });
+    for (const p of [ada, bob]) await p.close();
   } finally {
     await server.kill();
   }

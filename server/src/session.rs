@@ -244,6 +244,12 @@ where
                 });
             }
         }
+        // The server is going away with every room: announcing leaves would make the browsers
+        // tear down calls that are still flowing peer to peer. They rejoin the restarted
+        // server with their keys and keep their connections.
+        (State::Joined { room, id, .. }, End::Shutdown) => {
+            tracing::debug!(%room, peer = %id, "closed for shutdown");
+        }
         (State::Joined { room, id, session, .. }, _) => {
             hub.rooms.leave(room, *id, *session);
             tracing::info!(%room, peer = %id, reason = %end, "peer left");
