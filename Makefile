@@ -12,7 +12,7 @@ export PATH := $(CURDIR)/tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 TARGET_DIR = $(shell cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
 SITE_ROOT := $(CURDIR)/target/site
 
-.PHONY: run test build tools test-tools unit e2e bench lint
+.PHONY: run test build tools test-tools unit e2e bench lint fuzz
 
 tools:
 	scripts/install-tools.sh build
@@ -41,6 +41,10 @@ e2e:
 bench:
 	cd end2end && CONFAB_BIN="$(TARGET_DIR)/release/confab" CONFAB_SITE_ROOT="$(SITE_ROOT)" node bench/first-frame.mjs
 	cd end2end && CONFAB_BIN="$(TARGET_DIR)/release/confab" CONFAB_SITE_ROOT="$(SITE_ROOT)" node bench/group.mjs
+
+## Fuzz message decoding and the room registry (nightly + cargo-fuzz; not part of `make test`).
+fuzz:
+	scripts/fuzz.sh
 
 lint:
 	cargo fmt --all --check

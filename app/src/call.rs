@@ -908,7 +908,18 @@ async fn connect_once(inner: &Rc<RefCell<Inner>>) -> Ended {
 /// Applies one server message.
 async fn handle(inner: &Rc<RefCell<Inner>>, msg: ServerMsg) {
     let result = match msg {
-        ServerMsg::Welcome { key, peers, ice_servers, resumed, ice_transport_policy, .. } => {
+        ServerMsg::Welcome { key, peers, ice_servers, resumed, ice_transport_policy, locked, .. } => {
+            {
+                let state = inner.borrow();
+                if state.password.is_some() && !locked && !resumed {
+                    // Someone was here first and left the room open: say so rather than let
+                    // this person believe the room is protected.
+                    state
+                        .ui
+                        .notice
+                        .set(Some("This room was already open without a password, so yours was not set.".into()));
+                }
+            }
             on_welcome(inner, key, peers, ice_servers, ice_transport_policy, resumed);
             Ok(())
         }

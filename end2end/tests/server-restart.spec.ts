@@ -1,5 +1,6 @@
 import { expect, test } from '@playwright/test';
-import { Participant, uniqueRoom } from './fixtures/participant';
+import { pairByLink } from './fixtures/call';
+import { Participant } from './fixtures/participant';
 import { TestServer, testPort } from './fixtures/server';
 
 test('the server dies mid-call: media keeps flowing, signaling comes back, a newcomer reaches everyone', async ({ browser }) => {
@@ -7,13 +8,7 @@ test('the server dies mid-call: media keeps flowing, signaling comes back, a new
   const server = new TestServer(testPort(10));
   await server.start();
   try {
-    const room = uniqueRoom('restart');
-    const ada = await Participant.open(browser, 'Ada', undefined, server.url);
-    const bob = await Participant.open(browser, 'Bob', undefined, server.url);
-    await ada.joinByLink(room);
-    await bob.joinByLink(room);
-    await ada.expectConnected();
-    await bob.expectConnected();
+    const { room, ada, bob } = await pairByLink(browser, 'restart', server.url);
     await bob.expectFramesGrow();
 
     await server.kill();
@@ -51,24 +46,20 @@ test('a restart by SIGTERM: the server says so, exits cleanly, and everyone is b
   const server = new TestServer(testPort(11));
   await server.start();
   try {
-    const room = uniqueRoom('sigterm');
-    const ada = await Participant.open(browser, 'Ada', undefined, server.url);
-    const bob = await Participant.open(browser, 'Bob', undefined, server.url);
     const closes: number[] = [];
-    await ada.page.exposeFunction('__socketClosed', (code: number) => closes.push(code));
-    await ada.page.addInitScript(() => {
-      const Native = window.WebSocket;
-      window.WebSocket = class extends Native {
-        constructor(url: string | URL, protocols?: string | string[]) {
-          super(url, protocols);
-          this.addEventListener('close', (e) => (window as unknown as { __socketClosed(c: number): void }).__socketClosed(e.code));
-        }
-      };
+    const { ada, bob } = await pairByLink(browser, 'sigterm', server.url, {}, async (p) => {
+      if (p.name !== 'Ada') return;
+      await p.page.exposeFunction('__socketClosed', (code: number) => closes.push(code));
+      await p.page.addInitScript(() => {
+        const Native = window.WebSocket;
+        window.WebSocket = class extends Native {
+          constructor(url: string | URL, protocols?: string | string[]) {
+            super(url, protocols);
+            this.addEventListener('close', (e) => (window as unknown as { __socketClosed(c: number): void }).__socketClosed(e.code));
+          }
+        };
+      });
     });
-    await ada.joinByLink(room);
-    await bob.joinByLink(room);
-    await ada.expectConnected();
-    await bob.expectConnected();
 
     expect(await server.stop()).toBe(0);
     // The first close is "going away"; reconnect attempts fail until the server is back.

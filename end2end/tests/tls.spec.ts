@@ -1,21 +1,16 @@
 import { expect, test } from '@playwright/test';
-import { Participant, uniqueRoom } from './fixtures/participant';
+import { pairByLink } from './fixtures/call';
 import { TestServer, testPort } from './fixtures/server';
 
 test('served over HTTPS with a self-signed certificate, two pages call over wss://', async ({ browser }) => {
   const server = new TestServer(testPort(22), ['--tls-self-signed'], { https: true });
   try {
     await server.start();
-    const room = uniqueRoom('tls');
-    // Only this test's browser contexts accept the generated certificate.
-    const ada = await Participant.open(browser, 'Ada', undefined, server.url, { ignoreHTTPSErrors: true });
-    const bob = await Participant.open(browser, 'Bob', undefined, server.url, { ignoreHTTPSErrors: true });
     const sockets: string[] = [];
-    for (const p of [ada, bob]) p.page.on('websocket', (ws) => sockets.push(ws.url()));
-    await ada.joinByLink(room);
-    await bob.joinByLink(room);
-    await ada.expectConnected();
-    await bob.expectConnected();
+    // Only this test's browser contexts accept the generated certificate.
+    const { ada, bob } = await pairByLink(browser, 'tls', server.url, { ignoreHTTPSErrors: true }, async (p) => {
+      p.page.on('websocket', (ws) => sockets.push(ws.url()));
+    });
     await bob.expectFramesGrow();
     expect(await ada.page.evaluate(() => location.protocol)).toBe('https:');
     expect(sockets).toHaveLength(2);

@@ -1,6 +1,6 @@
 import { expect, test } from '@playwright/test';
 import { Coturn } from './fixtures/coturn';
-import { Participant, uniqueRoom } from './fixtures/participant';
+import { pairByLink } from './fixtures/call';
 import { TestServer, testPort } from './fixtures/server';
 
 /** Two pages in a relay-only call through `server`: media flows, and only through TURN. */
@@ -10,13 +10,7 @@ async function relayOnlyCall(
   label: string,
   during: () => Promise<void> = async () => {},
 ) {
-  const room = uniqueRoom(label);
-  const ada = await Participant.open(browser, 'Ada', undefined, server.url);
-  const bob = await Participant.open(browser, 'Bob', undefined, server.url);
-  await ada.joinByLink(room);
-  await bob.joinByLink(room);
-  await ada.expectConnected();
-  await bob.expectConnected();
+  const { ada, bob } = await pairByLink(browser, label, server.url);
   await ada.expectFramesGrow();
   await bob.expectFramesGrow();
   await bob.expectAudio('audible');

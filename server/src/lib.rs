@@ -180,7 +180,7 @@ impl Hub {
     /// A hub with empty rooms.
     pub fn new(config: HubConfig, shutdown: CancellationToken) -> Self {
         let stun: Vec<String> = config.stun_urls.into_iter().filter(|u| !u.trim().is_empty()).collect();
-        let stun = (!stun.is_empty()).then(|| IceServer { urls: stun, username: None, credential: None });
+        let stun = (!stun.is_empty()).then_some(IceServer { urls: stun, username: None, credential: None });
         Hub {
             rooms: rooms::Rooms::with_limits(config.limits),
             metrics: metrics::Metrics::default(),
