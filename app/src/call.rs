@@ -264,6 +264,15 @@ impl Call {
         inner.ui.muted.set(muted);
     }
 
+    /// Sends a chat message to the room; false if the server cannot be reached right now.
+    pub fn send_chat(&self, text: String) -> bool {
+        let inner = self.0.borrow();
+        match &inner.out {
+            Some(out) => out.unbounded_send(ClientMsg::Chat { text }).is_ok(),
+            None => false,
+        }
+    }
+
     /// Turns the camera off (black frames) or on again.
     pub fn set_camera_off(&self, off: bool) {
         let mut inner = self.0.borrow_mut();
@@ -908,9 +917,10 @@ async fn connect_once(inner: &Rc<RefCell<Inner>>) -> Ended {
 /// Applies one server message.
 async fn handle(inner: &Rc<RefCell<Inner>>, msg: ServerMsg) {
     let result = match msg {
-        ServerMsg::Welcome { key, peers, ice_servers, resumed, ice_transport_policy, locked, .. } => {
+        ServerMsg::Welcome { key, peers, ice_servers, resumed, ice_transport_policy, locked, chat, .. } => {
             {
                 let state = inner.borrow();
+                state.ui.add_chat(chat, Some(&key));
                 if state.password.is_some() && !locked && !resumed {
                     // Someone was here first and left the room open: say so rather than let
                     // this person believe the room is protected.
@@ -962,6 +972,11 @@ async fn handle(inner: &Rc<RefCell<Inner>>, msg: ServerMsg) {
                 },
             }
         }
+        ServerMsg::Chat { message } => {
+            let state = inner.borrow();
+            state.ui.add_chat(vec![message], state.me.as_ref());
+            Ok(())
+        }
         ServerMsg::Error { code, message } => {
             let ui = inner.borrow().ui;
             match code {
@@ -982,6 +997,7 @@ async fn handle(inner: &Rc<RefCell<Inner>>, msg: ServerMsg) {
                     ui.phase.set(Phase::Refused(message));
                     Call(inner.clone()).hang_up();
                 }
+                ErrorCode::InvalidChat | ErrorCode::RateLimited => ui.notice.set(Some(message)),
                 _ => warn(&format!("confab: server refused a message: {message}")),
             }
             Ok(())

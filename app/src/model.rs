@@ -1,7 +1,7 @@
 //! The state the call page renders: signals written by the call engine, read by the views.
 
 use crate::status::{PeerState, Phase};
-use confab_protocol::{MediaState, PeerKey};
+use confab_protocol::{ChatMessage, MediaState, PeerKey};
 use leptos::prelude::*;
 use send_wrapper::SendWrapper;
 use web_sys::MediaStream;
@@ -66,6 +66,12 @@ pub struct CallUi {
     pub camera: RwSignal<Option<String>>,
     /// A passing problem to show (e.g. a failed camera switch).
     pub notice: RwSignal<Option<String>>,
+    /// The room's chat as this page has seen it, oldest first.
+    pub chat: RwSignal<Vec<ChatMessage>>,
+    /// The chat panel is open.
+    pub chat_open: RwSignal<bool>,
+    /// Messages from others that arrived while the panel was closed.
+    pub unread: RwSignal<usize>,
 }
 
 impl CallUi {
@@ -80,6 +86,29 @@ impl CallUi {
             cameras: RwSignal::new(Vec::new()),
             camera: RwSignal::new(None),
             notice: RwSignal::new(None),
+            chat: RwSignal::new(Vec::new()),
+            chat_open: RwSignal::new(false),
+            unread: RwSignal::new(0),
+        }
+    }
+
+    /// Adds chat messages not seen yet (by id), counting those from others as unread while the
+    /// panel is closed. `me` is this page's key.
+    pub fn add_chat(&self, messages: Vec<ChatMessage>, me: Option<&PeerKey>) {
+        let mut fresh = 0;
+        self.chat.update(|chat| {
+            for message in messages {
+                if chat.iter().any(|m| m.id == message.id) {
+                    continue;
+                }
+                if Some(&message.from) != me {
+                    fresh += 1;
+                }
+                chat.push(message);
+            }
+        });
+        if fresh > 0 && !self.chat_open.get_untracked() {
+            self.unread.update(|n| *n += fresh);
         }
     }
 }
@@ -87,5 +116,36 @@ impl CallUi {
 impl Default for CallUi {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use confab_protocol::DisplayName;
+
+    fn message(id: u64, from: &str) -> ChatMessage {
+        ChatMessage {
+            id,
+            from: PeerKey(from.into()),
+            name: DisplayName::parse(from).unwrap(),
+            text: format!("message {id}"),
+            at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn chat_keeps_each_message_once_and_counts_others_as_unread() {
+        let ui = CallUi::new();
+        let me = PeerKey("me".into());
+        ui.add_chat(vec![message(1, "ada"), message(2, "me")], Some(&me));
+        assert_eq!(ui.unread.get_untracked(), 1, "my own message is not unread");
+        // A welcome after a reconnect repeats what we have, plus what we missed.
+        ui.add_chat(vec![message(1, "ada"), message(2, "me"), message(3, "bob")], Some(&me));
+        assert_eq!(ui.chat.with_untracked(|c| c.iter().map(|m| m.id).collect::<Vec<_>>()), vec![1, 2, 3]);
+        assert_eq!(ui.unread.get_untracked(), 2);
+        ui.chat_open.set(true);
+        ui.add_chat(vec![message(4, "bob")], Some(&me));
+        assert_eq!(ui.unread.get_untracked(), 2, "nothing counts as unread while the panel is open");
     }
 }

@@ -71,6 +71,25 @@ impl fmt::Display for PeerKey {
     }
 }
 
+/// The most characters one chat message may have.
+pub const CHAT_MAX_CHARS: usize = 1000;
+
+/// One chat message as the server stamped it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// Random; the same message arrives again in a welcome after a reconnect, and browsers drop
+    /// what they already have by this id.
+    pub id: u64,
+    /// The sender's key (stable across reconnects).
+    pub from: PeerKey,
+    /// The sender's name when it was sent.
+    pub name: DisplayName,
+    /// The text.
+    pub text: String,
+    /// When the server received it, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+}
+
 /// What a participant sends, as others should show it.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MediaState {
@@ -178,6 +197,12 @@ pub enum ClientMsg {
     /// Leave the room; the socket may join again afterwards. Not answered; a `not_joined` error if
     /// the socket is in no room.
     Leave,
+    /// A chat message to everyone in the room (the sender included, who gets it back with its id
+    /// and time). 1 to [`CHAT_MAX_CHARS`] characters after trimming.
+    Chat {
+        /// The text, shown as text (never as markup).
+        text: String,
+    },
 }
 
 /// A message from the server to a browser.
@@ -207,6 +232,9 @@ pub enum ServerMsg {
         /// The room has a password.
         #[serde(default)]
         locked: bool,
+        /// The room's recent chat, oldest first.
+        #[serde(default)]
+        chat: Vec<ChatMessage>,
     },
     /// A participant's mute or camera state changed.
     PeerMedia {
@@ -231,6 +259,11 @@ pub enum ServerMsg {
         from: PeerId,
         /// The payload, unchanged.
         signal: Signal,
+    },
+    /// A chat message in the room (sent to everyone, the sender included).
+    Chat {
+        /// The message.
+        message: ChatMessage,
     },
     /// A request was refused. The socket stays open unless the server also closes it.
     Error {
@@ -288,6 +321,8 @@ pub enum ErrorCode {
     InvalidPassword,
     /// The server holds as many rooms or people as it is configured for.
     ServerFull,
+    /// An empty chat message, or one over [`CHAT_MAX_CHARS`] characters.
+    InvalidChat,
 }
 
 impl ErrorCode {
@@ -309,6 +344,7 @@ impl ErrorCode {
             ErrorCode::WrongPassword => "wrong_password",
             ErrorCode::InvalidPassword => "invalid_password",
             ErrorCode::ServerFull => "server_full",
+            ErrorCode::InvalidChat => "invalid_chat",
         }
     }
 }

@@ -123,6 +123,11 @@ fn secrets_are_bounded_printable_ascii() {
 }
 
 #[test]
+fn chat_round_trip() {
+    assert_client_round_trip(ClientMsg::Chat { text: "hello".into() }, json!({"type": "chat", "text": "hello"}));
+}
+
+#[test]
 fn leave_round_trip() {
     assert_client_round_trip(ClientMsg::Leave, json!({"type": "leave"}));
 }
@@ -151,10 +156,18 @@ fn welcome_round_trip() {
             resumed: false,
             ice_transport_policy: IceTransportPolicy::Relay,
             locked: true,
+            chat: vec![ChatMessage {
+                id: 9,
+                from: PeerKey("k1".into()),
+                name: person("Ada"),
+                text: "<b>hi</b>".into(),
+                at_ms: 1_700_000_000_000,
+            }],
         },
         json!({
             "type": "welcome", "id": 2, "key": "k2", "room": "daily", "resumed": false,
             "ice_transport_policy": "relay", "locked": true,
+            "chat": [{"id": 9, "from": "k1", "name": "Ada", "text": "<b>hi</b>", "at_ms": 1_700_000_000_000u64}],
             "peers": [{"id": 1, "name": "Ada", "key": "k1", "media": {"muted": true, "camera_off": false}}],
             "ice_servers": [
                 {"urls": ["stun:stun.example:3478"]},
@@ -215,6 +228,7 @@ fn error_round_trip_for_every_code() {
         (ErrorCode::WrongPassword, "wrong_password"),
         (ErrorCode::InvalidPassword, "invalid_password"),
         (ErrorCode::ServerFull, "server_full"),
+        (ErrorCode::InvalidChat, "invalid_chat"),
         (ErrorCode::RateLimited, "rate_limited"),
     ];
     for (code, wire) in codes {

@@ -8,6 +8,9 @@
 //! - [`session`]: one WebSocket from upgrade to close.
 //! - [`app`] / [`signaling_routes`]: the axum routers; `main.rs` is only configuration glue.
 
+// The pages' view types (from confab-app) are deeply nested; rendering them needs more room.
+#![recursion_limit = "256"]
+
 pub mod metrics;
 pub mod rooms;
 pub mod session;

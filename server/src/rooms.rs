@@ -15,9 +15,10 @@
 //! not keeping up; it is removed from its room (its session then ends) rather than letting its
 //! queue grow without limit or silently losing part of a negotiation.
 
-use confab_protocol::{DisplayName, MediaState, PeerId, PeerInfo, PeerKey, RoomName, ServerMsg, Signal};
+use confab_protocol::{ChatMessage, DisplayName, MediaState, PeerId, PeerInfo, PeerKey, RoomName, ServerMsg, Signal};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use subtle::ConstantTimeEq;
@@ -25,6 +26,9 @@ use tokio::sync::mpsc;
 
 /// Messages queued for one member's socket.
 pub type Outbox = mpsc::Sender<ServerMsg>;
+
+/// How many recent chat messages a room keeps for those who join later or reconnect.
+pub const CHAT_HISTORY: usize = 50;
 
 /// How many messages may wait for one member before it counts as too slow.
 pub const OUTBOX_CAPACITY: usize = 128;
@@ -144,6 +148,8 @@ pub struct Joined {
     pub resumed: bool,
     /// The room has a password.
     pub locked: bool,
+    /// The room's recent chat, oldest first.
+    pub chat: Vec<ChatMessage>,
 }
 
 /// One member of a room.
@@ -164,6 +170,8 @@ struct Room {
     members: Vec<Member>,
     /// Set by the member who created the room.
     password: Option<Password>,
+    /// The last [`CHAT_HISTORY`] chat messages.
+    chat: VecDeque<ChatMessage>,
 }
 
 /// Everything behind the registry's lock.
@@ -226,11 +234,12 @@ impl Rooms {
             let entry = &state.rooms[room];
             let peers = entry.members.iter().filter(|m| m.info.id != id).map(|m| m.info.clone()).collect();
             let locked = entry.password.is_some();
+            let chat = entry.chat.iter().cloned().collect();
             if media_changed {
                 let slow = deliver_to_all_but(&entry.members, id, &ServerMsg::PeerMedia { id, media: joiner.media });
                 remove(state, room, slow);
             }
-            return Ok(Joined { id, session, peers, resumed: true, locked });
+            return Ok(Joined { id, session, peers, resumed: true, locked, chat });
         }
         if state.peers >= self.limits.max_peers {
             return Err(JoinError::ServerFull);
@@ -252,18 +261,19 @@ impl Rooms {
                     return Err(JoinError::ServerFull);
                 }
                 let password = password.as_deref().map(Password::new);
-                state.rooms.entry(room.clone()).or_insert(Room { members: Vec::new(), password })
+                state.rooms.entry(room.clone()).or_insert(Room { members: Vec::new(), password, chat: VecDeque::new() })
             }
         };
         let id = PeerId(self.fresh());
         let info = PeerInfo { id, name: joiner.name, key: joiner.key, media: joiner.media };
         let peers = entry.members.iter().map(|m| m.info.clone()).collect();
         let locked = entry.password.is_some();
+        let chat = entry.chat.iter().cloned().collect();
         entry.members.push(Member { info: info.clone(), outbox: Some(joiner.outbox), session });
         let slow = deliver_to_all_but(&entry.members, id, &ServerMsg::PeerJoined { peer: info });
         state.peers += 1;
         remove(state, room, slow);
-        Ok(Joined { id, session, peers, resumed: false, locked })
+        Ok(Joined { id, session, peers, resumed: false, locked, chat })
     }
 
     /// Delivers `signal` from `from` to `to`, if both are in `room`. A detached receiver loses
@@ -281,6 +291,27 @@ impl Rooms {
             remove(&mut state, room, vec![to]);
         }
         Ok(())
+    }
+
+    /// Stamps `text` as a chat message from `id`, keeps it in the room's history and sends it to
+    /// every member, `id` included. Does nothing if `id` is not in `room`.
+    pub fn chat(&self, room: &RoomName, id: PeerId, text: String, at_ms: u64) {
+        // Random, not sequential: ids stay unique across server restarts, and browsers keep the
+        // messages they have through a restart.
+        let message_id = rand::random();
+        let mut state = self.lock();
+        let Some(entry) = state.rooms.get_mut(room) else { return };
+        let Some(sender) = entry.members.iter().find(|m| m.info.id == id) else { return };
+        let message =
+            ChatMessage { id: message_id, from: sender.info.key.clone(), name: sender.info.name.clone(), text, at_ms };
+        if entry.chat.len() == CHAT_HISTORY {
+            entry.chat.pop_front();
+        }
+        entry.chat.push_back(message.clone());
+        let msg = ServerMsg::Chat { message };
+        let slow: Vec<PeerId> =
+            entry.members.iter().filter(|m| deliver(m, msg.clone()) == Delivery::TooSlow).map(|m| m.info.id).collect();
+        remove(&mut state, room, slow);
     }
 
     /// Records `id`'s mute and camera state and tells the others.

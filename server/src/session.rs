@@ -16,8 +16,8 @@ use crate::rooms::{key_of, random_key, JoinError, Joiner, Outbox, RelayError, OU
 use crate::Hub;
 use axum::extract::ws::{CloseFrame, Message};
 use confab_protocol::{
-    valid_secret, ClientMsg, DisplayName, ErrorCode, NameError, PeerId, RoomName, ServerMsg, Signal, MAX_FRAME_BYTES,
-    PASSWORD_MAX_CHARS,
+    valid_secret, ClientMsg, DisplayName, ErrorCode, NameError, PeerId, RoomName, ServerMsg, Signal, CHAT_MAX_CHARS,
+    MAX_FRAME_BYTES, PASSWORD_MAX_CHARS,
 };
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use std::sync::Arc;
@@ -85,6 +85,9 @@ pub enum ClientError {
     /// A join secret that breaks the rules.
     #[error("the join secret must be {min} to {max} printable ASCII characters", min = confab_protocol::SECRET_MIN_CHARS, max = confab_protocol::SECRET_MAX_CHARS)]
     InvalidSecret,
+    /// An empty chat message, one over the length limit, or one with control characters.
+    #[error("a chat message must be 1 to {CHAT_MAX_CHARS} characters, without control characters")]
+    InvalidChat,
     /// A relay to a peer outside the sender's room.
     #[error("{0}")]
     UnknownPeer(RelayError),
@@ -104,6 +107,7 @@ impl ClientError {
             ClientError::Refused(JoinError::WrongPassword) => ErrorCode::WrongPassword,
             ClientError::Refused(JoinError::ServerFull) => ErrorCode::ServerFull,
             ClientError::InvalidPassword => ErrorCode::InvalidPassword,
+            ClientError::InvalidChat => ErrorCode::InvalidChat,
             ClientError::AlreadyJoined(_) => ErrorCode::AlreadyJoined,
             ClientError::NotJoined => ErrorCode::NotJoined,
             ClientError::UnknownPeer(_) => ErrorCode::UnknownPeer,
@@ -418,6 +422,7 @@ where
                 resumed: joined.resumed,
                 ice_transport_policy: hub.ice_transport_policy,
                 locked: joined.locked,
+                chat: joined.chat,
             };
             *state = State::Joined { room, id: joined.id, session: joined.session, inbox };
             send(socket, encode(&welcome), send_limit).await.map_err(Handled::Ended)
@@ -441,6 +446,22 @@ where
             };
             hub.rooms.set_media(room, *id, media);
             hub.metrics.message("media");
+            Ok(())
+        }
+        ClientMsg::Chat { text } => {
+            let State::Joined { room, id, .. } = state else {
+                return Err(ClientError::NotJoined.into());
+            };
+            let text = text.trim();
+            let allowed = |c: char| !c.is_control() || c == '\n' || c == '\t';
+            if text.is_empty() || text.chars().count() > CHAT_MAX_CHARS || !text.chars().all(allowed) {
+                return Err(ClientError::InvalidChat.into());
+            }
+            let at_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            hub.rooms.chat(room, *id, text.to_owned(), at_ms);
+            hub.metrics.message("chat");
             Ok(())
         }
         ClientMsg::Leave => {

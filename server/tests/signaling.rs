@@ -515,3 +515,47 @@ async fn shutdown_closes_sockets_with_going_away_and_announces_no_leaves() {
     }
     assert_eq!(lobby.expect_close().await, Some(close_code::GOING_AWAY));
 }
+
+#[tokio::test]
+async fn chat_reaches_everyone_and_late_joiners_get_the_history() {
+    let server = TestServer::with(HubConfig { limits: Limits::rooms_of(3), ..HubConfig::default() }).await;
+    let (mut ada, _) = server.join("r", "Ada").await;
+    let (mut bob, _) = server.join("r", "Bob").await;
+    let _ = ada.recv().await;
+    let (mut other, _) = server.join("other", "Eve").await;
+
+    ada.send(&ClientMsg::Chat { text: "  <b>hi</b> all\n  ".into() }).await;
+    let mut seen = Vec::new();
+    for client in [&mut ada, &mut bob] {
+        match client.recv().await {
+            ServerMsg::Chat { message } => seen.push(message),
+            other => panic!("expected chat, got {other:?}"),
+        }
+    }
+    assert_eq!(seen[0], seen[1], "the sender gets the same stamped message");
+    assert_eq!(seen[0].text, "<b>hi</b> all", "trimmed, otherwise as sent");
+    assert_eq!(seen[0].name.as_str(), "Ada");
+    other.expect_nothing().await;
+
+    for bad in [String::new(), "   ".into(), "x".repeat(confab_protocol::CHAT_MAX_CHARS + 1), "bell\u{7}".into()] {
+        bob.send(&ClientMsg::Chat { text: bad }).await;
+        bob.expect_error(ErrorCode::InvalidChat).await;
+    }
+    bob.send(&ClientMsg::Chat { text: "é".repeat(confab_protocol::CHAT_MAX_CHARS) }).await;
+    let _ = bob.recv().await;
+
+    let mut cat = server.connect().await;
+    cat.send(&join_msg("r", "Cat")).await;
+    match cat.recv().await {
+        ServerMsg::Welcome { chat, .. } => {
+            assert_eq!(chat.len(), 2);
+            assert_eq!(chat[0], seen[0]);
+            assert_eq!(chat[1].name.as_str(), "Bob");
+        }
+        other => panic!("expected welcome, got {other:?}"),
+    }
+
+    let mut lobby = server.connect().await;
+    lobby.send(&ClientMsg::Chat { text: "hello?".into() }).await;
+    lobby.expect_error(ErrorCode::NotJoined).await;
+}

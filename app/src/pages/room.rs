@@ -3,7 +3,7 @@
 use super::{copy_page_link, store_name, store_password, stored_name, stored_password};
 use crate::model::{CallUi, RemoteTile, SharedStream};
 use crate::status::{status_line, Phase};
-use confab_protocol::{DisplayName, MediaState, RoomName, PASSWORD_MAX_CHARS};
+use confab_protocol::{DisplayName, MediaState, RoomName, CHAT_MAX_CHARS, PASSWORD_MAX_CHARS};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -117,6 +117,15 @@ impl Controls {
         self.call.switch_camera(device_id);
     }
 
+    /// False if the message could not be sent (no connection to the server right now).
+    #[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
+    fn send_chat(&self, text: String) -> bool {
+        #[cfg(feature = "hydrate")]
+        return self.call.send_chat(text);
+        #[cfg(not(feature = "hydrate"))]
+        false
+    }
+
     fn hang_up(&self) {
         #[cfg(feature = "hydrate")]
         self.call.hang_up();
@@ -168,6 +177,7 @@ fn CallView(
     let mute = controls.clone();
     let camera = controls.clone();
     let picker = controls.clone();
+    let chat = controls.clone();
     let leave = controls.clone();
     let leave = move |_| {
         leave.hang_up();
@@ -269,13 +279,111 @@ fn CallView(
                             </For>
                         </select>
                     </span>
+                    <button
+                        type="button"
+                        class="control"
+                        aria-expanded=move || ui.chat_open.get().to_string()
+                        aria-controls="chat"
+                        on:click=move |_| {
+                            let open = !ui.chat_open.get_untracked();
+                            ui.chat_open.set(open);
+                            if open {
+                                ui.unread.set(0);
+                            }
+                        }
+                    >
+                        "Chat"
+                        {move || match ui.unread.get() {
+                            0 => None,
+                            n => Some(view! { <span class="unread">{n.to_string()}<span class="visually-hidden">" unread"</span></span> }),
+                        }}
+                    </button>
                     <button type="button" class="control leave" on:click=leave.clone()>"Leave"</button>
                 </div>
+                {
+                    let chat = chat.clone();
+                    view! {
+                        <Show when=move || ui.chat_open.get()>
+                            <ChatPanel ui=ui controls=chat.clone()/>
+                        </Show>
+                    }
+                }
             </Show>
             <Show when=move || !in_call()>
                 <p class="back"><a href="/">"Back to the start page"</a></p>
             </Show>
         </section>
+    }
+}
+
+/// The room's chat: messages with names and times, and a field to write one.
+#[component]
+fn ChatPanel(ui: CallUi, controls: Controls) -> impl IntoView {
+    let draft = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let at_limit = move || draft.with(|d| d.chars().count() >= CHAT_MAX_CHARS);
+    let on_submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        let text = draft.get_untracked().trim().to_owned();
+        if text.is_empty() {
+            return;
+        }
+        if text.chars().count() > CHAT_MAX_CHARS {
+            error.set(Some(format!("A message can be at most {CHAT_MAX_CHARS} characters.")));
+        } else if controls.send_chat(text) {
+            draft.set(String::new());
+            error.set(None);
+        } else {
+            error.set(Some("Not connected to the server; your message was not sent. Try again in a moment.".into()));
+        }
+    };
+    view! {
+        <aside id="chat" class="chat" aria-label="Chat">
+            <ol class="messages" aria-live="polite">
+                <For each=move || ui.chat.get() key=|m| m.id let:message>
+                    <li>
+                        <span class="who">{message.name.to_string()}</span>
+                        " "
+                        <time>{clock(message.at_ms)}</time>
+                        <p class="text">{message.text.clone()}</p>
+                    </li>
+                </For>
+            </ol>
+            <form on:submit=on_submit>
+                <label for="chat-text" class="visually-hidden">"Message"</label>
+                <input
+                    id="chat-text"
+                    autocomplete="off"
+                    placeholder="Message everyone"
+                    maxlength=CHAT_MAX_CHARS
+                    bind:value=draft
+                />
+                <button type="submit">"Send"</button>
+                <p class="error" role="alert">
+                    {move || {
+                        error.get().or_else(|| {
+                            at_limit().then(|| format!("A message can be at most {CHAT_MAX_CHARS} characters."))
+                        })
+                    }}
+                </p>
+            </form>
+        </aside>
+    }
+}
+
+/// `HH:MM` in the viewer's time zone (browser only; chat exists only there).
+fn clock(at_ms: u64) -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        // f64 holds every millisecond timestamp up to year 287,396 exactly.
+        #[allow(clippy::cast_precision_loss)]
+        let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at_ms as f64));
+        format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = at_ms;
+        String::new()
     }
 }
 
