@@ -78,6 +78,9 @@ const CLOSE_REPLACED: u16 = 4000;
 /// and frame rate: a mesh sends one stream per peer, and every stream costs an encoder.
 const MESH_BITRATE: u32 = 350_000;
 const MESH_FRAMERATE: u32 = 15;
+/// A shared screen in a mesh: full resolution (text must stay legible), fewer frames.
+const SCREEN_MESH_BITRATE: u32 = 900_000;
+const SCREEN_FRAMERATE: u32 = 10;
 
 /// A failed WebRTC step, with the browser's reason.
 #[derive(Debug)]
@@ -222,6 +225,8 @@ struct Inner {
     switching: bool,
     /// The camera chosen while a switch was under way.
     next_camera: Option<String>,
+    /// The shared screen, sent instead of the camera while it lasts.
+    screen: Option<Screen>,
     /// Counts fresh (not resumed) welcomes, so an old sweep of unconfirmed peers does nothing.
     welcomes: u32,
     /// Hung up: nothing may start any more.
@@ -249,6 +254,7 @@ impl Call {
             camera_off: false,
             switching: false,
             next_camera: None,
+            screen: None,
             welcomes: 0,
             ended: false,
         })));
@@ -271,6 +277,69 @@ impl Call {
             Some(out) => out.unbounded_send(ClientMsg::Chat { text }).is_ok(),
             None => false,
         }
+    }
+
+    /// Asks for a screen to share and sends it instead of the camera, to everyone.
+    pub fn share_screen(&self) {
+        if self.0.borrow().screen.is_some() {
+            return;
+        }
+        let inner = self.0.clone();
+        spawn_local(async move {
+            let track = match media::open_screen().await {
+                Ok(track) => track,
+                // Picking nothing is a choice, not a problem.
+                Err(MediaProblem::Denied) => return,
+                Err(problem) => {
+                    inner
+                        .borrow()
+                        .ui
+                        .notice
+                        .set(Some(format!("Could not share the screen. {}", problem.explanation())));
+                    return;
+                }
+            };
+            let ended = {
+                let engine = Rc::downgrade(&inner);
+                // The browser's own "Stop sharing" ends the track.
+                EventListener::new(&track, "ended", move |_| {
+                    if let Some(inner) = engine.upgrade() {
+                        Call(inner).stop_sharing();
+                    }
+                })
+            };
+            {
+                let mut state = inner.borrow_mut();
+                if state.ended || state.screen.is_some() {
+                    track.stop();
+                    return;
+                }
+                state.screen = Some(Screen { track: Clone::clone(&track), _ended: ended });
+                state.ui.sharing.set(true);
+                state.media_changed();
+                state.apply_send_quality();
+            }
+            send_video(&inner, &track).await;
+        });
+    }
+
+    /// Stops sharing the screen: the camera goes back on every connection.
+    pub fn stop_sharing(&self) {
+        let Some(screen) = self.0.borrow_mut().screen.take() else { return };
+        screen.track.stop();
+        let inner = self.0.clone();
+        {
+            let state = inner.borrow();
+            state.ui.sharing.set(false);
+            state.media_changed();
+            state.apply_send_quality();
+        }
+        spawn_local(async move {
+            let camera = inner.borrow().video_source();
+            if let Some(camera) = camera {
+                send_video(&inner, &camera).await;
+            }
+        });
     }
 
     /// Turns the camera off (black frames) or on again.
@@ -340,6 +409,9 @@ impl Call {
         if let Some(local) = inner.local.take() {
             stop_all(&local);
         }
+        if let Some(screen) = inner.screen.take() {
+            screen.track.stop();
+        }
         if let Some(reader) = inner.reader.take() {
             reader.abort();
         }
@@ -350,7 +422,7 @@ impl Call {
 
 impl Inner {
     fn media(&self) -> MediaState {
-        MediaState { muted: self.muted, camera_off: self.camera_off }
+        MediaState { muted: self.muted, camera_off: self.camera_off, screen: self.screen.is_some() }
     }
 
     /// Applies mute and camera-off to the tracks and tells the room.
@@ -433,13 +505,21 @@ impl Inner {
         let mesh = self.peers.len() >= 2;
         for (_, peer) in &self.peers {
             if let Some(sender) = peer.conn.as_ref().and_then(|c| video_sender(&c.pc)) {
-                set_send_quality(&sender, mesh);
+                set_send_quality(&sender, mesh, self.screen.is_some());
             }
+        }
+    }
+
+    /// The video track to send: the shared screen while there is one, else the camera.
+    fn video_source(&self) -> Option<MediaStreamTrack> {
+        match &self.screen {
+            Some(screen) => Some(Clone::clone(&screen.track)),
+            None => self.local.as_ref().and_then(|s| first_track(&s.get_video_tracks())),
         }
     }
 }
 
-fn set_send_quality(sender: &RtcRtpSender, mesh: bool) {
+fn set_send_quality(sender: &RtcRtpSender, mesh: bool, screen: bool) {
     let params: JsValue = sender.get_parameters().into();
     let Some(encoding) = Reflect::get(&params, &"encodings".into()).ok().map(|e| Array::from(&e)).and_then(|e| {
         let first = e.get(0);
@@ -448,10 +528,12 @@ fn set_send_quality(sender: &RtcRtpSender, mesh: bool) {
         // Not negotiated yet: applied again once connected.
         return;
     };
-    let scale: f64 = if mesh { 2.0 } else { 1.0 };
+    let scale: f64 = if mesh && !screen { 2.0 } else { 1.0 };
     let _ = Reflect::set(&encoding, &"scaleResolutionDownBy".into(), &scale.into());
-    for (name, value) in [("maxBitrate", MESH_BITRATE), ("maxFramerate", MESH_FRAMERATE)] {
-        if mesh {
+    let (bitrate, framerate) =
+        if screen { (SCREEN_MESH_BITRATE, SCREEN_FRAMERATE) } else { (MESH_BITRATE, MESH_FRAMERATE) };
+    for (name, value) in [("maxBitrate", bitrate), ("maxFramerate", framerate)] {
+        if mesh || (screen && name == "maxFramerate") {
             let _ = Reflect::set(&encoding, &name.into(), &value.into());
         } else {
             let _ = Reflect::delete_property(encoding.unchecked_ref::<js_sys::Object>(), &name.into());
@@ -527,7 +609,39 @@ fn attach_tracks(inner: &Rc<RefCell<Inner>>, pc: &RtcPeerConnection) {
     let state = inner.borrow();
     if let Some(local) = &state.local {
         for track in tracks(local) {
-            pc.add_track_0(&track, local);
+            match &state.screen {
+                Some(screen) if track.kind() == "video" => pc.add_track_0(&screen.track, local),
+                _ => pc.add_track_0(&track, local),
+            };
+        }
+    }
+}
+
+/// A screen being shared, and the listener for the browser's own "Stop sharing". (Copies of
+/// the track are made with `Clone::clone`: web-sys's `MediaStreamTrack::clone` is the JS method
+/// that makes a new, live track.)
+struct Screen {
+    track: MediaStreamTrack,
+    _ended: EventListener,
+}
+
+/// Puts `track` on every connection's video sender (twice: connections created during the first
+/// pass got the previous track from the local stream).
+async fn send_video(inner: &Rc<RefCell<Inner>>, track: &MediaStreamTrack) {
+    for _pass in 0..2 {
+        let senders: Vec<RtcRtpSender> = {
+            let state = inner.borrow();
+            state
+                .peers
+                .iter()
+                .filter_map(|(_, p)| p.conn.as_ref().and_then(|c| video_sender(&c.pc)))
+                .filter(|sender| sender.track().is_none_or(|t| t.id() != track.id()))
+                .collect()
+        };
+        for sender in senders {
+            if let Err(e) = settle("replaceTrack", sender.replace_track(Some(track))).await {
+                warn(&format!("confab: {e}"));
+            }
         }
     }
 }
@@ -613,13 +727,13 @@ fn on_connection_state(inner: &Rc<RefCell<Inner>>, key: &PeerKey, pc: &RtcPeerCo
     if state.ended {
         return;
     }
-    let mesh = state.peers.len() >= 2;
+    let (mesh, screen) = (state.peers.len() >= 2, state.screen.is_some());
     let Some(conn) = state.peer_mut(key).and_then(|p| p.conn.as_mut()) else { return };
     match connection_state {
         "connected" => {
             conn.recovery = None;
             if let Some(sender) = video_sender(pc) {
-                set_send_quality(&sender, mesh);
+                set_send_quality(&sender, mesh, screen);
             }
         }
         "failed" => {
@@ -1107,23 +1221,11 @@ async fn switch_camera(inner: &Rc<RefCell<Inner>>, device_id: &str) -> Result<()
         }
         track.set_enabled(!state.camera_off);
     }
-    // Connections created while the first pass runs still got the old track from the local
-    // stream; the second pass catches them.
-    for _pass in 0..2 {
-        let senders: Vec<RtcRtpSender> = {
-            let state = inner.borrow();
-            state
-                .peers
-                .iter()
-                .filter_map(|(_, p)| p.conn.as_ref().and_then(|c| video_sender(&c.pc)))
-                .filter(|sender| sender.track().is_none_or(|t| t.id() != track.id()))
-                .collect()
-        };
-        for sender in senders {
-            if let Err(e) = settle("replaceTrack", sender.replace_track(Some(&track))).await {
-                warn(&format!("confab: {e}"));
-            }
-        }
+    // While a screen is shared the new camera only waits in the local stream; stopping the
+    // share sends it.
+    let sharing = inner.borrow().screen.is_some();
+    if !sharing {
+        send_video(inner, &track).await;
     }
     let state = inner.borrow();
     let Some(local) = state.local.clone().filter(|_| !state.ended) else {

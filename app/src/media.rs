@@ -62,6 +62,25 @@ pub async fn open_camera_and_mic() -> Result<MediaStream, MediaProblem> {
     get_user_media(object(&[("audio", true.into()), ("video", video_constraints(None))])).await
 }
 
+/// Asks the person to pick a screen, window or tab to share; its video track, hinted as detail
+/// (sharp text over smooth motion). At most 15 frames a second and 1280 pixels wide: enough for
+/// slides and code, modest for a mesh.
+pub async fn open_screen() -> Result<MediaStreamTrack, MediaProblem> {
+    let devices = media_devices()?;
+    let video = object(&[("frameRate", object(&[("max", 15.into())])), ("width", object(&[("max", 1280.into())]))]);
+    let constraints = object(&[("video", video), ("audio", false.into())]);
+    let method = Reflect::get(&devices, &"getDisplayMedia".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+        .ok_or_else(|| MediaProblem::Other("this browser cannot share the screen".into()))?;
+    let promise: js_sys::Promise = method.call1(&devices, &constraints).map_err(to_problem)?.unchecked_into();
+    let stream: MediaStream = JsFuture::from(promise).await.map_err(to_problem)?.unchecked_into();
+    let track = first_track(&stream.get_video_tracks())
+        .ok_or_else(|| MediaProblem::Other("the screen capture gave no video".into()))?;
+    let _ = Reflect::set(&track, &"contentHint".into(), &"detail".into());
+    Ok(track)
+}
+
 /// Opens exactly the camera `device_id`, video only.
 pub async fn open_camera(device_id: &str) -> Result<MediaStreamTrack, MediaProblem> {
     let stream = get_user_media(object(&[("video", video_constraints(Some(device_id)))])).await?;

@@ -68,6 +68,8 @@ pub struct CallUi {
     pub notice: RwSignal<Option<String>>,
     /// The room's chat as this page has seen it, oldest first.
     pub chat: RwSignal<Vec<ChatMessage>>,
+    /// This page is sharing its screen.
+    pub sharing: RwSignal<bool>,
     /// The chat panel is open.
     pub chat_open: RwSignal<bool>,
     /// Messages from others that arrived while the panel was closed.
@@ -88,6 +90,7 @@ impl CallUi {
             notice: RwSignal::new(None),
             chat: RwSignal::new(Vec::new()),
             chat_open: RwSignal::new(false),
+            sharing: RwSignal::new(false),
             unread: RwSignal::new(0),
         }
     }

@@ -49,7 +49,7 @@ fuzz_target!(|ops: Vec<Op>| {
                 let joiner = Joiner {
                     name: DisplayName::parse("fuzz").unwrap(),
                     key: PeerKey(format!("key-{}", key % 8)),
-                    media: MediaState { muted, camera_off: false },
+                    media: MediaState { muted, camera_off: false, screen: false },
                     password: password.map(|p| format!("pw{}", p % 3)),
                     outbox,
                 };
@@ -75,7 +75,7 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Media { who, muted, camera_off } => {
                 let Some(i) = pick(who, attached.len()) else { continue };
-                rooms.set_media(&attached[i].room, attached[i].id, MediaState { muted, camera_off });
+                rooms.set_media(&attached[i].room, attached[i].id, MediaState { muted, camera_off, screen: false });
             }
             Op::Leave { who } => {
                 let Some(i) = pick(who, attached.len()) else { continue };

@@ -99,6 +99,13 @@ pub struct MediaState {
     /// The camera is off.
     #[serde(default)]
     pub camera_off: bool,
+    /// The video is a shared screen, not the camera.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub screen: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Which ICE candidates `RTCPeerConnection` may use (its `iceTransportPolicy`).

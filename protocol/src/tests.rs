@@ -48,7 +48,7 @@ fn join_round_trip() {
             name: "Ada".into(),
             secret: Some("s".repeat(32)),
             password: Some("hunter2".into()),
-            media: MediaState { muted: true, camera_off: false },
+            media: MediaState { muted: true, camera_off: false, screen: false },
         },
         json!({"type": "join", "room": "daily", "name": "Ada", "secret": "s".repeat(32), "password": "hunter2",
                "media": {"muted": true, "camera_off": false}}),
@@ -103,11 +103,11 @@ fn candidate_without_mid_round_trip() {
 #[test]
 fn media_round_trip() {
     assert_client_round_trip(
-        ClientMsg::Media(MediaState { muted: true, camera_off: true }),
+        ClientMsg::Media(MediaState { muted: true, camera_off: true, screen: false }),
         json!({"type": "media", "muted": true, "camera_off": true}),
     );
     assert_server_round_trip(
-        ServerMsg::PeerMedia { id: PeerId(3), media: MediaState { muted: false, camera_off: true } },
+        ServerMsg::PeerMedia { id: PeerId(3), media: MediaState { muted: false, camera_off: true, screen: false } },
         json!({"type": "peer_media", "id": 3, "media": {"muted": false, "camera_off": true}}),
     );
 }
@@ -143,7 +143,7 @@ fn welcome_round_trip() {
                 id: PeerId(1),
                 name: person("Ada"),
                 key: PeerKey("k1".into()),
-                media: MediaState { muted: true, camera_off: false },
+                media: MediaState { muted: true, camera_off: false, screen: false },
             }],
             ice_servers: vec![
                 IceServer { urls: vec!["stun:stun.example:3478".into()], username: None, credential: None },

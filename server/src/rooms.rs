@@ -643,7 +643,7 @@ mod tests {
         let _a = rooms.join(&room("r"), joiner("A", a_tx)).unwrap();
         let b = rooms.join(&room("r"), joiner("B", outbox().0)).unwrap();
         let _ = a_rx.try_recv();
-        let muted = MediaState { muted: true, camera_off: false };
+        let muted = MediaState { muted: true, camera_off: false, screen: false };
         rooms.set_media(&room("r"), b.id, muted);
         assert_eq!(a_rx.try_recv().unwrap(), ServerMsg::PeerMedia { id: b.id, media: muted });
         rooms.set_media(&room("r"), b.id, muted);

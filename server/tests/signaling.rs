@@ -376,7 +376,7 @@ async fn mute_and_camera_state_reach_the_room_and_late_joiners() {
         name: "Bob".into(),
         secret: None,
         password: None,
-        media: MediaState { muted: true, camera_off: false },
+        media: MediaState { muted: true, camera_off: false, screen: false },
     })
     .await;
     let bob_id = match bob.recv().await {
@@ -384,10 +384,12 @@ async fn mute_and_camera_state_reach_the_room_and_late_joiners() {
         other => panic!("expected welcome, got {other:?}"),
     };
     match ada.recv().await {
-        ServerMsg::PeerJoined { peer } => assert_eq!(peer.media, MediaState { muted: true, camera_off: false }),
+        ServerMsg::PeerJoined { peer } => {
+            assert_eq!(peer.media, MediaState { muted: true, camera_off: false, screen: false })
+        }
         other => panic!("expected peer_joined, got {other:?}"),
     }
-    let both_off = MediaState { muted: true, camera_off: true };
+    let both_off = MediaState { muted: true, camera_off: true, screen: false };
     ada.send(&ClientMsg::Media(both_off)).await;
     assert_eq!(bob.recv().await, ServerMsg::PeerMedia { id: ada_id, media: both_off });
 
@@ -397,7 +399,7 @@ async fn mute_and_camera_state_reach_the_room_and_late_joiners() {
         ServerMsg::Welcome { peers, .. } => {
             let media = |id| peers.iter().find(|p| p.id == id).unwrap().media;
             assert_eq!(media(ada_id), both_off);
-            assert_eq!(media(bob_id), MediaState { muted: true, camera_off: false });
+            assert_eq!(media(bob_id), MediaState { muted: true, camera_off: false, screen: false });
         }
         other => panic!("expected welcome, got {other:?}"),
     }

@@ -126,6 +126,17 @@ impl Controls {
         false
     }
 
+    fn share_screen(&self, on: bool) {
+        #[cfg(feature = "hydrate")]
+        if on {
+            self.call.share_screen();
+        } else {
+            self.call.stop_sharing();
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = on;
+    }
+
     fn hang_up(&self) {
         #[cfg(feature = "hydrate")]
         self.call.hang_up();
@@ -178,6 +189,7 @@ fn CallView(
     let camera = controls.clone();
     let picker = controls.clone();
     let chat = controls.clone();
+    let share = controls.clone();
     let leave = controls.clone();
     let leave = move |_| {
         leave.hang_up();
@@ -222,7 +234,7 @@ fn CallView(
                     <StreamVideo stream=ui.local muted=true mirrored=true label="Your camera".to_owned()/>
                     <Badges
                         name=badge_name
-                        media=Signal::derive(move || MediaState { muted: ui.muted.get(), camera_off: ui.camera_off.get() })
+                        media=Signal::derive(move || MediaState { muted: ui.muted.get(), camera_off: ui.camera_off.get(), screen: ui.sharing.get() })
                     />
                     <figcaption>{format!("{name} (you)")}</figcaption>
                 </figure>
@@ -279,6 +291,17 @@ fn CallView(
                             </For>
                         </select>
                     </span>
+                    <button
+                        type="button"
+                        class="control"
+                        class:on=move || ui.sharing.get()
+                        on:click={
+                            let share = share.clone();
+                            move |_| share.share_screen(!ui.sharing.get_untracked())
+                        }
+                    >
+                        {move || if ui.sharing.get() { "Stop sharing" } else { "Share screen" }}
+                    </button>
                     <button
                         type="button"
                         class="control"
@@ -395,9 +418,14 @@ fn RemoteView(tile: RemoteTile) -> impl IntoView {
     let state = tile.state.clone();
     let media = tile.media.clone();
     let camera_off = tile.media.clone();
+    let presenting = tile.media.clone();
     let label = format!("Video of {}", tile.name);
     view! {
-        <figure class="tile remote" class:camera-off=move || camera_off.get().camera_off>
+        <figure
+            class="tile remote"
+            class:camera-off=move || camera_off.with(|m| m.camera_off && !m.screen)
+            class:presenting=move || presenting.get().screen
+        >
             <StreamVideo stream=Signal::derive(move || stream.get()) muted=false mirrored=false label=label/>
             <Badges name=tile.name.clone() media=Signal::derive(move || media.get())/>
             <figcaption>{tile.name.clone()}</figcaption>
@@ -412,14 +440,18 @@ fn RemoteView(tile: RemoteTile) -> impl IntoView {
 fn Badges(name: String, #[prop(into)] media: Signal<MediaState>) -> impl IntoView {
     let initial = name.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_default();
     view! {
-        <Show when=move || media.get().camera_off>
+        // While presenting, the video is the screen: the camera's state does not show.
+        <Show when=move || media.with(|m| m.camera_off && !m.screen)>
             <span class="avatar" aria-hidden="true">{initial.clone()}</span>
         </Show>
         <span class="badges">
+            <Show when=move || media.get().screen>
+                <span class="badge presenting">"Presenting"</span>
+            </Show>
             <Show when=move || media.get().muted>
                 <span class="badge">"Muted"</span>
             </Show>
-            <Show when=move || media.get().camera_off>
+            <Show when=move || media.with(|m| m.camera_off && !m.screen)>
                 <span class="badge">"Camera off"</span>
             </Show>
         </span>
@@ -442,7 +474,7 @@ fn Participants(name: String, ui: CallUi) -> impl IntoView {
             <ul aria-label="Participants">
                 <li>
                     {format!("{name} (you)")}
-                    {move || describe(MediaState { muted: ui.muted.get(), camera_off: ui.camera_off.get() })}
+                    {move || describe(MediaState { muted: ui.muted.get(), camera_off: ui.camera_off.get(), screen: false })}
                 </li>
                 <For each=move || ui.tiles.get() key=|tile| tile.key.clone() let:tile>
                     <li>{tile.name.clone()} {move || describe(tile.media.get())}</li>
