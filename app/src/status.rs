@@ -126,6 +126,44 @@ impl Phase {
     }
 }
 
+/// What a key does in the call (with no modifier, outside text fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shortcut {
+    /// M: mute or unmute.
+    Mute,
+    /// V: camera off or on.
+    Camera,
+    /// S: share the screen or stop.
+    Share,
+    /// C: open or close the chat.
+    Chat,
+    /// ?: show or hide the list of shortcuts.
+    Help,
+}
+
+impl Shortcut {
+    /// Every shortcut with its key and what it does, for the help list.
+    pub const ALL: [(&'static str, &'static str); 5] = [
+        ("M", "Mute or unmute"),
+        ("V", "Turn the camera off or on"),
+        ("S", "Share the screen, or stop"),
+        ("C", "Open or close the chat"),
+        ("?", "Show or hide these shortcuts"),
+    ];
+
+    /// The shortcut for a `KeyboardEvent.key`, if any.
+    pub fn for_key(key: &str) -> Option<Self> {
+        match key {
+            "m" | "M" => Some(Shortcut::Mute),
+            "v" | "V" => Some(Shortcut::Camera),
+            "s" | "S" => Some(Shortcut::Share),
+            "c" | "C" => Some(Shortcut::Chat),
+            "?" => Some(Shortcut::Help),
+            _ => None,
+        }
+    }
+}
+
 /// The status line of the call page.
 pub fn status_line(phase: &Phase, peers: &[PeerState]) -> String {
     match phase {
@@ -156,6 +194,18 @@ pub fn status_line(phase: &Phase, peers: &[PeerState]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shortcuts_by_key_either_case() {
+        assert_eq!(Shortcut::for_key("m"), Some(Shortcut::Mute));
+        assert_eq!(Shortcut::for_key("M"), Some(Shortcut::Mute));
+        assert_eq!(Shortcut::for_key("v"), Some(Shortcut::Camera));
+        assert_eq!(Shortcut::for_key("s"), Some(Shortcut::Share));
+        assert_eq!(Shortcut::for_key("c"), Some(Shortcut::Chat));
+        assert_eq!(Shortcut::for_key("?"), Some(Shortcut::Help));
+        assert_eq!(Shortcut::for_key("x"), None);
+        assert_eq!(Shortcut::for_key("Enter"), None);
+    }
 
     #[test]
     fn waiting_until_someone_joins() {

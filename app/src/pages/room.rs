@@ -2,7 +2,7 @@
 
 use super::{copy_page_link, store_name, store_password, stored_name, stored_password};
 use crate::model::{CallUi, RemoteTile, SharedStream};
-use crate::status::{status_line, Phase};
+use crate::status::{status_line, Phase, Shortcut};
 use confab_protocol::{DisplayName, MediaState, RoomName, CHAT_MAX_CHARS, PASSWORD_MAX_CHARS};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
@@ -195,6 +195,58 @@ fn CallView(
         leave.hang_up();
         navigate("/", Default::default());
     };
+    let help_open = RwSignal::new(false);
+    let toggle_chat = move || {
+        let open = !ui.chat_open.get_untracked();
+        ui.chat_open.set(open);
+        if open {
+            ui.unread.set(0);
+        }
+    };
+    // Keyboard shortcuts, in the browser, while this view lives.
+    #[cfg(feature = "hydrate")]
+    {
+        let keys = controls.clone();
+        let listener = window_event_listener(leptos::ev::keydown, move |ev: web_sys::KeyboardEvent| {
+            if ev.ctrl_key() || ev.meta_key() || ev.alt_key() || ev.default_prevented() || typing_in(&ev) {
+                return;
+            }
+            if ev.key() == "Escape" {
+                help_open.set(false);
+                return;
+            }
+            let Some(shortcut) = Shortcut::for_key(&ev.key()) else { return };
+            if ui.phase.with_untracked(Phase::is_over) {
+                return;
+            }
+            ev.prevent_default();
+            match shortcut {
+                Shortcut::Mute => keys.set_muted(!ui.muted.get_untracked()),
+                Shortcut::Camera => keys.set_camera_off(!ui.camera_off.get_untracked()),
+                Shortcut::Share => keys.share_screen(!ui.sharing.get_untracked()),
+                Shortcut::Chat => toggle_chat(),
+                Shortcut::Help => help_open.update(|open| *open = !*open),
+            }
+        });
+        on_cleanup(move || listener.remove());
+    }
+    // Who came and went, for screen readers.
+    let announcement = RwSignal::new(String::new());
+    {
+        let previous = StoredValue::new(None::<Vec<(confab_protocol::PeerKey, String)>>);
+        Effect::new(move |_| {
+            let now: Vec<_> = ui.tiles.with(|tiles| tiles.iter().map(|t| (t.key.clone(), t.name.clone())).collect());
+            if let Some(before) = previous.get_value() {
+                let joined = now.iter().filter(|p| !before.contains(p)).map(|(_, n)| format!("{n} joined"));
+                let left = before.iter().filter(|p| !now.contains(p)).map(|(_, n)| format!("{n} left"));
+                let said: Vec<String> = joined.chain(left).collect();
+                if !said.is_empty() {
+                    announcement.set(said.join(". "));
+                }
+            }
+            previous.set_value(Some(now));
+        });
+    }
 
     view! {
         <section class="call" class:alone=alone>
@@ -225,6 +277,7 @@ fn CallView(
                     </form>
                 </Show>
                 <p class="notice" role="alert">{move || ui.notice.get()}</p>
+                <p class="visually-hidden" aria-live="polite">{move || announcement.get()}</p>
                 <Show when=in_call>
                     <Participants name=list_name.clone() ui=ui/>
                 </Show>
@@ -307,13 +360,7 @@ fn CallView(
                         class="control"
                         aria-expanded=move || ui.chat_open.get().to_string()
                         aria-controls="chat"
-                        on:click=move |_| {
-                            let open = !ui.chat_open.get_untracked();
-                            ui.chat_open.set(open);
-                            if open {
-                                ui.unread.set(0);
-                            }
-                        }
+                        on:click=move |_| toggle_chat()
                     >
                         "Chat"
                         {move || match ui.unread.get() {
@@ -321,8 +368,28 @@ fn CallView(
                             n => Some(view! { <span class="unread">{n.to_string()}<span class="visually-hidden">" unread"</span></span> }),
                         }}
                     </button>
+                    <button
+                        type="button"
+                        class="control"
+                        aria-expanded=move || help_open.get().to_string()
+                        on:click=move |_| help_open.update(|open| *open = !*open)
+                    >
+                        "Shortcuts"
+                    </button>
                     <button type="button" class="control leave" on:click=leave.clone()>"Leave"</button>
                 </div>
+                <Show when=move || help_open.get()>
+                    <section class="shortcuts" role="dialog" aria-label="Keyboard shortcuts">
+                        <h2>"Keyboard shortcuts"</h2>
+                        <dl>
+                            {Shortcut::ALL
+                                .iter()
+                                .map(|(key, what)| view! { <dt><kbd>{*key}</kbd></dt><dd>{*what}</dd> })
+                                .collect_view()}
+                        </dl>
+                        <button type="button" on:click=move |_| help_open.set(false)>"Close"</button>
+                    </section>
+                </Show>
                 {
                     let chat = chat.clone();
                     view! {
@@ -381,7 +448,7 @@ fn ChatPanel(ui: CallUi, controls: Controls) -> impl IntoView {
                     maxlength=CHAT_MAX_CHARS
                     bind:value=draft
                 />
-                <button type="submit">"Send"</button>
+                <button type="submit" class="primary">"Send"</button>
                 <p class="error" role="alert">
                     {move || {
                         error.get().or_else(|| {
@@ -392,6 +459,15 @@ fn ChatPanel(ui: CallUi, controls: Controls) -> impl IntoView {
             </form>
         </aside>
     }
+}
+
+/// True if the key went to a text field (typing "m" in the chat must not mute).
+#[cfg(feature = "hydrate")]
+fn typing_in(ev: &web_sys::KeyboardEvent) -> bool {
+    use wasm_bindgen::JsCast;
+    ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()).is_some_and(|el| {
+        matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT") || el.has_attribute("contenteditable")
+    })
 }
 
 /// `HH:MM` in the viewer's time zone (browser only; chat exists only there).
