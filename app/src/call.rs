@@ -37,7 +37,7 @@
 
 use crate::media::{self, first_track, stop_all, tracks};
 use crate::model::{CallUi, RemoteTile};
-use crate::status::{MediaProblem, PeerState, Phase};
+use crate::status::{ActiveSpeaker, MediaProblem, PeerState, Phase};
 use confab_protocol::{
     ClientMsg, ErrorCode, IceCandidate, IceServer, IceTransportPolicy, MediaState, PeerId, PeerInfo, PeerKey,
     ServerMsg, Signal, WS_PATH,
@@ -259,6 +259,7 @@ impl Call {
             ended: false,
         })));
         spawn_local(run(call.0.clone()));
+        spawn_local(watch_speakers(Rc::downgrade(&call.0)));
         call
     }
 
@@ -1035,6 +1036,7 @@ async fn handle(inner: &Rc<RefCell<Inner>>, msg: ServerMsg) {
             {
                 let state = inner.borrow();
                 state.ui.add_chat(chat, Some(&key));
+                state.ui.me.set(Some(key.clone()));
                 if state.password.is_some() && !locked && !resumed {
                     // Someone was here first and left the room open: say so rather than let
                     // this person believe the room is protected.
@@ -1206,6 +1208,63 @@ fn resend_pending_offers(inner: &Rc<RefCell<Inner>>) {
             restart_ice(&conn.pc);
         }
     }
+}
+
+/// How often audio levels are sampled for the active-speaker highlight.
+const SPEAKER_SAMPLE_MS: u32 = 300;
+
+/// Samples everyone's audio level (received, and our own as sent) from `getStats` a few times a
+/// second and moves the speaking highlight, until the call ends.
+async fn watch_speakers(engine: Weak<RefCell<Inner>>) {
+    let mut speaker = ActiveSpeaker::default();
+    loop {
+        TimeoutFuture::new(SPEAKER_SAMPLE_MS).await;
+        let Some(inner) = engine.upgrade() else { return };
+        let (connections, me, muted, ui) = {
+            let state = inner.borrow();
+            if state.ended {
+                return;
+            }
+            let connections: Vec<(PeerKey, RtcPeerConnection)> =
+                state.peers.iter().filter_map(|(k, p)| p.conn.as_ref().map(|c| (k.clone(), c.pc.clone()))).collect();
+            (connections, state.me.clone(), state.muted, state.ui)
+        };
+        drop(inner);
+        let mut levels = Vec::new();
+        let mut own = 0.0_f64;
+        for (key, pc) in connections {
+            let Ok(report) = JsFuture::from(pc.get_stats()).await else { continue };
+            let (heard, sent) = audio_levels(&report);
+            levels.push((key, heard));
+            own = own.max(sent);
+        }
+        if let Some(me) = me {
+            levels.push((me, if muted { 0.0 } else { own }));
+        }
+        let now = speaker.update(&levels);
+        if ui.speaking.try_get_untracked().flatten() != now {
+            ui.speaking.try_set(now);
+        }
+    }
+}
+
+/// The received (`inbound-rtp`) and sent (`media-source`) audio levels in one stats report.
+fn audio_levels(report: &JsValue) -> (f64, f64) {
+    let (mut heard, mut sent) = (0.0_f64, 0.0_f64);
+    let Ok(Some(entries)) = js_sys::try_iter(report) else { return (0.0, 0.0) };
+    for entry in entries.flatten() {
+        let stat = Array::from(&entry).get(1);
+        if string_prop(&stat, "kind") != "audio" {
+            continue;
+        }
+        let level = Reflect::get(&stat, &"audioLevel".into()).ok().and_then(|v| v.as_f64()).unwrap_or(0.0);
+        match string_prop(&stat, "type").as_str() {
+            "inbound-rtp" => heard = heard.max(level),
+            "media-source" => sent = sent.max(level),
+            _ => {}
+        }
+    }
+    (heard, sent)
 }
 
 /// Opens `device_id` and sends it instead of the current camera: `replaceTrack` on every video

@@ -68,6 +68,10 @@ pub struct CallUi {
     pub notice: RwSignal<Option<String>>,
     /// The room's chat as this page has seen it, oldest first.
     pub chat: RwSignal<Vec<ChatMessage>>,
+    /// This page's own key, once welcomed.
+    pub me: RwSignal<Option<PeerKey>>,
+    /// Whose tile is highlighted as speaking (this page's own key for the local tile).
+    pub speaking: RwSignal<Option<PeerKey>>,
     /// This page is sharing its screen.
     pub sharing: RwSignal<bool>,
     /// The chat panel is open.
@@ -91,6 +95,8 @@ impl CallUi {
             chat: RwSignal::new(Vec::new()),
             chat_open: RwSignal::new(false),
             sharing: RwSignal::new(false),
+            speaking: RwSignal::new(None),
+            me: RwSignal::new(None),
             unread: RwSignal::new(0),
         }
     }

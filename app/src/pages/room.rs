@@ -283,7 +283,11 @@ fn CallView(
                 </Show>
             </header>
             <div class="tiles" data-count=move || ui.tiles.with(Vec::len) + 1>
-                <figure class="tile local" class:camera-off=move || ui.camera_off.get()>
+                <figure
+                    class="tile local"
+                    class:camera-off=move || ui.camera_off.get()
+                    class:speaking=move || ui.speaking.with(|s| s.is_some() && *s == ui.me.get())
+                >
                     <StreamVideo stream=ui.local muted=true mirrored=true label="Your camera".to_owned()/>
                     <Badges
                         name=badge_name
@@ -292,7 +296,7 @@ fn CallView(
                     <figcaption>{format!("{name} (you)")}</figcaption>
                 </figure>
                 <For each=move || ui.tiles.get() key=|tile| tile.key.clone() let:tile>
-                    <RemoteView tile=tile/>
+                    <RemoteView tile=tile ui=ui/>
                 </For>
             </div>
             <Show when=in_call>
@@ -489,18 +493,20 @@ fn clock(at_ms: u64) -> String {
 /// A remote participant's tile: their video (with sound), name, mute and camera badges, and
 /// connection state.
 #[component]
-fn RemoteView(tile: RemoteTile) -> impl IntoView {
+fn RemoteView(tile: RemoteTile, ui: CallUi) -> impl IntoView {
     let stream = tile.stream.clone();
     let state = tile.state.clone();
     let media = tile.media.clone();
     let camera_off = tile.media.clone();
     let presenting = tile.media.clone();
+    let (speaking, key) = (ui.speaking, tile.key.clone());
     let label = format!("Video of {}", tile.name);
     view! {
         <figure
             class="tile remote"
             class:camera-off=move || camera_off.with(|m| m.camera_off && !m.screen)
             class:presenting=move || presenting.get().screen
+            class:speaking=move || speaking.with(|s| s.as_ref() == Some(&key))
         >
             <StreamVideo stream=Signal::derive(move || stream.get()) muted=false mirrored=false label=label/>
             <Badges name=tile.name.clone() media=Signal::derive(move || media.get())/>
