@@ -36,7 +36,7 @@
 //! `Closure::forget`.
 
 use crate::media::{self, first_track, stop_all, tracks};
-use crate::model::{CallUi, RemoteTile};
+use crate::model::{CallUi, Device, RemoteTile};
 use crate::status::{ActiveSpeaker, MediaProblem, PeerState, Phase};
 use confab_protocol::{
     ClientMsg, ErrorCode, IceCandidate, IceServer, IceTransportPolicy, MediaState, PeerId, PeerInfo, PeerKey,
@@ -227,6 +227,8 @@ struct Inner {
     next_camera: Option<String>,
     /// The shared screen, sent instead of the camera while it lasts.
     screen: Option<Screen>,
+    /// Listens for devices being plugged in or out.
+    device_watch: Option<EventListener>,
     /// Counts fresh (not resumed) welcomes, so an old sweep of unconfirmed peers does nothing.
     welcomes: u32,
     /// Hung up: nothing may start any more.
@@ -255,6 +257,7 @@ impl Call {
             switching: false,
             next_camera: None,
             screen: None,
+            device_watch: None,
             welcomes: 0,
             ended: false,
         })));
@@ -278,6 +281,19 @@ impl Call {
             Some(out) => out.unbounded_send(ClientMsg::Chat { text }).is_ok(),
             None => false,
         }
+    }
+
+    /// Sends microphone `device_id` instead of the current one; mute stays as it was.
+    pub fn switch_microphone(&self, device_id: String) {
+        let inner = self.0.clone();
+        spawn_local(async move {
+            if let Err(problem) = switch_microphone(&inner, &device_id).await {
+                let state = inner.borrow();
+                state.ui.notice.set(Some(format!("Could not switch microphone. {}", problem.explanation())));
+                let current = state.local.as_ref().and_then(|s| first_track(&s.get_audio_tracks()));
+                state.ui.microphone.set(current.as_ref().and_then(media::device_id_of));
+            }
+        });
     }
 
     /// Asks for a screen to share and sends it instead of the camera, to everyone.
@@ -413,6 +429,7 @@ impl Call {
         if let Some(screen) = inner.screen.take() {
             screen.track.stop();
         }
+        inner.device_watch = None;
         if let Some(reader) = inner.reader.take() {
             reader.abort();
         }
@@ -919,9 +936,22 @@ async fn run(inner: Rc<RefCell<Inner>>) {
         state.apply_track_states();
     }
     ui.local.set(Some(SendWrapper::new(Clone::clone(&stream))));
-    let current = first_track(&stream.get_video_tracks()).as_ref().and_then(media::device_id_of);
-    ui.cameras.set(media::list_cameras().await);
-    ui.camera.set(current);
+    refresh_devices(&inner).await;
+    // Plugged or unplugged devices: every picker follows, and a device in use that went away is
+    // replaced by another.
+    if let Ok(devices) = Reflect::get(&web_sys::window().expect("a window").navigator(), &"mediaDevices".into()) {
+        let engine = Rc::downgrade(&inner);
+        let listener =
+            EventListener::new(&devices.unchecked_into::<web_sys::EventTarget>(), "devicechange", move |_| {
+                let engine = engine.clone();
+                spawn_local(async move {
+                    if let Some(inner) = engine.upgrade() {
+                        refresh_devices(&inner).await;
+                    }
+                });
+            });
+        inner.borrow_mut().device_watch = Some(listener);
+    }
 
     ui.phase.set(Phase::Joining);
     let mut failures: u32 = 0;
@@ -1208,6 +1238,102 @@ fn resend_pending_offers(inner: &Rc<RefCell<Inner>>) {
             restart_ice(&conn.pc);
         }
     }
+}
+
+/// Lists the devices into the pickers. A camera or microphone in use that is no longer listed
+/// (unplugged) is replaced by the first one listed, and the person is told; a chosen speaker
+/// that went away falls back to the system's default.
+async fn refresh_devices(inner: &Rc<RefCell<Inner>>) {
+    let found = media::list_devices().await;
+    let (camera, microphone, ui) = {
+        let state = inner.borrow();
+        if state.ended {
+            return;
+        }
+        let local = state.local.as_ref();
+        let camera = local.and_then(|s| first_track(&s.get_video_tracks())).as_ref().and_then(media::device_id_of);
+        let microphone = local.and_then(|s| first_track(&s.get_audio_tracks())).as_ref().and_then(media::device_id_of);
+        (camera, microphone, state.ui)
+    };
+    let listed = |list: &[Device], id: &Option<String>| id.as_ref().is_none_or(|id| list.iter().any(|d| &d.id == id));
+    let call = Call(inner.clone());
+    let mut told = Vec::new();
+    if !listed(&found.cameras, &camera) {
+        if let Some(first) = found.cameras.first() {
+            told.push(format!("Your camera was disconnected; now using {}.", first.label));
+            call.switch_camera(first.id.clone());
+        }
+    } else {
+        ui.camera.set(camera);
+    }
+    if !listed(&found.microphones, &microphone) {
+        if let Some(first) = found.microphones.first() {
+            told.push(format!("Your microphone was disconnected; now using {}.", first.label));
+            call.switch_microphone(first.id.clone());
+        }
+    } else {
+        ui.microphone.set(microphone);
+    }
+    if !listed(&found.speakers, &ui.speaker.get_untracked()) {
+        told.push("Your speaker was disconnected; sound plays on the default output.".into());
+        ui.speaker.set(None);
+    }
+    ui.cameras.set(found.cameras);
+    ui.microphones.set(found.microphones);
+    ui.speakers.set(found.speakers);
+    if !told.is_empty() {
+        ui.notice.set(Some(told.join(" ")));
+    }
+}
+
+/// Opens microphone `device_id` and sends it instead of the current one, muted if the call is.
+async fn switch_microphone(inner: &Rc<RefCell<Inner>>, device_id: &str) -> Result<(), MediaProblem> {
+    let track = media::open_microphone(device_id).await?;
+    {
+        let state = inner.borrow();
+        if state.ended {
+            track.stop();
+            return Ok(());
+        }
+        track.set_enabled(!state.muted);
+    }
+    for _pass in 0..2 {
+        let senders: Vec<RtcRtpSender> = {
+            let state = inner.borrow();
+            state
+                .peers
+                .iter()
+                .filter_map(|(_, p)| p.conn.as_ref().and_then(|c| audio_sender(&c.pc)))
+                .filter(|sender| sender.track().is_none_or(|t| t.id() != track.id()))
+                .collect()
+        };
+        for sender in senders {
+            if let Err(e) = settle("replaceTrack", sender.replace_track(Some(&track))).await {
+                warn(&format!("confab: {e}"));
+            }
+        }
+    }
+    let state = inner.borrow();
+    let Some(local) = state.local.clone().filter(|_| !state.ended) else {
+        track.stop();
+        return Ok(());
+    };
+    let old: Vec<MediaStreamTrack> = local.get_audio_tracks().iter().map(JsCast::unchecked_into).collect();
+    for old in &old {
+        local.remove_track(old);
+        old.stop();
+    }
+    local.add_track(&track);
+    state.ui.microphone.set(Some(device_id.to_owned()));
+    Ok(())
+}
+
+/// The sender whose track is audio.
+fn audio_sender(pc: &RtcPeerConnection) -> Option<RtcRtpSender> {
+    pc.get_senders()
+        .iter()
+        .map(JsCast::unchecked_into::<RtcRtpSender>)
+        .find(|sender| sender.track().is_some_and(|t| t.kind() == "audio"))
 }
 
 /// How often audio levels are sampled for the active-speaker highlight.

@@ -1,6 +1,6 @@
 //! Camera and microphone access through `navigator.mediaDevices` (browser only).
 
-use crate::model::Camera;
+use crate::model::Device;
 use crate::status::MediaProblem;
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
@@ -87,25 +87,51 @@ pub async fn open_camera(device_id: &str) -> Result<MediaStreamTrack, MediaProbl
     first_track(&stream.get_video_tracks()).ok_or_else(|| MediaProblem::Other("the camera gave no video track".into()))
 }
 
-/// The cameras the browser lists (labels appear once camera access was granted).
-pub async fn list_cameras() -> Vec<Camera> {
-    let Ok(devices) = media_devices() else { return Vec::new() };
-    let Ok(promise) = devices.enumerate_devices() else { return Vec::new() };
-    let Ok(list) = JsFuture::from(promise).await else { return Vec::new() };
+/// The devices the browser lists (labels appear once access was granted).
+#[derive(Debug, Default)]
+pub struct Devices {
+    /// Cameras.
+    pub cameras: Vec<Device>,
+    /// Microphones.
+    pub microphones: Vec<Device>,
+    /// Sound outputs; empty where pages cannot pick one (no `setSinkId`).
+    pub speakers: Vec<Device>,
+}
+
+/// Lists cameras, microphones and sound outputs.
+pub async fn list_devices() -> Devices {
+    let mut found = Devices::default();
+    let Ok(devices) = media_devices() else { return found };
+    let Ok(promise) = devices.enumerate_devices() else { return found };
+    let Ok(list) = JsFuture::from(promise).await else { return found };
     let list: Array = list.unchecked_into();
-    let mut cameras = Vec::new();
-    for (n, info) in list.iter().enumerate() {
+    let can_pick_speaker = web_sys::window()
+        .and_then(|w| Reflect::get(&w, &"HTMLMediaElement".into()).ok())
+        .and_then(|c| Reflect::get(&c, &"prototype".into()).ok())
+        .is_some_and(|p| Reflect::has(&p, &"setSinkId".into()).unwrap_or(false));
+    for info in list.iter() {
         let info: MediaDeviceInfo = info.unchecked_into();
-        if info.kind() != MediaDeviceKind::Videoinput {
-            continue;
-        }
+        let (into, noun) = match info.kind() {
+            MediaDeviceKind::Videoinput => (&mut found.cameras, "Camera"),
+            MediaDeviceKind::Audioinput => (&mut found.microphones, "Microphone"),
+            MediaDeviceKind::Audiooutput if can_pick_speaker => (&mut found.speakers, "Speaker"),
+            _ => continue,
+        };
         let label = match info.label() {
-            label if label.is_empty() => format!("Camera {}", n + 1),
+            label if label.is_empty() => format!("{noun} {}", into.len() + 1),
             label => label,
         };
-        cameras.push(Camera { id: info.device_id(), label });
+        into.push(Device { id: info.device_id(), label });
     }
-    cameras
+    found
+}
+
+/// Opens exactly the microphone `device_id`, audio only.
+pub async fn open_microphone(device_id: &str) -> Result<MediaStreamTrack, MediaProblem> {
+    let stream =
+        get_user_media(object(&[("audio", object(&[("deviceId", object(&[("exact", device_id.into())]))]))])).await?;
+    first_track(&stream.get_audio_tracks())
+        .ok_or_else(|| MediaProblem::Other("the microphone gave no audio track".into()))
 }
 
 /// The first track of an array of tracks.
@@ -118,7 +144,7 @@ pub fn tracks(stream: &MediaStream) -> impl Iterator<Item = MediaStreamTrack> {
     stream.get_tracks().iter().map(JsCast::unchecked_into).collect::<Vec<_>>().into_iter()
 }
 
-/// The `deviceId` a video track was opened with.
+/// The `deviceId` a track was opened with.
 pub fn device_id_of(track: &MediaStreamTrack) -> Option<String> {
     track.get_settings().get_device_id()
 }

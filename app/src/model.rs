@@ -8,7 +8,7 @@ use web_sys::MediaStream;
 
 /// A camera the browser offers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Camera {
+pub struct Device {
     /// The `deviceId` (stable per site and browser profile).
     pub id: String,
     /// The label shown in the picker.
@@ -61,9 +61,17 @@ pub struct CallUi {
     /// The camera is off.
     pub camera_off: RwSignal<bool>,
     /// The cameras to pick from.
-    pub cameras: RwSignal<Vec<Camera>>,
+    pub cameras: RwSignal<Vec<Device>>,
     /// The `deviceId` of the camera in use.
     pub camera: RwSignal<Option<String>>,
+    /// The microphones to pick from.
+    pub microphones: RwSignal<Vec<Device>>,
+    /// The `deviceId` of the microphone in use.
+    pub microphone: RwSignal<Option<String>>,
+    /// The sound outputs to pick from; empty where the browser cannot choose (no `setSinkId`).
+    pub speakers: RwSignal<Vec<Device>>,
+    /// The `deviceId` of the chosen sound output (`None`: the system's default).
+    pub speaker: RwSignal<Option<String>>,
     /// A passing problem to show (e.g. a failed camera switch).
     pub notice: RwSignal<Option<String>>,
     /// The room's chat as this page has seen it, oldest first.
@@ -91,6 +99,10 @@ impl CallUi {
             camera_off: RwSignal::new(false),
             cameras: RwSignal::new(Vec::new()),
             camera: RwSignal::new(None),
+            microphones: RwSignal::new(Vec::new()),
+            microphone: RwSignal::new(None),
+            speakers: RwSignal::new(Vec::new()),
+            speaker: RwSignal::new(None),
             notice: RwSignal::new(None),
             chat: RwSignal::new(Vec::new()),
             chat_open: RwSignal::new(false),

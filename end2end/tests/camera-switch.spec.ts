@@ -20,6 +20,7 @@ async function remoteSdp(page: import('@playwright/test').Page): Promise<string 
 test('switching camera swaps the sent track without renegotiation and keeps mute working', async ({ browser }) => {
   const { ada, bob } = await connectedPair(browser, 'switch');
   const picker = ada.cameraPicker();
+  await ada.openDevices();
   await expect(picker).toBeEnabled();
   await expect(picker.locator('option')).toHaveCount(3);
   const selectedLabel = () => picker.evaluate((el: HTMLSelectElement) => el.selectedOptions[0]?.textContent?.trim());

@@ -1,7 +1,7 @@
 //! The room page: asks for a name if none is known, then runs the call.
 
 use super::{copy_page_link, store_name, store_password, stored_name, stored_password};
-use crate::model::{CallUi, RemoteTile, SharedStream};
+use crate::model::{CallUi, Device, RemoteTile, SharedStream};
 use crate::status::{status_line, Phase, Shortcut};
 use confab_protocol::{DisplayName, MediaState, RoomName, CHAT_MAX_CHARS, PASSWORD_MAX_CHARS};
 use leptos::ev::SubmitEvent;
@@ -117,6 +117,12 @@ impl Controls {
         self.call.switch_camera(device_id);
     }
 
+    #[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
+    fn switch_microphone(&self, device_id: String) {
+        #[cfg(feature = "hydrate")]
+        self.call.switch_microphone(device_id);
+    }
+
     /// False if the message could not be sent (no connection to the server right now).
     #[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
     fn send_chat(&self, text: String) -> bool {
@@ -188,6 +194,7 @@ fn CallView(
     let mute = controls.clone();
     let camera = controls.clone();
     let picker = controls.clone();
+    let mic_picker = controls.clone();
     let chat = controls.clone();
     let share = controls.clone();
     let leave = controls.clone();
@@ -323,31 +330,40 @@ fn CallView(
                     >
                         {move || if ui.camera_off.get() { "Turn camera on" } else { "Turn camera off" }}
                     </button>
-                    <span class="camera-picker">
-                        <label for="camera">"Camera"</label>
-                        <select
-                            id="camera"
-                            prop:value=move || {
-                                // Read the options too: the value can only be set once they exist.
-                                ui.cameras.track();
-                                ui.camera.get().unwrap_or_default()
-                            }
-                            disabled=move || ui.cameras.with(|c| c.len() < 2)
-                            on:change={
-                                let picker = picker.clone();
-                                move |ev| picker.switch_camera(event_target_value(&ev))
-                            }
-                        >
-                            <For each=move || ui.cameras.get() key=|camera| camera.id.clone() let:camera>
-                                <option
-                                    value=camera.id.clone()
-                                    selected=move || ui.camera.with(|c| c.as_deref() == Some(camera.id.as_str()))
-                                >
-                                    {camera.label.clone()}
-                                </option>
-                            </For>
-                        </select>
-                    </span>
+                    <details class="devices">
+                    <summary class="control">"Devices"</summary>
+                    <div class="device-list">
+                    <DevicePicker
+                        id="camera"
+                        label="Camera"
+                        devices=ui.cameras
+                        current=ui.camera
+                        on_pick={
+                            let picker = picker.clone();
+                            move |id| picker.switch_camera(id)
+                        }
+                    />
+                    <DevicePicker
+                        id="microphone"
+                        label="Microphone"
+                        devices=ui.microphones
+                        current=ui.microphone
+                        on_pick={
+                            let picker = mic_picker.clone();
+                            move |id| picker.switch_microphone(id)
+                        }
+                    />
+                    <Show when=move || ui.speakers.with(|s| !s.is_empty())>
+                        <DevicePicker
+                            id="speaker"
+                            label="Speaker"
+                            devices=ui.speakers
+                            current=ui.speaker
+                            on_pick=move |id| ui.speaker.set(Some(id))
+                        />
+                    </Show>
+                    </div>
+                    </details>
                     <button
                         type="button"
                         class="control"
@@ -490,6 +506,41 @@ fn clock(at_ms: u64) -> String {
     }
 }
 
+/// A labelled list of devices of one kind; picking one calls `on_pick` with its `deviceId`.
+#[component]
+fn DevicePicker(
+    id: &'static str,
+    label: &'static str,
+    devices: RwSignal<Vec<Device>>,
+    current: RwSignal<Option<String>>,
+    on_pick: impl Fn(String) + Send + Sync + 'static,
+) -> impl IntoView {
+    view! {
+        <span class="device-picker">
+            <label for=id>{label}</label>
+            <select
+                id=id
+                prop:value=move || {
+                    // Read the options too: the value can only be set once they exist.
+                    // Nothing chosen yet: the first (the browser lists its default first).
+                    current.get().or_else(|| devices.with(|d| d.first().map(|d| d.id.clone()))).unwrap_or_default()
+                }
+                disabled=move || devices.with(|d| d.len() < 2)
+                on:change=move |ev| on_pick(event_target_value(&ev))
+            >
+                <For each=move || devices.get() key=|device| device.id.clone() let:device>
+                    <option
+                        value=device.id.clone()
+                        selected=move || current.with(|c| c.as_deref() == Some(device.id.as_str()))
+                    >
+                        {device.label.clone()}
+                    </option>
+                </For>
+            </select>
+        </span>
+    }
+}
+
 /// A remote participant's tile: their video (with sound), name, mute and camera badges, and
 /// connection state.
 #[component]
@@ -508,7 +559,13 @@ fn RemoteView(tile: RemoteTile, ui: CallUi) -> impl IntoView {
             class:presenting=move || presenting.get().screen
             class:speaking=move || speaking.with(|s| s.as_ref() == Some(&key))
         >
-            <StreamVideo stream=Signal::derive(move || stream.get()) muted=false mirrored=false label=label/>
+            <StreamVideo
+                stream=Signal::derive(move || stream.get())
+                muted=false
+                mirrored=false
+                label=label
+                sink=ui.speaker
+            />
             <Badges name=tile.name.clone() media=Signal::derive(move || media.get())/>
             <figcaption>{tile.name.clone()}</figcaption>
             {move || state.get().label().map(|text| view! { <span class="tile-state">{text}</span> })}
@@ -574,8 +631,27 @@ fn StreamVideo(
     muted: bool,
     mirrored: bool,
     label: String,
+    /// The sound output to play on (`None` in the signal: the default).
+    #[prop(optional)]
+    sink: Option<RwSignal<Option<String>>>,
 ) -> impl IntoView {
     let video = NodeRef::<leptos::html::Video>::new();
+    if let Some(sink) = sink {
+        Effect::new(move |_| {
+            let id = sink.get().unwrap_or_default();
+            let Some(video) = video.get() else { return };
+            // Where the browser has no setSinkId the speaker picker is not shown.
+            let set_sink = js_sys::Reflect::get(&video, &"setSinkId".into())
+                .ok()
+                .and_then(|f| wasm_bindgen::JsCast::dyn_into::<js_sys::Function>(f).ok());
+            if let Some(promise) = set_sink.and_then(|f| f.call1(&video, &id.into()).ok()) {
+                let promise: js_sys::Promise = wasm_bindgen::JsCast::unchecked_into(promise);
+                leptos::task::spawn_local(async move {
+                    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+                });
+            }
+        });
+    }
     let blocked = RwSignal::new(false);
     let play = move || {
         let Some(video) = video.get_untracked() else { return };
