@@ -37,6 +37,7 @@
 
 use crate::media::{self, first_track, stop_all, tracks};
 use crate::model::{CallUi, Device, RemoteTile};
+use crate::stats;
 use crate::status::{ActiveSpeaker, MediaProblem, PeerState, Phase};
 use confab_protocol::{
     ClientMsg, ErrorCode, IceCandidate, IceServer, IceTransportPolicy, MediaState, PeerId, PeerInfo, PeerKey,
@@ -1343,7 +1344,13 @@ const SPEAKER_SAMPLE_MS: u32 = 300;
 /// second and moves the speaking highlight, until the call ends.
 async fn watch_speakers(engine: Weak<RefCell<Inner>>) {
     let mut speaker = ActiveSpeaker::default();
+    // Counters of each connection at the last stats sample, for the rates.
+    let mut counted: Vec<(PeerKey, stats::Counters)> = Vec::new();
+    let mut tick: u32 = 0;
     loop {
+        tick = tick.wrapping_add(1);
+        // The stats panel's numbers, about once a second (every third level sample).
+        let sample_stats = tick.is_multiple_of(3);
         TimeoutFuture::new(SPEAKER_SAMPLE_MS).await;
         let Some(inner) = engine.upgrade() else { return };
         let (connections, me, muted, ui) = {
@@ -1361,6 +1368,19 @@ async fn watch_speakers(engine: Weak<RefCell<Inner>>) {
         for (key, pc) in connections {
             let Ok(report) = JsFuture::from(pc.get_stats()).await else { continue };
             let (heard, sent) = audio_levels(&report);
+            if sample_stats {
+                let (counters, mut sample) = read_stats(&report);
+                if let Some((_, before)) = counted.iter().find(|(k, _)| *k == key) {
+                    (sample.kbps_in, sample.kbps_out, sample.loss_percent) = stats::rates(before, &counters);
+                    if let Some(inner) = engine.upgrade() {
+                        if let Some(peer) = inner.borrow().peer(&key) {
+                            peer.tile.stats.update(|history| stats::remember(history, sample));
+                        }
+                    }
+                }
+                counted.retain(|(k, _)| *k != key);
+                counted.push((key.clone(), counters));
+            }
             levels.push((key, heard));
             own = own.max(sent);
         }
@@ -1372,6 +1392,51 @@ async fn watch_speakers(engine: Weak<RefCell<Inner>>) {
             ui.speaking.try_set(now);
         }
     }
+}
+
+/// The counters and the instant values (RTT, codec, video size and rate) of one stats report.
+fn read_stats(report: &JsValue) -> (stats::Counters, stats::Sample) {
+    let mut counters = stats::Counters::default();
+    let mut sample = stats::Sample::default();
+    let Ok(Some(entries)) = js_sys::try_iter(report) else { return (counters, sample) };
+    let all: Vec<JsValue> = entries.flatten().map(|entry| Array::from(&entry).get(1)).collect();
+    let number = |stat: &JsValue, name: &str| Reflect::get(stat, &name.into()).ok().and_then(|v| v.as_f64());
+    let mut codec_id = None;
+    for stat in &all {
+        counters.at_ms = counters.at_ms.max(number(stat, "timestamp").unwrap_or(0.0));
+        match string_prop(stat, "type").as_str() {
+            "inbound-rtp" => {
+                counters.bytes_in += number(stat, "bytesReceived").unwrap_or(0.0);
+                counters.packets_received += number(stat, "packetsReceived").unwrap_or(0.0);
+                counters.packets_lost += number(stat, "packetsLost").unwrap_or(0.0).max(0.0);
+                if string_prop(stat, "kind") == "video" {
+                    let size = (number(stat, "frameWidth"), number(stat, "frameHeight"));
+                    if let (Some(w), Some(h)) = size {
+                        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                        let size = (w as u32, h as u32);
+                        sample.resolution = Some(size);
+                    }
+                    sample.fps = number(stat, "framesPerSecond");
+                    codec_id = Some(string_prop(stat, "codecId"));
+                }
+            }
+            "outbound-rtp" => counters.bytes_out += number(stat, "bytesSent").unwrap_or(0.0),
+            "candidate-pair" if string_prop(stat, "state") == "succeeded" => {
+                let nominated = Reflect::get(stat, &"nominated".into()).ok().and_then(|v| v.as_bool()).unwrap_or(false);
+                if let (true, Some(rtt)) = (nominated, number(stat, "currentRoundTripTime")) {
+                    sample.rtt_ms = Some(rtt * 1000.0);
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(codec_id) = codec_id {
+        sample.codec = all
+            .iter()
+            .find(|s| string_prop(s, "id") == codec_id)
+            .map(|codec| string_prop(codec, "mimeType").trim_start_matches("video/").to_owned());
+    }
+    (counters, sample)
 }
 
 /// The received (`inbound-rtp`) and sent (`media-source`) audio levels in one stats report.

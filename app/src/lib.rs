@@ -20,6 +20,7 @@ mod call;
 mod media;
 pub mod model;
 pub mod pages;
+pub mod stats;
 pub mod status;
 
 use leptos::prelude::*;

@@ -1,9 +1,11 @@
 //! The state the call page renders: signals written by the call engine, read by the views.
 
+use crate::stats::Sample;
 use crate::status::{PeerState, Phase};
 use confab_protocol::{ChatMessage, MediaState, PeerKey};
 use leptos::prelude::*;
 use send_wrapper::SendWrapper;
+use std::collections::VecDeque;
 use web_sys::MediaStream;
 
 /// A camera the browser offers.
@@ -32,6 +34,8 @@ pub struct RemoteTile {
     pub stream: ArcRwSignal<Option<SharedStream>>,
     /// Whether they muted or turned their camera off, as the server relays it.
     pub media: ArcRwSignal<MediaState>,
+    /// The connection's statistics, about one sample a second, oldest first.
+    pub stats: ArcRwSignal<VecDeque<Sample>>,
 }
 
 impl RemoteTile {
@@ -43,6 +47,7 @@ impl RemoteTile {
             state: ArcRwSignal::new(PeerState::Connecting),
             stream: ArcRwSignal::new(None),
             media: ArcRwSignal::new(media),
+            stats: ArcRwSignal::new(VecDeque::new()),
         }
     }
 }
@@ -117,17 +122,7 @@ impl CallUi {
     /// panel is closed. `me` is this page's key.
     pub fn add_chat(&self, messages: Vec<ChatMessage>, me: Option<&PeerKey>) {
         let mut fresh = 0;
-        self.chat.update(|chat| {
-            for message in messages {
-                if chat.iter().any(|m| m.id == message.id) {
-                    continue;
-                }
-                if Some(&message.from) != me {
-                    fresh += 1;
-                }
-                chat.push(message);
-            }
-        });
+        self.chat.update(|chat| fresh = merge_chat(chat, messages, me));
         if fresh > 0 && !self.chat_open.get_untracked() {
             self.unread.update(|n| *n += fresh);
         }
@@ -138,6 +133,22 @@ impl Default for CallUi {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Appends the messages of `messages` that `chat` does not have yet (by id); returns how many
+/// of them came from someone other than `me`.
+pub fn merge_chat(chat: &mut Vec<ChatMessage>, messages: Vec<ChatMessage>, me: Option<&PeerKey>) -> usize {
+    let mut fresh = 0;
+    for message in messages {
+        if chat.iter().any(|m| m.id == message.id) {
+            continue;
+        }
+        if Some(&message.from) != me {
+            fresh += 1;
+        }
+        chat.push(message);
+    }
+    fresh
 }
 
 #[cfg(test)]
@@ -156,17 +167,12 @@ mod tests {
     }
 
     #[test]
-    fn chat_keeps_each_message_once_and_counts_others_as_unread() {
-        let ui = CallUi::new();
+    fn chat_keeps_each_message_once_and_counts_others_as_new() {
         let me = PeerKey("me".into());
-        ui.add_chat(vec![message(1, "ada"), message(2, "me")], Some(&me));
-        assert_eq!(ui.unread.get_untracked(), 1, "my own message is not unread");
+        let mut chat = Vec::new();
+        assert_eq!(merge_chat(&mut chat, vec![message(1, "ada"), message(2, "me")], Some(&me)), 1);
         // A welcome after a reconnect repeats what we have, plus what we missed.
-        ui.add_chat(vec![message(1, "ada"), message(2, "me"), message(3, "bob")], Some(&me));
-        assert_eq!(ui.chat.with_untracked(|c| c.iter().map(|m| m.id).collect::<Vec<_>>()), vec![1, 2, 3]);
-        assert_eq!(ui.unread.get_untracked(), 2);
-        ui.chat_open.set(true);
-        ui.add_chat(vec![message(4, "bob")], Some(&me));
-        assert_eq!(ui.unread.get_untracked(), 2, "nothing counts as unread while the panel is open");
+        assert_eq!(merge_chat(&mut chat, vec![message(1, "ada"), message(2, "me"), message(3, "bob")], Some(&me)), 1);
+        assert_eq!(chat.iter().map(|m| m.id).collect::<Vec<_>>(), vec![1, 2, 3]);
     }
 }

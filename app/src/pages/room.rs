@@ -506,6 +506,33 @@ fn clock(at_ms: u64) -> String {
     }
 }
 
+/// The numbers of one connection and sparklines of what it received and its round-trip time.
+#[component]
+fn StatsPanel(name: String, stats: ArcRwSignal<std::collections::VecDeque<crate::stats::Sample>>) -> impl IntoView {
+    let (latest, received, rtt) = (stats.clone(), stats.clone(), stats);
+    let line = |values: Vec<f64>| crate::stats::sparkline(&values, 120.0, 24.0);
+    view! {
+        <div class="stats" role="group" aria-label=format!("Connection to {name}")>
+            <dl>
+                {move || {
+                    latest
+                        .with(|h| h.back().cloned().unwrap_or_default())
+                        .rows()
+                        .into_iter()
+                        .map(|(what, value)| view! { <dt>{what}</dt><dd>{value}</dd> })
+                        .collect_view()
+                }}
+            </dl>
+            <svg viewBox="0 0 120 24" role="img" aria-label="Received bitrate, last 30 seconds">
+                <polyline points=move || line(received.with(|h| h.iter().map(|s| s.kbps_in).collect()))/>
+            </svg>
+            <svg viewBox="0 0 120 24" role="img" aria-label="Round-trip time, last 30 seconds">
+                <polyline points=move || line(rtt.with(|h| h.iter().map(|s| s.rtt_ms.unwrap_or(0.0)).collect()))/>
+            </svg>
+        </div>
+    }
+}
+
 /// A labelled list of devices of one kind; picking one calls `on_pick` with its `deviceId`.
 #[component]
 fn DevicePicker(
@@ -551,6 +578,9 @@ fn RemoteView(tile: RemoteTile, ui: CallUi) -> impl IntoView {
     let camera_off = tile.media.clone();
     let presenting = tile.media.clone();
     let (speaking, key) = (ui.speaking, tile.key.clone());
+    let stats_open = RwSignal::new(false);
+    let stats = tile.stats.clone();
+    let stats_name = tile.name.clone();
     let label = format!("Video of {}", tile.name);
     view! {
         <figure
@@ -569,6 +599,17 @@ fn RemoteView(tile: RemoteTile, ui: CallUi) -> impl IntoView {
             <Badges name=tile.name.clone() media=Signal::derive(move || media.get())/>
             <figcaption>{tile.name.clone()}</figcaption>
             {move || state.get().label().map(|text| view! { <span class="tile-state">{text}</span> })}
+            <button
+                type="button"
+                class="stats-toggle"
+                aria-expanded=move || stats_open.get().to_string()
+                on:click=move |_| stats_open.update(|open| *open = !*open)
+            >
+                {move || if stats_open.get() { "Hide stats" } else { "Stats" }}
+            </button>
+            <Show when=move || stats_open.get()>
+                <StatsPanel name=stats_name.clone() stats=stats.clone()/>
+            </Show>
         </figure>
     }
 }
