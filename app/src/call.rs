@@ -204,6 +204,8 @@ struct Inner {
     secret: String,
     /// The room password to join with, if any.
     password: Option<String>,
+    /// Ask for the room to be listed on the start page (if this join creates it).
+    listed: bool,
     /// Our key, once welcomed.
     me: Option<PeerKey>,
     /// The camera and microphone stream, once open.
@@ -239,13 +241,14 @@ struct Inner {
 impl Call {
     /// Starts a call in `room` as `name` (giving `password` if the room has one), reporting to
     /// `ui`.
-    pub fn start(room: String, name: String, password: Option<String>, ui: CallUi) -> Call {
+    pub fn start(room: String, name: String, password: Option<String>, listed: bool, ui: CallUi) -> Call {
         let call = Call(Rc::new(RefCell::new(Inner {
             ui,
             room,
             name,
             secret: tab_secret(),
             password,
+            listed,
             me: None,
             local: None,
             out: None,
@@ -1004,6 +1007,7 @@ async fn connect_once(inner: &Rc<RefCell<Inner>>) -> Ended {
             name: state.name.clone(),
             secret: Some(state.secret.clone()),
             password: state.password.clone(),
+            listed: state.listed,
             media: state.media(),
         };
         let _ = out.unbounded_send(join);

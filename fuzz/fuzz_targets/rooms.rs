@@ -51,6 +51,7 @@ fuzz_target!(|ops: Vec<Op>| {
                     key: PeerKey(format!("key-{}", key % 8)),
                     media: MediaState { muted, camera_off: false, screen: false },
                     password: password.map(|p| format!("pw{}", p % 3)),
+                    listed: key % 2 == 0,
                     outbox,
                 };
                 match rooms.join(&room, joiner) {

@@ -71,6 +71,20 @@ impl fmt::Display for PeerKey {
     }
 }
 
+/// Where the start page reads the listed rooms (`GET`, JSON array of [`ListedRoom`]).
+pub const ROOMS_PATH: &str = "/api/rooms";
+
+/// A room whose creator chose to list it on the start page.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ListedRoom {
+    /// Its name.
+    pub name: RoomName,
+    /// How many people are in it.
+    pub people: usize,
+    /// It has a password.
+    pub locked: bool,
+}
+
 /// The most characters one chat message may have.
 pub const CHAT_MAX_CHARS: usize = 1000;
 
@@ -186,6 +200,9 @@ pub enum ClientMsg {
         /// [`PASSWORD_MAX_CHARS`] characters.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         password: Option<String>,
+        /// List the room on the start page (decided, like the password, by whoever creates it).
+        #[serde(default, skip_serializing_if = "is_false")]
+        listed: bool,
         /// Mute and camera state to show others from the start.
         #[serde(default)]
         media: MediaState,

@@ -38,6 +38,7 @@ fn join_round_trip() {
             name: "Ada".into(),
             secret: None,
             password: None,
+            listed: false,
             media: MediaState::default(),
         },
         json!({"type": "join", "room": "daily", "name": "Ada", "media": {"muted": false, "camera_off": false}}),
@@ -48,6 +49,7 @@ fn join_round_trip() {
             name: "Ada".into(),
             secret: Some("s".repeat(32)),
             password: Some("hunter2".into()),
+            listed: false,
             media: MediaState { muted: true, camera_off: false, screen: false },
         },
         json!({"type": "join", "room": "daily", "name": "Ada", "secret": "s".repeat(32), "password": "hunter2",
@@ -61,6 +63,7 @@ fn join_round_trip() {
             name: "n".into(),
             secret: None,
             password: None,
+            listed: false,
             media: MediaState::default()
         }
     );

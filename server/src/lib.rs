@@ -281,6 +281,7 @@ pub fn signaling_routes(hub: Arc<Hub>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
+        .route(confab_protocol::ROOMS_PATH, get(listed_rooms))
         .with_state(hub)
 }
 
@@ -317,6 +318,14 @@ async fn ready(State(hub): State<Arc<Hub>>) -> Response {
     } else {
         "ready".into_response()
     }
+}
+
+/// The most rooms the start page lists.
+const LISTED_ROOMS: usize = 50;
+
+async fn listed_rooms(State(hub): State<Arc<Hub>>) -> Response {
+    let rooms = hub.rooms.listed(LISTED_ROOMS);
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(rooms)).into_response()
 }
 
 async fn metrics(State(hub): State<Arc<Hub>>) -> Response {

@@ -15,7 +15,9 @@
 //! not keeping up; it is removed from its room (its session then ends) rather than letting its
 //! queue grow without limit or silently losing part of a negotiation.
 
-use confab_protocol::{ChatMessage, DisplayName, MediaState, PeerId, PeerInfo, PeerKey, RoomName, ServerMsg, Signal};
+use confab_protocol::{
+    ChatMessage, DisplayName, ListedRoom, MediaState, PeerId, PeerInfo, PeerKey, RoomName, ServerMsg, Signal,
+};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::collections::VecDeque;
@@ -131,6 +133,8 @@ pub struct Joiner {
     /// The room password it gave (sets the password of a room it creates); `None` or empty for
     /// none.
     pub password: Option<String>,
+    /// List the room on the start page (only when it creates the room).
+    pub listed: bool,
     /// Where its messages go.
     pub outbox: Outbox,
 }
@@ -172,6 +176,8 @@ struct Room {
     password: Option<Password>,
     /// The last [`CHAT_HISTORY`] chat messages.
     chat: VecDeque<ChatMessage>,
+    /// Shown on the start page.
+    listed: bool,
 }
 
 /// Everything behind the registry's lock.
@@ -261,7 +267,13 @@ impl Rooms {
                     return Err(JoinError::ServerFull);
                 }
                 let password = password.as_deref().map(Password::new);
-                state.rooms.entry(room.clone()).or_insert(Room { members: Vec::new(), password, chat: VecDeque::new() })
+                let listed = joiner.listed;
+                state.rooms.entry(room.clone()).or_insert(Room {
+                    members: Vec::new(),
+                    password,
+                    chat: VecDeque::new(),
+                    listed,
+                })
             }
         };
         let id = PeerId(self.fresh());
@@ -370,6 +382,24 @@ impl Rooms {
         current_session(&self.lock(), room, id)
     }
 
+    /// The rooms listed on the start page, fullest first, at most `limit`.
+    pub fn listed(&self, limit: usize) -> Vec<ListedRoom> {
+        let state = self.lock();
+        let mut listed: Vec<ListedRoom> = state
+            .rooms
+            .iter()
+            .filter(|(_, room)| room.listed)
+            .map(|(name, room)| ListedRoom {
+                name: name.clone(),
+                people: room.members.len(),
+                locked: room.password.is_some(),
+            })
+            .collect();
+        listed.sort_by(|a, b| b.people.cmp(&a.people).then_with(|| a.name.cmp(&b.name)));
+        listed.truncate(limit);
+        listed
+    }
+
     /// How many rooms exist.
     pub fn room_count(&self) -> usize {
         self.lock().rooms.len()
@@ -468,6 +498,7 @@ mod tests {
             key: key_of(&format!("secret-of-{name}-0123456789")),
             media: MediaState::default(),
             password: None,
+            listed: false,
             outbox,
         }
     }

@@ -393,7 +393,7 @@ where
     }
     let msg = ClientMsg::from_json(text.as_str()).map_err(|e| ClientError::BadMessage(e.to_string()))?;
     match msg {
-        ClientMsg::Join { room, name, secret, password, media } => {
+        ClientMsg::Join { room, name, secret, password, listed, media } => {
             if let State::Joined { room, .. } = state {
                 return Err(ClientError::AlreadyJoined(room.clone()).into());
             }
@@ -408,7 +408,7 @@ where
                 None => random_key(),
             };
             let (outbox, inbox): (Outbox, _) = mpsc::channel(OUTBOX_CAPACITY);
-            let joiner = Joiner { name, key: key.clone(), media, password, outbox };
+            let joiner = Joiner { name, key: key.clone(), media, password, listed, outbox };
             let joined = hub.rooms.join(&room, joiner).map_err(ClientError::Refused)?;
             tracing::info!(%room, peer = %joined.id, resumed = joined.resumed, "peer joined");
             hub.metrics.message("join");

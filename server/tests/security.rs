@@ -43,6 +43,7 @@ fn join_with_password(room: &str, name: &str, password: Option<&str>) -> ClientM
         name: name.into(),
         secret: None,
         password: password.map(Into::into),
+        listed: false,
         media: MediaState::default(),
     }
 }
@@ -316,4 +317,47 @@ async fn wait_until_empty(server: &TestServer) {
     .unwrap_or_else(|_| {
         panic!("{} peers and {} connections left", server.hub.rooms.peer_count(), server.hub.connections())
     });
+}
+
+#[tokio::test]
+async fn only_rooms_their_creators_listed_appear_on_the_start_page() {
+    let server = TestServer::with(HubConfig { limits: Limits::rooms_of(4), ..HubConfig::default() }).await;
+    let join = |room: &str, name: &str, listed: bool, password: Option<&str>| ClientMsg::Join {
+        room: room.into(),
+        name: name.into(),
+        secret: None,
+        password: password.map(Into::into),
+        listed,
+        media: MediaState::default(),
+    };
+    let mut ada = server.connect().await;
+    ada.send(&join("standup", "Ada", true, None)).await;
+    let _ = ada.recv().await;
+    // Later joiners cannot change it.
+    let mut bob = server.connect().await;
+    bob.send(&join("standup", "Bob", false, None)).await;
+    let _ = bob.recv().await;
+    let mut cat = server.connect().await;
+    cat.send(&join("private", "Cat", false, None)).await;
+    let _ = cat.recv().await;
+    let mut dan = server.connect().await;
+    dan.send(&join("locked", "Dan", true, Some("pw"))).await;
+    let _ = dan.recv().await;
+    let mut eve = server.connect().await;
+    eve.send(&join("private", "Eve", true, None)).await;
+    let _ = eve.recv().await;
+
+    let (status, body) = get(&server, confab_protocol::ROOMS_PATH).await;
+    assert_eq!(status, 200);
+    let listed: Vec<confab_protocol::ListedRoom> = serde_json::from_str(&body).unwrap();
+    let summary: Vec<_> = listed.iter().map(|r| (r.name.as_str(), r.people, r.locked)).collect();
+    assert_eq!(summary, vec![("standup", 2, false), ("locked", 1, true)]);
+
+    for client in [&mut ada, &mut bob] {
+        client.send(&ClientMsg::Leave).await;
+    }
+    server.wait_for_room_count(2).await;
+    let (_, body) = get(&server, confab_protocol::ROOMS_PATH).await;
+    let listed: Vec<confab_protocol::ListedRoom> = serde_json::from_str(&body).unwrap();
+    assert_eq!(listed.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), vec!["locked"]);
 }

@@ -376,6 +376,7 @@ async fn mute_and_camera_state_reach_the_room_and_late_joiners() {
         name: "Bob".into(),
         secret: None,
         password: None,
+        listed: false,
         media: MediaState { muted: true, camera_off: false, screen: false },
     })
     .await;

@@ -1,7 +1,7 @@
 //! The home page: pick a room name and your name, then go to the room.
 
-use super::{room_path, store_name, store_password, stored_name};
-use confab_protocol::{DisplayName, RoomName, PASSWORD_MAX_CHARS};
+use super::{room_path, store_listed, store_name, store_password, stored_name};
+use confab_protocol::{DisplayName, ListedRoom, RoomName, PASSWORD_MAX_CHARS};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
@@ -12,6 +12,7 @@ pub fn HomePage() -> impl IntoView {
     let room = RwSignal::new(String::new());
     let name = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
+    let listed = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
     // Runs in the browser only, after hydration: the server cannot know the stored name.
     Effect::new(move |_| {
@@ -28,6 +29,7 @@ pub fn HomePage() -> impl IntoView {
             (Ok(room), Ok(name)) => {
                 store_name(name.as_str());
                 store_password(&room, &password.get_untracked());
+                store_listed(&room, listed.get_untracked());
                 navigate(&room_path(&room), Default::default());
             }
         }
@@ -71,9 +73,71 @@ pub fn HomePage() -> impl IntoView {
                 <p id="password-hint" class="hint">
                     "If you are first in the room, everyone after you will need this password."
                 </p>
+                <label class="check">
+                    <input type="checkbox" name="listed" bind:checked=listed/>
+                    "List this room on the start page"
+                </label>
                 <p class="error" role="alert">{move || error.get()}</p>
                 <button type="submit" class="primary">"Join room"</button>
             </form>
         </section>
+        <OpenRooms/>
     }
+}
+
+/// How often the start page asks for the listed rooms.
+const ROOMS_REFRESH: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The rooms whose creators listed them, with how many people are in each, kept current.
+#[component]
+fn OpenRooms() -> impl IntoView {
+    let rooms = RwSignal::new(None::<Vec<ListedRoom>>);
+    Effect::new(move |_| {
+        let refresh = move || leptos::task::spawn_local(async move { rooms.set(fetch_rooms().await) });
+        refresh();
+        if let Ok(handle) = set_interval_with_handle(refresh, ROOMS_REFRESH) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    view! {
+        <section class="card open-rooms" aria-labelledby="open-rooms">
+            <h2 id="open-rooms">"Open rooms"</h2>
+            {move || match rooms.get() {
+                None => view! { <p class="hint">"Loading…"</p> }.into_any(),
+                Some(list) if list.is_empty() => view! { <p class="hint">"No open rooms right now."</p> }.into_any(),
+                Some(list) => view! {
+                    <ul>
+                        {list
+                            .into_iter()
+                            .map(|room| {
+                                let people = match room.people {
+                                    1 => "1 person".to_owned(),
+                                    n => format!("{n} people"),
+                                };
+                                view! {
+                                    <li>
+                                        <a href=room_path(&room.name)>{room.name.to_string()}</a>
+                                        <span class="people">{people}</span>
+                                        {room.locked.then(|| view! { <span class="locked">"password"</span> })}
+                                    </li>
+                                }
+                            })
+                            .collect_view()}
+                    </ul>
+                }
+                .into_any(),
+            }}
+        </section>
+    }
+}
+
+/// The listed rooms from the server; `None` until they could be read.
+async fn fetch_rooms() -> Option<Vec<ListedRoom>> {
+    #[cfg(feature = "hydrate")]
+    {
+        let response = gloo_net::http::Request::get(confab_protocol::ROOMS_PATH).send().await.ok()?;
+        serde_json::from_str(&response.text().await.ok()?).ok()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    None
 }

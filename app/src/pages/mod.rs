@@ -46,6 +46,23 @@ pub fn store_password(room: &RoomName, password: &str) {
     }
 }
 
+fn listed_key(room: &RoomName) -> String {
+    format!("confab.listed.{room}")
+}
+
+/// Whether this tab asked for `room` to be listed on the start page (browser only).
+pub fn stored_listed(room: &RoomName) -> bool {
+    let storage = web_sys::window().and_then(|w| w.session_storage().ok().flatten());
+    storage.and_then(|s| s.get_item(&listed_key(room)).ok().flatten()).is_some_and(|v| v == "1")
+}
+
+/// Remembers whether this tab wants `room` listed.
+pub fn store_listed(room: &RoomName, listed: bool) {
+    if let Some(Ok(Some(storage))) = web_sys::window().map(|w| w.session_storage()) {
+        let _ = if listed { storage.set_item(&listed_key(room), "1") } else { storage.remove_item(&listed_key(room)) };
+    }
+}
+
 /// The path of a room's page, e.g. `/room/team%20sync`: the link people share.
 pub fn room_path(room: &RoomName) -> String {
     let mut path = String::from("/room/");

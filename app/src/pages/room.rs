@@ -1,6 +1,6 @@
 //! The room page: asks for a name if none is known, then runs the call.
 
-use super::{copy_page_link, store_name, store_password, stored_name, stored_password};
+use super::{copy_page_link, store_name, store_password, stored_listed, stored_name, stored_password};
 use crate::model::{CallUi, Device, RemoteTile, SharedStream};
 use crate::status::{status_line, Phase, Shortcut};
 use confab_protocol::{DisplayName, MediaState, RoomName, CHAT_MAX_CHARS, PASSWORD_MAX_CHARS};
@@ -42,7 +42,11 @@ pub fn RoomPage() -> impl IntoView {
             (Ok(room), true, Some(person)) => {
                 attempt.track();
                 let password = stored_password(&room);
-                view! { <CallView room=room name=person password=password retry=move || attempt.update(|n| *n += 1)/> }.into_any()
+                let listed = stored_listed(&room);
+                view! {
+                    <CallView room=room name=person password=password listed=listed retry=move || attempt.update(|n| *n += 1)/>
+                }
+                .into_any()
             }
         }}
     }
@@ -86,10 +90,10 @@ struct Controls {
 
 impl Controls {
     #[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
-    fn start(room: &RoomName, name: &str, password: Option<String>, ui: CallUi) -> Self {
+    fn start(room: &RoomName, name: &str, password: Option<String>, listed: bool, ui: CallUi) -> Self {
         #[cfg(feature = "hydrate")]
         {
-            let call = crate::call::Call::start(room.to_string(), name.to_owned(), password, ui);
+            let call = crate::call::Call::start(room.to_string(), name.to_owned(), password, listed, ui);
             let controls = Controls { call: send_wrapper::SendWrapper::new(call) };
             let on_leave = controls.clone();
             on_cleanup(move || on_leave.hang_up());
@@ -155,10 +159,11 @@ fn CallView(
     room: RoomName,
     name: String,
     password: Option<String>,
+    listed: bool,
     retry: impl Fn() + Send + Sync + Clone + 'static,
 ) -> impl IntoView {
     let ui = CallUi::new();
-    let controls = Controls::start(&room, &name, password, ui);
+    let controls = Controls::start(&room, &name, password, listed, ui);
     let needs_password = move || matches!(ui.phase.get(), Phase::NeedsPassword { .. });
     let typed_password = RwSignal::new(String::new());
     let password_room = room.clone();

@@ -151,7 +151,14 @@ impl Client {
 
 /// A join without a secret (the place cannot be resumed).
 pub fn join_msg(room: impl Into<String>, name: impl Into<String>) -> ClientMsg {
-    ClientMsg::Join { room: room.into(), name: name.into(), secret: None, password: None, media: MediaState::default() }
+    ClientMsg::Join {
+        room: room.into(),
+        name: name.into(),
+        secret: None,
+        password: None,
+        listed: false,
+        media: MediaState::default(),
+    }
 }
 
 /// A join with a secret, as the browser sends it.
@@ -161,6 +168,7 @@ pub fn join_with_secret(room: &str, name: &str, secret: &str) -> ClientMsg {
         name: name.into(),
         secret: Some(secret.into()),
         password: None,
+        listed: false,
         media: MediaState::default(),
     }
 }
