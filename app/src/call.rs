@@ -293,7 +293,8 @@ impl Call {
         spawn_local(async move {
             if let Err(problem) = switch_microphone(&inner, &device_id).await {
                 let state = inner.borrow();
-                state.ui.notice.set(Some(format!("Could not switch microphone. {}", problem.explanation())));
+                let t = state.ui.texts;
+                state.ui.notice.set(Some(format!("{} {}", t.microphone_switch_failed, problem.explanation(t))));
                 let current = state.local.as_ref().and_then(|s| first_track(&s.get_audio_tracks()));
                 state.ui.microphone.set(current.as_ref().and_then(media::device_id_of));
             }
@@ -312,11 +313,8 @@ impl Call {
                 // Picking nothing is a choice, not a problem.
                 Err(MediaProblem::Denied) => return,
                 Err(problem) => {
-                    inner
-                        .borrow()
-                        .ui
-                        .notice
-                        .set(Some(format!("Could not share the screen. {}", problem.explanation())));
+                    let ui = inner.borrow().ui;
+                    ui.notice.set(Some(format!("{} {}", ui.texts.screen_failed, problem.explanation(ui.texts))));
                     return;
                 }
             };
@@ -393,7 +391,8 @@ impl Call {
                 let result = switch_camera(&inner, &wanted).await;
                 let mut state = inner.borrow_mut();
                 if let Err(problem) = result {
-                    state.ui.notice.set(Some(format!("Could not switch camera. {}", problem.explanation())));
+                    let t = state.ui.texts;
+                    state.ui.notice.set(Some(format!("{} {}", t.camera_switch_failed, problem.explanation(t))));
                     // Show the camera that is really in use again.
                     let current = state.local.as_ref().and_then(|s| first_track(&s.get_video_tracks()));
                     state.ui.camera.set(current.as_ref().and_then(media::device_id_of));
@@ -1053,7 +1052,8 @@ async fn connect_once(inner: &Rc<RefCell<Inner>>) -> Ended {
     }
     if replaced {
         let call = Call(inner.clone());
-        inner.borrow().ui.phase.set(Phase::Refused("this call was opened again in another window".into()));
+        let ui = inner.borrow().ui;
+        ui.phase.set(Phase::Refused(ui.texts.opened_elsewhere.into()));
         call.hang_up();
         return Ended::ForGood;
     }
@@ -1075,10 +1075,7 @@ async fn handle(inner: &Rc<RefCell<Inner>>, msg: ServerMsg) {
                 if state.password.is_some() && !locked && !resumed {
                     // Someone was here first and left the room open: say so rather than let
                     // this person believe the room is protected.
-                    state
-                        .ui
-                        .notice
-                        .set(Some("This room was already open without a password, so yours was not set.".into()));
+                    state.ui.notice.set(Some(state.ui.texts.password_not_set.into()));
                 }
             }
             on_welcome(inner, key, peers, ice_servers, ice_transport_policy, resumed);
@@ -1265,7 +1262,7 @@ async fn refresh_devices(inner: &Rc<RefCell<Inner>>) {
     let mut told = Vec::new();
     if !listed(&found.cameras, &camera) {
         if let Some(first) = found.cameras.first() {
-            told.push(format!("Your camera was disconnected; now using {}.", first.label));
+            told.push((ui.texts.camera_unplugged)(&first.label));
             call.switch_camera(first.id.clone());
         }
     } else {
@@ -1273,14 +1270,14 @@ async fn refresh_devices(inner: &Rc<RefCell<Inner>>) {
     }
     if !listed(&found.microphones, &microphone) {
         if let Some(first) = found.microphones.first() {
-            told.push(format!("Your microphone was disconnected; now using {}.", first.label));
+            told.push((ui.texts.microphone_unplugged)(&first.label));
             call.switch_microphone(first.id.clone());
         }
     } else {
         ui.microphone.set(microphone);
     }
     if !listed(&found.speakers, &ui.speaker.get_untracked()) {
-        told.push("Your speaker was disconnected; sound plays on the default output.".into());
+        told.push(ui.texts.speaker_unplugged.into());
         ui.speaker.set(None);
     }
     ui.cameras.set(found.cameras);

@@ -16,6 +16,7 @@
 
 #[cfg(feature = "hydrate")]
 mod call;
+pub mod i18n;
 #[cfg(feature = "hydrate")]
 mod media;
 pub mod model;
@@ -30,9 +31,10 @@ use leptos_router::path;
 
 /// The HTML document the server sends around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let lang = i18n::page_lang();
     view! {
         <!DOCTYPE html>
-        <html lang="en">
+        <html lang=lang.code()>
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
@@ -52,6 +54,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    provide_context(i18n::page_lang());
     view! {
         <Stylesheet id="leptos" href="/pkg/confab.css"/>
         <Title text="confab"/>

@@ -1,5 +1,6 @@
 //! The state the call page renders: signals written by the call engine, read by the views.
 
+use crate::i18n::Texts;
 use crate::stats::Sample;
 use crate::status::{PeerState, Phase};
 use confab_protocol::{ChatMessage, MediaState, PeerKey};
@@ -77,6 +78,8 @@ pub struct CallUi {
     pub speakers: RwSignal<Vec<Device>>,
     /// The `deviceId` of the chosen sound output (`None`: the system's default).
     pub speaker: RwSignal<Option<String>>,
+    /// The words of the page's language.
+    pub texts: &'static Texts,
     /// A passing problem to show (e.g. a failed camera switch).
     pub notice: RwSignal<Option<String>>,
     /// The room's chat as this page has seen it, oldest first.
@@ -95,8 +98,9 @@ pub struct CallUi {
 
 impl CallUi {
     /// Fresh state: starting, alone, unmuted.
-    pub fn new() -> Self {
+    pub fn new(texts: &'static Texts) -> Self {
         CallUi {
+            texts,
             phase: RwSignal::new(Phase::StartingMedia),
             tiles: RwSignal::new(Vec::new()),
             local: RwSignal::new(None),
@@ -126,12 +130,6 @@ impl CallUi {
         if fresh > 0 && !self.chat_open.get_untracked() {
             self.unread.update(|n| *n += fresh);
         }
-    }
-}
-
-impl Default for CallUi {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

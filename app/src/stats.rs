@@ -42,18 +42,19 @@ pub struct Sample {
 }
 
 impl Sample {
-    /// The panel's rows: what and how much.
-    pub fn rows(&self) -> Vec<(&'static str, String)> {
+    /// The panel's rows: what (`labels`, in the order of `Texts::stat_rows`) and how much.
+    pub fn rows(&self, labels: [&'static str; 7]) -> Vec<(&'static str, String)> {
         let or_dash = |v: Option<String>| v.unwrap_or_else(|| "–".into());
-        vec![
-            ("Round trip", or_dash(self.rtt_ms.map(|ms| format!("{ms:.1} ms")))),
-            ("Receiving", format!("{:.0} kbit/s", self.kbps_in)),
-            ("Sending", format!("{:.0} kbit/s", self.kbps_out)),
-            ("Packet loss", format!("{:.1} %", self.loss_percent)),
-            ("Codec", or_dash(self.codec.clone())),
-            ("Video", or_dash(self.resolution.map(|(w, h)| format!("{w}×{h}")))),
-            ("Frame rate", or_dash(self.fps.map(|f| format!("{f:.0} fps")))),
-        ]
+        let values = [
+            or_dash(self.rtt_ms.map(|ms| format!("{ms:.1} ms"))),
+            format!("{:.0} kbit/s", self.kbps_in),
+            format!("{:.0} kbit/s", self.kbps_out),
+            format!("{:.1} %", self.loss_percent),
+            or_dash(self.codec.clone()),
+            or_dash(self.resolution.map(|(w, h)| format!("{w}×{h}"))),
+            or_dash(self.fps.map(|f| format!("{f:.0} fps"))),
+        ];
+        labels.into_iter().zip(values).collect()
     }
 }
 
@@ -134,7 +135,7 @@ mod tests {
             fps: Some(29.6),
         };
         assert_eq!(
-            sample.rows(),
+            sample.rows(crate::i18n::EN.stat_rows),
             vec![
                 ("Round trip", "12.3 ms".to_owned()),
                 ("Receiving", "499 kbit/s".to_owned()),
@@ -145,7 +146,7 @@ mod tests {
                 ("Frame rate", "30 fps".to_owned()),
             ]
         );
-        assert_eq!(Sample::default().rows()[0].1, "–");
+        assert_eq!(Sample::default().rows(crate::i18n::EN.stat_rows)[0].1, "–");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! What the call page tells a person, derived from the call's state. Pure functions, so they are
 //! tested natively and shared by the server render and the browser.
 
+use crate::i18n::Texts;
+
 /// Why the camera or microphone could not be opened, from the `DOMException` name that
 /// `getUserMedia` rejected with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,24 +37,14 @@ impl MediaProblem {
     }
 
     /// What went wrong and what to do, in one or two sentences.
-    pub fn explanation(&self) -> String {
+    pub fn explanation(&self, t: &Texts) -> String {
         match self {
-            MediaProblem::Denied => "Camera and microphone access is blocked. Allow both for this site \
-                (the camera icon in the address bar), then press Try again."
-                .into(),
-            MediaProblem::NotFound => "No camera or microphone was found. Connect one, then press Try again.".into(),
-            MediaProblem::Busy => "Your camera or microphone is in use by another program. Close it, \
-                then press Try again."
-                .into(),
-            MediaProblem::Unavailable => {
-                "The chosen camera is no longer available. Press Try again to use another one.".into()
-            }
-            MediaProblem::Insecure => "This browser allows the camera only on secure pages. Open this \
-                site over https:// (or on localhost)."
-                .into(),
-            MediaProblem::Other(detail) => {
-                format!("The camera or microphone could not be started ({detail}). Press Try again.")
-            }
+            MediaProblem::Denied => t.media_denied.into(),
+            MediaProblem::NotFound => t.media_not_found.into(),
+            MediaProblem::Busy => t.media_busy.into(),
+            MediaProblem::Unavailable => t.media_unavailable.into(),
+            MediaProblem::Insecure => t.media_insecure.into(),
+            MediaProblem::Other(detail) => (t.media_other)(detail),
         }
     }
 }
@@ -82,12 +74,12 @@ impl PeerState {
     }
 
     /// A short label for a tile, or `None` when the video speaks for itself.
-    pub fn label(self) -> Option<&'static str> {
+    pub fn label(self, t: &Texts) -> Option<&'static str> {
         match self {
-            PeerState::Connecting => Some("Connecting…"),
+            PeerState::Connecting => Some(t.connecting),
             PeerState::Connected => None,
-            PeerState::Interrupted => Some("Reconnecting…"),
-            PeerState::Failed => Some("Connection failed"),
+            PeerState::Interrupted => Some(t.reconnecting),
+            PeerState::Failed => Some(t.connection_failed),
         }
     }
 }
@@ -212,14 +204,8 @@ pub enum Shortcut {
 }
 
 impl Shortcut {
-    /// Every shortcut with its key and what it does, for the help list.
-    pub const ALL: [(&'static str, &'static str); 5] = [
-        ("M", "Mute or unmute"),
-        ("V", "Turn the camera off or on"),
-        ("S", "Share the screen, or stop"),
-        ("C", "Open or close the chat"),
-        ("?", "Show or hide these shortcuts"),
-    ];
+    /// The keys, in the order of `Texts::shortcut_help`.
+    pub const KEYS: [&'static str; 5] = ["M", "V", "S", "C", "?"];
 
     /// The shortcut for a `KeyboardEvent.key`, if any.
     pub fn for_key(key: &str) -> Option<Self> {
@@ -235,27 +221,27 @@ impl Shortcut {
 }
 
 /// The status line of the call page.
-pub fn status_line(phase: &Phase, peers: &[PeerState]) -> String {
+pub fn status_line(t: &Texts, phase: &Phase, peers: &[PeerState]) -> String {
     match phase {
-        Phase::StartingMedia => "Starting your camera and microphone…".into(),
-        Phase::MediaFailed(problem) => problem.explanation(),
-        Phase::Joining => "Joining the room…".into(),
-        Phase::RoomFull => "Room is full. Try again later, or pick another room name.".into(),
-        Phase::NeedsPassword { wrong: false } => "This room has a password.".into(),
-        Phase::NeedsPassword { wrong: true } => "Wrong password. Check it and try again.".into(),
-        Phase::Refused(message) => format!("Could not join: {message}"),
-        Phase::Reconnecting => "Reconnecting to the server… (connected calls go on)".into(),
-        Phase::InRoom if peers.is_empty() => "Waiting for someone to join — share this link".into(),
+        Phase::StartingMedia => t.starting_media.into(),
+        Phase::MediaFailed(problem) => problem.explanation(t),
+        Phase::Joining => t.joining.into(),
+        Phase::RoomFull => t.room_full.into(),
+        Phase::NeedsPassword { wrong: false } => t.needs_password.into(),
+        Phase::NeedsPassword { wrong: true } => t.wrong_password.into(),
+        Phase::Refused(message) => (t.could_not_join)(message),
+        Phase::Reconnecting => t.reconnecting_server.into(),
+        Phase::InRoom if peers.is_empty() => t.waiting.into(),
         Phase::InRoom => {
             let connected = peers.iter().filter(|p| **p == PeerState::Connected).count();
             if connected == peers.len() {
-                "Connected".into()
+                t.connected.into()
             } else if peers.contains(&PeerState::Failed) {
-                "Connection failed — the network between you may block calls".into()
+                t.connection_failed_long.into()
             } else if peers.contains(&PeerState::Interrupted) {
-                "Reconnecting…".into()
+                t.reconnecting.into()
             } else {
-                "Connecting…".into()
+                t.connecting.into()
             }
         }
     }
@@ -264,6 +250,13 @@ pub fn status_line(phase: &Phase, peers: &[PeerState]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::i18n::{EN, KO};
+
+    #[test]
+    fn status_lines_speak_korean_too() {
+        assert_eq!(status_line(&KO, &Phase::InRoom, &[PeerState::Connected]), "연결됨");
+        assert!(status_line(&KO, &Phase::RoomFull, &[]).starts_with("방이 가득"));
+    }
 
     #[test]
     fn the_active_speaker_needs_two_loud_samples_and_holds_through_short_pauses() {
@@ -302,38 +295,38 @@ mod tests {
 
     #[test]
     fn waiting_until_someone_joins() {
-        assert_eq!(status_line(&Phase::InRoom, &[]), "Waiting for someone to join — share this link");
+        assert_eq!(status_line(&EN, &Phase::InRoom, &[]), "Waiting for someone to join — share this link");
     }
 
     #[test]
     fn connecting_then_connected() {
-        assert_eq!(status_line(&Phase::InRoom, &[PeerState::Connecting]), "Connecting…");
-        assert_eq!(status_line(&Phase::InRoom, &[PeerState::Connected]), "Connected");
-        assert_eq!(status_line(&Phase::InRoom, &[PeerState::Connected, PeerState::Connecting]), "Connecting…");
+        assert_eq!(status_line(&EN, &Phase::InRoom, &[PeerState::Connecting]), "Connecting…");
+        assert_eq!(status_line(&EN, &Phase::InRoom, &[PeerState::Connected]), "Connected");
+        assert_eq!(status_line(&EN, &Phase::InRoom, &[PeerState::Connected, PeerState::Connecting]), "Connecting…");
     }
 
     #[test]
     fn trouble_is_named() {
-        assert!(status_line(&Phase::InRoom, &[PeerState::Failed]).starts_with("Connection failed"));
-        assert_eq!(status_line(&Phase::InRoom, &[PeerState::Interrupted]), "Reconnecting…");
-        assert!(status_line(&Phase::RoomFull, &[]).starts_with("Room is full"));
-        assert_eq!(status_line(&Phase::NeedsPassword { wrong: false }, &[]), "This room has a password.");
-        assert!(status_line(&Phase::NeedsPassword { wrong: true }, &[]).starts_with("Wrong password"));
-        assert!(status_line(&Phase::Reconnecting, &[]).starts_with("Reconnecting to the server"));
+        assert!(status_line(&EN, &Phase::InRoom, &[PeerState::Failed]).starts_with("Connection failed"));
+        assert_eq!(status_line(&EN, &Phase::InRoom, &[PeerState::Interrupted]), "Reconnecting…");
+        assert!(status_line(&EN, &Phase::RoomFull, &[]).starts_with("Room is full"));
+        assert_eq!(status_line(&EN, &Phase::NeedsPassword { wrong: false }, &[]), "This room has a password.");
+        assert!(status_line(&EN, &Phase::NeedsPassword { wrong: true }, &[]).starts_with("Wrong password"));
+        assert!(status_line(&EN, &Phase::Reconnecting, &[]).starts_with("Reconnecting to the server"));
     }
 
     #[test]
     fn media_errors_say_what_to_do() {
         let denied = MediaProblem::from_dom_exception("NotAllowedError", "Permission denied");
         assert_eq!(denied, MediaProblem::Denied);
-        assert!(status_line(&Phase::MediaFailed(denied), &[]).contains("blocked"));
+        assert!(status_line(&EN, &Phase::MediaFailed(denied), &[]).contains("blocked"));
         assert_eq!(MediaProblem::from_dom_exception("NotFoundError", ""), MediaProblem::NotFound);
         assert_eq!(MediaProblem::from_dom_exception("NotReadableError", ""), MediaProblem::Busy);
         assert_eq!(
             MediaProblem::from_dom_exception("WeirdError", "odd"),
             MediaProblem::Other("WeirdError: odd".into())
         );
-        assert!(MediaProblem::Other("X".into()).explanation().contains("(X)"));
+        assert!(MediaProblem::Other("X".into()).explanation(&EN).contains("(X)"));
     }
 
     #[test]
@@ -342,7 +335,7 @@ mod tests {
         assert_eq!(PeerState::from_connection_state("connected"), PeerState::Connected);
         assert_eq!(PeerState::from_connection_state("disconnected"), PeerState::Interrupted);
         assert_eq!(PeerState::from_connection_state("failed"), PeerState::Failed);
-        assert_eq!(PeerState::Connected.label(), None);
+        assert_eq!(PeerState::Connected.label(&EN), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The home page: pick a room name and your name, then go to the room.
 
 use super::{room_path, store_listed, store_name, store_password, stored_name};
+use crate::i18n::texts;
 use confab_protocol::{DisplayName, ListedRoom, RoomName, PASSWORD_MAX_CHARS};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
@@ -9,6 +10,7 @@ use leptos_router::hooks::use_navigate;
 /// A form with "Room name" and "Your name" that leads to `/room/<name>`.
 #[component]
 pub fn HomePage() -> impl IntoView {
+    let t = texts();
     let room = RwSignal::new(String::new());
     let name = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
@@ -24,8 +26,8 @@ pub fn HomePage() -> impl IntoView {
     let on_submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         match (RoomName::parse(&room.get_untracked()), DisplayName::parse(&name.get_untracked())) {
-            (Err(e), _) => error.set(Some(format!("The room name {e}."))),
-            (_, Err(e)) => error.set(Some(format!("Your name {e}."))),
+            (Err(e), _) => error.set(Some((t.room_name_error)(e))),
+            (_, Err(e)) => error.set(Some((t.your_name_error)(e))),
             (Ok(room), Ok(name)) => {
                 store_name(name.as_str());
                 store_password(&room, &password.get_untracked());
@@ -38,29 +40,29 @@ pub fn HomePage() -> impl IntoView {
     view! {
         <section class="card home">
             <h1 class="brand">"confab"</h1>
-            <p class="tagline">"Video calls that go straight from browser to browser. Name a room, share its link."</p>
+            <p class="tagline">{t.tagline}</p>
             <form on:submit=on_submit>
-                <label for="room">"Room name"</label>
+                <label for="room">{t.room_name}</label>
                 <input
                     id="room"
                     name="room"
                     required
                     maxlength=RoomName::MAX_CHARS
                     autocomplete="off"
-                    placeholder="e.g. team-standup"
+                    placeholder=t.room_placeholder
                     bind:value=room
                 />
-                <label for="name">"Your name"</label>
+                <label for="name">{t.your_name}</label>
                 <input
                     id="name"
                     name="name"
                     required
                     maxlength=DisplayName::MAX_CHARS
                     autocomplete="nickname"
-                    placeholder="How others will see you"
+                    placeholder=t.name_placeholder
                     bind:value=name
                 />
-                <label for="password">"Room password (optional)"</label>
+                <label for="password">{t.password_optional}</label>
                 <input
                     id="password"
                     name="password"
@@ -70,16 +72,15 @@ pub fn HomePage() -> impl IntoView {
                     aria-describedby="password-hint"
                     bind:value=password
                 />
-                <p id="password-hint" class="hint">
-                    "If you are first in the room, everyone after you will need this password."
-                </p>
+                <p id="password-hint" class="hint">{t.password_hint}</p>
                 <label class="check">
                     <input type="checkbox" name="listed" bind:checked=listed/>
-                    "List this room on the start page"
+                    {t.list_room}
                 </label>
                 <p class="error" role="alert">{move || error.get()}</p>
-                <button type="submit" class="primary">"Join room"</button>
+                <button type="submit" class="primary">{t.join_room}</button>
             </form>
+            <crate::i18n::LangPicker/>
         </section>
         <OpenRooms/>
     }
@@ -91,6 +92,7 @@ const ROOMS_REFRESH: std::time::Duration = std::time::Duration::from_secs(3);
 /// The rooms whose creators listed them, with how many people are in each, kept current.
 #[component]
 fn OpenRooms() -> impl IntoView {
+    let t = texts();
     let rooms = RwSignal::new(None::<Vec<ListedRoom>>);
     Effect::new(move |_| {
         let refresh = move || leptos::task::spawn_local(async move { rooms.set(fetch_rooms().await) });
@@ -101,24 +103,21 @@ fn OpenRooms() -> impl IntoView {
     });
     view! {
         <section class="card open-rooms" aria-labelledby="open-rooms">
-            <h2 id="open-rooms">"Open rooms"</h2>
+            <h2 id="open-rooms">{t.open_rooms}</h2>
             {move || match rooms.get() {
-                None => view! { <p class="hint">"Loading…"</p> }.into_any(),
-                Some(list) if list.is_empty() => view! { <p class="hint">"No open rooms right now."</p> }.into_any(),
+                None => view! { <p class="hint">{t.loading}</p> }.into_any(),
+                Some(list) if list.is_empty() => view! { <p class="hint">{t.no_open_rooms}</p> }.into_any(),
                 Some(list) => view! {
                     <ul>
                         {list
                             .into_iter()
                             .map(|room| {
-                                let people = match room.people {
-                                    1 => "1 person".to_owned(),
-                                    n => format!("{n} people"),
-                                };
+                                let people = (t.people)(room.people);
                                 view! {
                                     <li>
                                         <a href=room_path(&room.name)>{room.name.to_string()}</a>
                                         <span class="people">{people}</span>
-                                        {room.locked.then(|| view! { <span class="locked">"password"</span> })}
+                                        {room.locked.then(|| view! { <span class="locked">{t.has_password}</span> })}
                                     </li>
                                 }
                             })

@@ -93,10 +93,11 @@ pub async fn copy_page_link() -> bool {
 /// Shown for any unknown path.
 #[component]
 pub fn NotFound() -> impl IntoView {
+    let t = crate::i18n::texts();
     view! {
         <section class="card">
-            <h1>"Page not found"</h1>
-            <p><a href="/">"Start or join a call"</a></p>
+            <h1>{t.page_not_found}</h1>
+            <p><a href="/">{t.start_or_join}</a></p>
         </section>
     }
 }

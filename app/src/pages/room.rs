@@ -1,6 +1,7 @@
 //! The room page: asks for a name if none is known, then runs the call.
 
 use super::{copy_page_link, store_name, store_password, stored_listed, stored_name, stored_password};
+use crate::i18n::{texts, Texts};
 use crate::model::{CallUi, Device, RemoteTile, SharedStream};
 use crate::status::{status_line, Phase, Shortcut};
 use confab_protocol::{DisplayName, MediaState, RoomName, CHAT_MAX_CHARS, PASSWORD_MAX_CHARS};
@@ -12,6 +13,7 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 /// `/room/<name>`: the call, or the reason there is none.
 #[component]
 pub fn RoomPage() -> impl IntoView {
+    let t = texts();
     let params = use_params_map();
     let room = Memo::new(move |_| RoomName::parse(&params.read().get("room").unwrap_or_default()));
     // The display name lives in the browser's storage: unknown until hydrated.
@@ -32,12 +34,12 @@ pub fn RoomPage() -> impl IntoView {
         {move || match (room.get(), hydrated.get(), name.get()) {
             (Err(e), _, _) => view! {
                 <section class="card">
-                    <h1>"No such room"</h1>
-                    <p role="alert">{format!("The room name {e}.")}</p>
-                    <p><a href="/">"Pick another room"</a></p>
+                    <h1>{t.no_such_room}</h1>
+                    <p role="alert">{(t.room_name_error)(e)}</p>
+                    <p><a href="/">{t.pick_another_room}</a></p>
                 </section>
             }.into_any(),
-            (Ok(_), false, _) => view! { <p class="status" role="status">"Loading…"</p> }.into_any(),
+            (Ok(_), false, _) => view! { <p class="status" role="status">{t.loading}</p> }.into_any(),
             (Ok(room), true, None) => view! { <NameForm room=room on_name=move |n| name.set(Some(n))/> }.into_any(),
             (Ok(room), true, Some(person)) => {
                 attempt.track();
@@ -55,6 +57,7 @@ pub fn RoomPage() -> impl IntoView {
 /// Asks a visitor who followed a link for the name others will see.
 #[component]
 fn NameForm(room: RoomName, on_name: impl Fn(String) + Send + Sync + 'static) -> impl IntoView {
+    let t = texts();
     let name = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let on_submit = move |ev: SubmitEvent| {
@@ -64,17 +67,17 @@ fn NameForm(room: RoomName, on_name: impl Fn(String) + Send + Sync + 'static) ->
                 store_name(name.as_str());
                 on_name(name.to_string());
             }
-            Err(e) => error.set(Some(format!("Your name {e}."))),
+            Err(e) => error.set(Some((t.your_name_error)(e))),
         }
     };
     view! {
         <section class="card">
-            <h1>{format!("Join {room}")}</h1>
+            <h1>{(t.join_title)(room.as_str())}</h1>
             <form on:submit=on_submit>
-                <label for="name">"Your name"</label>
+                <label for="name">{t.your_name}</label>
                 <input id="name" name="name" required maxlength=DisplayName::MAX_CHARS autocomplete="nickname" bind:value=name/>
                 <p class="error" role="alert">{move || error.get()}</p>
-                <button type="submit" class="primary">"Join room"</button>
+                <button type="submit" class="primary">{t.join_room}</button>
             </form>
         </section>
     }
@@ -162,7 +165,8 @@ fn CallView(
     listed: bool,
     retry: impl Fn() + Send + Sync + Clone + 'static,
 ) -> impl IntoView {
-    let ui = CallUi::new();
+    let t = texts();
+    let ui = CallUi::new(t);
     let controls = Controls::start(&room, &name, password, listed, ui);
     let needs_password = move || matches!(ui.phase.get(), Phase::NeedsPassword { .. });
     let typed_password = RwSignal::new(String::new());
@@ -178,7 +182,7 @@ fn CallView(
     let (list_name, badge_name) = (name.clone(), name.clone());
     let status = move || {
         let peers: Vec<_> = ui.tiles.with(|tiles| tiles.iter().map(|t| t.state.get()).collect());
-        status_line(&ui.phase.get(), &peers)
+        status_line(t, &ui.phase.get(), &peers)
     };
     let can_retry = move || matches!(ui.phase.get(), Phase::MediaFailed(_) | Phase::RoomFull);
     let in_call = move || !ui.phase.with(Phase::is_over);
@@ -191,7 +195,7 @@ fn CallView(
                 copied.set(true);
                 set_timeout(move || copied.set(false), std::time::Duration::from_secs(3));
             } else {
-                ui.notice.set(Some("Copy this page's address from the address bar to invite others.".into()));
+                ui.notice.set(Some(t.copy_link_fallback.into()));
             }
         });
     };
@@ -249,8 +253,8 @@ fn CallView(
         Effect::new(move |_| {
             let now: Vec<_> = ui.tiles.with(|tiles| tiles.iter().map(|t| (t.key.clone(), t.name.clone())).collect());
             if let Some(before) = previous.get_value() {
-                let joined = now.iter().filter(|p| !before.contains(p)).map(|(_, n)| format!("{n} joined"));
-                let left = before.iter().filter(|p| !now.contains(p)).map(|(_, n)| format!("{n} left"));
+                let joined = now.iter().filter(|p| !before.contains(p)).map(|(_, n)| (t.joined)(n));
+                let left = before.iter().filter(|p| !now.contains(p)).map(|(_, n)| (t.left)(n));
                 let said: Vec<String> = joined.chain(left).collect();
                 if !said.is_empty() {
                     announcement.set(said.join(". "));
@@ -266,17 +270,17 @@ fn CallView(
                 <h1 class="room-name">{room.to_string()}</h1>
                 <p class="status" role="status" aria-live="polite">{status}</p>
                 <button type="button" class="copy-link" class:done=copied on:click=copy_link>
-                    {move || if copied.get() { "Link copied" } else { "Copy link" }}
+                    {move || if copied.get() { t.link_copied } else { t.copy_link }}
                 </button>
                 <Show when=can_retry>
                     <button type="button" class="primary" on:click={
                         let retry = retry.clone();
                         move |_| retry()
-                    }>"Try again"</button>
+                    }>{t.try_again}</button>
                 </Show>
                 <Show when=needs_password>
                     <form class="password-form" on:submit=retry_with_password.clone()>
-                        <label for="room-password">"Room password"</label>
+                        <label for="room-password">{t.room_password}</label>
                         <input
                             id="room-password"
                             type="password"
@@ -285,7 +289,7 @@ fn CallView(
                             autocomplete="off"
                             bind:value=typed_password
                         />
-                        <button type="submit" class="primary">"Join with password"</button>
+                        <button type="submit" class="primary">{t.join_with_password}</button>
                     </form>
                 </Show>
                 <p class="notice" role="alert">{move || ui.notice.get()}</p>
@@ -300,19 +304,19 @@ fn CallView(
                     class:camera-off=move || ui.camera_off.get()
                     class:speaking=move || ui.speaking.with(|s| s.is_some() && *s == ui.me.get())
                 >
-                    <StreamVideo stream=ui.local muted=true mirrored=true label="Your camera".to_owned()/>
+                    <StreamVideo stream=ui.local muted=true mirrored=true label=t.your_camera.to_owned()/>
                     <Badges
                         name=badge_name
                         media=Signal::derive(move || MediaState { muted: ui.muted.get(), camera_off: ui.camera_off.get(), screen: ui.sharing.get() })
                     />
-                    <figcaption>{format!("{name} (you)")}</figcaption>
+                    <figcaption>{(t.you)(&name)}</figcaption>
                 </figure>
                 <For each=move || ui.tiles.get() key=|tile| tile.key.clone() let:tile>
                     <RemoteView tile=tile ui=ui/>
                 </For>
             </div>
             <Show when=in_call>
-                <div class="controls" role="toolbar" aria-label="Call controls">
+                <div class="controls" role="toolbar" aria-label=t.call_controls>
                     <button
                         type="button"
                         class="control"
@@ -322,7 +326,7 @@ fn CallView(
                             move |_| mute.set_muted(!ui.muted.get_untracked())
                         }
                     >
-                        {move || if ui.muted.get() { "Unmute" } else { "Mute" }}
+                        {move || if ui.muted.get() { t.unmute } else { t.mute }}
                     </button>
                     <button
                         type="button"
@@ -333,14 +337,14 @@ fn CallView(
                             move |_| camera.set_camera_off(!ui.camera_off.get_untracked())
                         }
                     >
-                        {move || if ui.camera_off.get() { "Turn camera on" } else { "Turn camera off" }}
+                        {move || if ui.camera_off.get() { t.camera_on } else { t.camera_off }}
                     </button>
                     <details class="devices">
-                    <summary class="control">"Devices"</summary>
+                    <summary class="control">{t.devices}</summary>
                     <div class="device-list">
                     <DevicePicker
                         id="camera"
-                        label="Camera"
+                        label=t.camera
                         devices=ui.cameras
                         current=ui.camera
                         on_pick={
@@ -350,7 +354,7 @@ fn CallView(
                     />
                     <DevicePicker
                         id="microphone"
-                        label="Microphone"
+                        label=t.microphone
                         devices=ui.microphones
                         current=ui.microphone
                         on_pick={
@@ -361,7 +365,7 @@ fn CallView(
                     <Show when=move || ui.speakers.with(|s| !s.is_empty())>
                         <DevicePicker
                             id="speaker"
-                            label="Speaker"
+                            label=t.speaker
                             devices=ui.speakers
                             current=ui.speaker
                             on_pick=move |id| ui.speaker.set(Some(id))
@@ -378,7 +382,7 @@ fn CallView(
                             move |_| share.share_screen(!ui.sharing.get_untracked())
                         }
                     >
-                        {move || if ui.sharing.get() { "Stop sharing" } else { "Share screen" }}
+                        {move || if ui.sharing.get() { t.stop_sharing } else { t.share_screen }}
                     </button>
                     <button
                         type="button"
@@ -387,10 +391,10 @@ fn CallView(
                         aria-controls="chat"
                         on:click=move |_| toggle_chat()
                     >
-                        "Chat"
+                        {t.chat}
                         {move || match ui.unread.get() {
                             0 => None,
-                            n => Some(view! { <span class="unread">{n.to_string()}<span class="visually-hidden">" unread"</span></span> }),
+                            n => Some(view! { <span class="unread">{n.to_string()}<span class="visually-hidden">{t.unread}</span></span> }),
                         }}
                     </button>
                     <button
@@ -399,20 +403,21 @@ fn CallView(
                         aria-expanded=move || help_open.get().to_string()
                         on:click=move |_| help_open.update(|open| *open = !*open)
                     >
-                        "Shortcuts"
+                        {t.shortcuts}
                     </button>
-                    <button type="button" class="control leave" on:click=leave.clone()>"Leave"</button>
+                    <button type="button" class="control leave" on:click=leave.clone()>{t.leave}</button>
                 </div>
                 <Show when=move || help_open.get()>
-                    <section class="shortcuts" role="dialog" aria-label="Keyboard shortcuts">
-                        <h2>"Keyboard shortcuts"</h2>
+                    <section class="shortcuts" role="dialog" aria-label=t.keyboard_shortcuts>
+                        <h2>{t.keyboard_shortcuts}</h2>
                         <dl>
-                            {Shortcut::ALL
+                            {Shortcut::KEYS
                                 .iter()
-                                .map(|(key, what)| view! { <dt><kbd>{*key}</kbd></dt><dd>{*what}</dd> })
+                                .zip(t.shortcut_help)
+                                .map(|(key, what)| view! { <dt><kbd>{*key}</kbd></dt><dd>{what}</dd> })
                                 .collect_view()}
                         </dl>
-                        <button type="button" on:click=move |_| help_open.set(false)>"Close"</button>
+                        <button type="button" on:click=move |_| help_open.set(false)>{t.close}</button>
                     </section>
                 </Show>
                 {
@@ -425,7 +430,7 @@ fn CallView(
                 }
             </Show>
             <Show when=move || !in_call()>
-                <p class="back"><a href="/">"Back to the start page"</a></p>
+                <p class="back"><a href="/">{t.back_to_start}</a></p>
             </Show>
         </section>
     }
@@ -434,6 +439,7 @@ fn CallView(
 /// The room's chat: messages with names and times, and a field to write one.
 #[component]
 fn ChatPanel(ui: CallUi, controls: Controls) -> impl IntoView {
+    let t = ui.texts;
     let draft = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let at_limit = move || draft.with(|d| d.chars().count() >= CHAT_MAX_CHARS);
@@ -444,16 +450,16 @@ fn ChatPanel(ui: CallUi, controls: Controls) -> impl IntoView {
             return;
         }
         if text.chars().count() > CHAT_MAX_CHARS {
-            error.set(Some(format!("A message can be at most {CHAT_MAX_CHARS} characters.")));
+            error.set(Some((t.chat_too_long)(CHAT_MAX_CHARS)));
         } else if controls.send_chat(text) {
             draft.set(String::new());
             error.set(None);
         } else {
-            error.set(Some("Not connected to the server; your message was not sent. Try again in a moment.".into()));
+            error.set(Some(t.chat_offline.into()));
         }
     };
     view! {
-        <aside id="chat" class="chat" aria-label="Chat">
+        <aside id="chat" class="chat" aria-label=t.chat>
             <ol class="messages" aria-live="polite">
                 <For each=move || ui.chat.get() key=|m| m.id let:message>
                     <li>
@@ -465,19 +471,19 @@ fn ChatPanel(ui: CallUi, controls: Controls) -> impl IntoView {
                 </For>
             </ol>
             <form on:submit=on_submit>
-                <label for="chat-text" class="visually-hidden">"Message"</label>
+                <label for="chat-text" class="visually-hidden">{t.message}</label>
                 <input
                     id="chat-text"
                     autocomplete="off"
-                    placeholder="Message everyone"
+                    placeholder=t.message_placeholder
                     maxlength=CHAT_MAX_CHARS
                     bind:value=draft
                 />
-                <button type="submit" class="primary">"Send"</button>
+                <button type="submit" class="primary">{t.send}</button>
                 <p class="error" role="alert">
                     {move || {
                         error.get().or_else(|| {
-                            at_limit().then(|| format!("A message can be at most {CHAT_MAX_CHARS} characters."))
+                            at_limit().then(|| (t.chat_too_long)(CHAT_MAX_CHARS))
                         })
                     }}
                 </p>
@@ -513,25 +519,29 @@ fn clock(at_ms: u64) -> String {
 
 /// The numbers of one connection and sparklines of what it received and its round-trip time.
 #[component]
-fn StatsPanel(name: String, stats: ArcRwSignal<std::collections::VecDeque<crate::stats::Sample>>) -> impl IntoView {
+fn StatsPanel(
+    name: String,
+    stats: ArcRwSignal<std::collections::VecDeque<crate::stats::Sample>>,
+    t: &'static Texts,
+) -> impl IntoView {
     let (latest, received, rtt) = (stats.clone(), stats.clone(), stats);
     let line = |values: Vec<f64>| crate::stats::sparkline(&values, 120.0, 24.0);
     view! {
-        <div class="stats" role="group" aria-label=format!("Connection to {name}")>
+        <div class="stats" role="group" aria-label=(t.connection_to)(&name)>
             <dl>
                 {move || {
                     latest
                         .with(|h| h.back().cloned().unwrap_or_default())
-                        .rows()
+                        .rows(t.stat_rows)
                         .into_iter()
                         .map(|(what, value)| view! { <dt>{what}</dt><dd>{value}</dd> })
                         .collect_view()
                 }}
             </dl>
-            <svg viewBox="0 0 120 24" role="img" aria-label="Received bitrate, last 30 seconds">
+            <svg viewBox="0 0 120 24" role="img" aria-label=t.received_chart>
                 <polyline points=move || line(received.with(|h| h.iter().map(|s| s.kbps_in).collect()))/>
             </svg>
-            <svg viewBox="0 0 120 24" role="img" aria-label="Round-trip time, last 30 seconds">
+            <svg viewBox="0 0 120 24" role="img" aria-label=t.rtt_chart>
                 <polyline points=move || line(rtt.with(|h| h.iter().map(|s| s.rtt_ms.unwrap_or(0.0)).collect()))/>
             </svg>
         </div>
@@ -586,7 +596,8 @@ fn RemoteView(tile: RemoteTile, ui: CallUi) -> impl IntoView {
     let stats_open = RwSignal::new(false);
     let stats = tile.stats.clone();
     let stats_name = tile.name.clone();
-    let label = format!("Video of {}", tile.name);
+    let t = ui.texts;
+    let label = (t.video_of)(&tile.name);
     view! {
         <figure
             class="tile remote"
@@ -603,17 +614,17 @@ fn RemoteView(tile: RemoteTile, ui: CallUi) -> impl IntoView {
             />
             <Badges name=tile.name.clone() media=Signal::derive(move || media.get())/>
             <figcaption>{tile.name.clone()}</figcaption>
-            {move || state.get().label().map(|text| view! { <span class="tile-state">{text}</span> })}
+            {move || state.get().label(t).map(|text| view! { <span class="tile-state">{text}</span> })}
             <button
                 type="button"
                 class="stats-toggle"
                 aria-expanded=move || stats_open.get().to_string()
                 on:click=move |_| stats_open.update(|open| *open = !*open)
             >
-                {move || if stats_open.get() { "Hide stats" } else { "Stats" }}
+                {move || if stats_open.get() { t.hide_stats } else { t.stats }}
             </button>
             <Show when=move || stats_open.get()>
-                <StatsPanel name=stats_name.clone() stats=stats.clone()/>
+                <StatsPanel name=stats_name.clone() stats=stats.clone() t=t/>
             </Show>
         </figure>
     }
@@ -623,6 +634,7 @@ fn RemoteView(tile: RemoteTile, ui: CallUi) -> impl IntoView {
 /// in for the black picture.
 #[component]
 fn Badges(name: String, #[prop(into)] media: Signal<MediaState>) -> impl IntoView {
+    let t = texts();
     let initial = name.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_default();
     view! {
         // While presenting, the video is the screen: the camera's state does not show.
@@ -631,13 +643,13 @@ fn Badges(name: String, #[prop(into)] media: Signal<MediaState>) -> impl IntoVie
         </Show>
         <span class="badges">
             <Show when=move || media.get().screen>
-                <span class="badge presenting">"Presenting"</span>
+                <span class="badge presenting">{t.presenting}</span>
             </Show>
             <Show when=move || media.get().muted>
-                <span class="badge">"Muted"</span>
+                <span class="badge">{t.muted_badge}</span>
             </Show>
             <Show when=move || media.with(|m| m.camera_off && !m.screen)>
-                <span class="badge">"Camera off"</span>
+                <span class="badge">{t.camera_off_badge}</span>
             </Show>
         </span>
     }
@@ -646,19 +658,20 @@ fn Badges(name: String, #[prop(into)] media: Signal<MediaState>) -> impl IntoVie
 /// Who is in the call, with their mute and camera state.
 #[component]
 fn Participants(name: String, ui: CallUi) -> impl IntoView {
+    let t = ui.texts;
     let count = move || ui.tiles.with(Vec::len) + 1;
-    let describe = |media: MediaState| match (media.muted, media.camera_off) {
-        (false, false) => String::new(),
-        (true, false) => " (muted)".to_owned(),
-        (false, true) => " (camera off)".to_owned(),
-        (true, true) => " (muted, camera off)".to_owned(),
+    let describe = move |media: MediaState| match (media.muted, media.camera_off) {
+        (false, false) => "",
+        (true, false) => t.muted_note,
+        (false, true) => t.camera_off_note,
+        (true, true) => t.muted_camera_off_note,
     };
     view! {
         <details class="participants">
-            <summary>{move || format!("People ({})", count())}</summary>
-            <ul aria-label="Participants">
+            <summary>{move || (t.people_count)(count())}</summary>
+            <ul aria-label=t.participants>
                 <li>
-                    {format!("{name} (you)")}
+                    {(t.you)(&name)}
                     {move || describe(MediaState { muted: ui.muted.get(), camera_off: ui.camera_off.get(), screen: false })}
                 </li>
                 <For each=move || ui.tiles.get() key=|tile| tile.key.clone() let:tile>
@@ -727,7 +740,7 @@ fn StreamVideo(
             aria-label=label
         ></video>
         <Show when=move || blocked.get()>
-            <button type="button" class="play-sound" on:click=move |_| play()>"Play sound"</button>
+            <button type="button" class="play-sound" on:click=move |_| play()>{texts().play_sound}</button>
         </Show>
     }
 }
