@@ -36,7 +36,7 @@
 //! `Closure::forget`.
 
 use crate::media::{self, first_track, stop_all, tracks};
-use crate::model::{CallUi, Device, RemoteTile};
+use crate::model::{CallUi, Device, Prefs, RemoteTile};
 use crate::stats;
 use crate::status::{ActiveSpeaker, MediaProblem, PeerState, Phase};
 use confab_protocol::{
@@ -232,6 +232,10 @@ struct Inner {
     screen: Option<Screen>,
     /// Listens for devices being plugged in or out.
     device_watch: Option<EventListener>,
+    /// The camera and microphone the pre-join screen opened, taken over by the call.
+    preview: Option<MediaStream>,
+    /// The devices chosen before joining.
+    prefs: Prefs,
     /// Counts fresh (not resumed) welcomes, so an old sweep of unconfirmed peers does nothing.
     welcomes: u32,
     /// Hung up: nothing may start any more.
@@ -241,7 +245,18 @@ struct Inner {
 impl Call {
     /// Starts a call in `room` as `name` (giving `password` if the room has one), reporting to
     /// `ui`.
-    pub fn start(room: String, name: String, password: Option<String>, listed: bool, ui: CallUi) -> Call {
+    pub fn start(
+        room: String,
+        name: String,
+        password: Option<String>,
+        listed: bool,
+        prefs: Prefs,
+        preview: Option<MediaStream>,
+        ui: CallUi,
+    ) -> Call {
+        ui.muted.set(prefs.muted);
+        ui.camera_off.set(prefs.camera_off);
+        ui.speaker.set(prefs.speaker.clone());
         let call = Call(Rc::new(RefCell::new(Inner {
             ui,
             room,
@@ -256,8 +271,10 @@ impl Call {
             ice_transport_policy: IceTransportPolicy::All,
             peers: Vec::new(),
             reader: None,
-            muted: false,
-            camera_off: false,
+            muted: prefs.muted,
+            camera_off: prefs.camera_off,
+            preview,
+            prefs,
             switching: false,
             next_camera: None,
             screen: None,
@@ -428,6 +445,9 @@ impl Call {
         inner.peers.clear();
         if let Some(local) = inner.local.take() {
             stop_all(&local);
+        }
+        if let Some(preview) = inner.preview.take() {
+            stop_all(&preview);
         }
         if let Some(screen) = inner.screen.take() {
             screen.track.stop();
@@ -922,7 +942,15 @@ fn ws_url() -> Option<String> {
 async fn run(inner: Rc<RefCell<Inner>>) {
     let ui = inner.borrow().ui;
     ui.phase.set(Phase::StartingMedia);
-    let stream = match media::open_camera_and_mic().await {
+    let (preview, prefs) = {
+        let mut state = inner.borrow_mut();
+        (state.preview.take(), state.prefs.clone())
+    };
+    let opened = match preview {
+        Some(stream) => Ok(stream),
+        None => media::open_camera_and_mic(prefs.camera.as_deref(), prefs.microphone.as_deref(), false).await,
+    };
+    let stream = match opened {
         Ok(stream) => stream,
         Err(problem) => {
             ui.phase.set(Phase::MediaFailed(problem));

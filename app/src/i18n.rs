@@ -240,6 +240,9 @@ pub struct Texts {
     pub password_not_set: &'static str,
     pub opened_elsewhere: &'static str,
     pub page_not_found: &'static str,
+    pub camera_preview: &'static str,
+    pub mic_level: &'static str,
+    pub join_now: &'static str,
     pub start_or_join: &'static str,
 }
 
@@ -363,6 +366,9 @@ pub static EN: Texts = Texts {
     password_not_set: "This room was already open without a password, so yours was not set.",
     opened_elsewhere: "this call was opened again in another window",
     page_not_found: "Page not found",
+    camera_preview: "Camera preview",
+    mic_level: "Microphone level",
+    join_now: "Join now",
     start_or_join: "Start or join a call",
 };
 
@@ -473,6 +479,9 @@ pub static KO: Texts = Texts {
     password_not_set: "이 방은 이미 비밀번호 없이 열려 있어, 입력한 비밀번호는 설정되지 않았습니다.",
     opened_elsewhere: "이 통화가 다른 창에서 다시 열렸습니다",
     page_not_found: "페이지를 찾을 수 없습니다",
+    camera_preview: "카메라 미리보기",
+    mic_level: "마이크 소리 크기",
+    join_now: "지금 참여",
     start_or_join: "통화를 시작하거나 참여하기",
 };
 

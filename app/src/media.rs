@@ -57,9 +57,39 @@ async fn get_user_media(constraints: JsValue) -> Result<MediaStream, MediaProble
     Ok(stream.unchecked_into())
 }
 
-/// Opens the default microphone and camera.
-pub async fn open_camera_and_mic() -> Result<MediaStream, MediaProblem> {
-    get_user_media(object(&[("audio", true.into()), ("video", video_constraints(None))])).await
+/// Opens a microphone and a camera: exactly the given ones if `exact` (a person just picked
+/// them), else the given ones if they are there and the defaults otherwise (remembered choices).
+pub async fn open_camera_and_mic(
+    camera: Option<&str>,
+    microphone: Option<&str>,
+    exact: bool,
+) -> Result<MediaStream, MediaProblem> {
+    // (Chromium does not honour an `ideal` deviceId: ask for it exactly, then for the defaults.)
+    let chosen = open_devices(camera, microphone).await;
+    match chosen {
+        Err(MediaProblem::Unavailable | MediaProblem::NotFound)
+            if !exact && (camera.is_some() || microphone.is_some()) =>
+        {
+            open_devices(None, None).await
+        }
+        other => other,
+    }
+}
+
+async fn open_devices(camera: Option<&str>, microphone: Option<&str>) -> Result<MediaStream, MediaProblem> {
+    let how = "exact";
+    let audio = match microphone {
+        Some(id) => object(&[("deviceId", object(&[(how, id.into())]))]),
+        None => true.into(),
+    };
+    let mut video = vec![
+        ("width", object(&[("ideal", IDEAL_WIDTH.into())])),
+        ("height", object(&[("ideal", IDEAL_HEIGHT.into())])),
+    ];
+    if let Some(id) = camera {
+        video.push(("deviceId", object(&[(how, id.into())])));
+    }
+    get_user_media(object(&[("audio", audio), ("video", object(&video))])).await
 }
 
 /// Asks the person to pick a screen, window or tab to share; its video track, hinted as detail

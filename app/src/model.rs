@@ -9,6 +9,21 @@ use send_wrapper::SendWrapper;
 use std::collections::VecDeque;
 use web_sys::MediaStream;
 
+/// What a person chose before joining (remembered in the browser for next time).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prefs {
+    /// The camera's `deviceId`.
+    pub camera: Option<String>,
+    /// The microphone's `deviceId`.
+    pub microphone: Option<String>,
+    /// The sound output's `deviceId`.
+    pub speaker: Option<String>,
+    /// Join muted.
+    pub muted: bool,
+    /// Join with the camera off.
+    pub camera_off: bool,
+}
+
 /// A camera the browser offers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {

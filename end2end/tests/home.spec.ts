@@ -24,8 +24,10 @@ test('the home page checks the names and remembers yours', async ({ browser }) =
   await expect(page).toHaveTitle(`${korean} · confab`);
   await expect(eve.status()).toHaveText('Waiting for someone to join — share this link');
 
-  // A link opened later joins straight away with the remembered name.
+  // A link opened later shows the pre-join screen with the remembered name.
   await page.goto(`/room/${uniqueRoom('another')}`);
+  await expect(page.getByLabel('Your name')).toHaveValue('Eve');
+  await page.getByRole('button', { name: 'Join now' }).click();
   await expect(eve.status()).toHaveText('Waiting for someone to join — share this link');
   await expect(page.getByRole('figure', { name: 'Eve (you)' })).toBeVisible();
   await eve.close();

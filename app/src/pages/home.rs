@@ -1,6 +1,6 @@
 //! The home page: pick a room name and your name, then go to the room.
 
-use super::{room_path, store_listed, store_name, store_password, stored_name};
+use super::{room_path, store_enter, store_listed, store_name, store_password, stored_name};
 use crate::i18n::texts;
 use confab_protocol::{DisplayName, ListedRoom, RoomName, PASSWORD_MAX_CHARS};
 use leptos::ev::SubmitEvent;
@@ -32,6 +32,7 @@ pub fn HomePage() -> impl IntoView {
                 store_name(name.as_str());
                 store_password(&room, &password.get_untracked());
                 store_listed(&room, listed.get_untracked());
+                store_enter(&room);
                 navigate(&room_path(&room), Default::default());
             }
         }

@@ -1,6 +1,7 @@
 //! One module per screen.
 
 pub mod home;
+pub mod prejoin;
 pub mod room;
 
 use confab_protocol::RoomName;
@@ -61,6 +62,62 @@ pub fn store_listed(room: &RoomName, listed: bool) {
     if let Some(Ok(Some(storage))) = web_sys::window().map(|w| w.session_storage()) {
         let _ = if listed { storage.set_item(&listed_key(room), "1") } else { storage.remove_item(&listed_key(room)) };
     }
+}
+
+const PREFS_KEY: &str = "confab.prefs";
+
+/// The choices made on the last pre-join screen (browser only).
+pub fn stored_prefs() -> crate::model::Prefs {
+    let storage = web_sys::window().and_then(|w| w.local_storage().ok().flatten());
+    let Some(text) = storage.and_then(|s| s.get_item(PREFS_KEY).ok().flatten()) else { return Default::default() };
+    let mut prefs = crate::model::Prefs::default();
+    for line in text.lines() {
+        match line.split_once('=') {
+            Some(("camera", v)) if !v.is_empty() => prefs.camera = Some(v.to_owned()),
+            Some(("microphone", v)) if !v.is_empty() => prefs.microphone = Some(v.to_owned()),
+            Some(("speaker", v)) if !v.is_empty() => prefs.speaker = Some(v.to_owned()),
+            Some(("muted", v)) => prefs.muted = v == "1",
+            Some(("camera_off", v)) => prefs.camera_off = v == "1",
+            _ => {}
+        }
+    }
+    prefs
+}
+
+/// Remembers the pre-join choices for next time (best effort).
+pub fn store_prefs(prefs: &crate::model::Prefs) {
+    let flag = |b: bool| if b { "1" } else { "0" };
+    let text = format!(
+        "camera={}\nmicrophone={}\nspeaker={}\nmuted={}\ncamera_off={}",
+        prefs.camera.as_deref().unwrap_or_default(),
+        prefs.microphone.as_deref().unwrap_or_default(),
+        prefs.speaker.as_deref().unwrap_or_default(),
+        flag(prefs.muted),
+        flag(prefs.camera_off),
+    );
+    if let Some(Ok(Some(storage))) = web_sys::window().map(|w| w.local_storage()) {
+        let _ = storage.set_item(PREFS_KEY, &text);
+    }
+}
+
+fn enter_key(room: &RoomName) -> String {
+    format!("confab.enter.{room}")
+}
+
+/// Marks that this tab chose to enter `room` from the start page (no pre-join screen).
+pub fn store_enter(room: &RoomName) {
+    if let Some(Ok(Some(storage))) = web_sys::window().map(|w| w.session_storage()) {
+        let _ = storage.set_item(&enter_key(room), "1");
+    }
+}
+
+/// Whether this tab chose to enter `room` from the start page; forgets it (a reload of the room
+/// page shows the pre-join screen).
+pub fn take_enter(room: &RoomName) -> bool {
+    let Some(storage) = web_sys::window().and_then(|w| w.session_storage().ok().flatten()) else { return false };
+    let entered = storage.get_item(&enter_key(room)).ok().flatten().is_some();
+    let _ = storage.remove_item(&enter_key(room));
+    entered
 }
 
 /// The path of a room's page, e.g. `/room/team%20sync`: the link people share.

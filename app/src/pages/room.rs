@@ -1,10 +1,11 @@
 //! The room page: asks for a name if none is known, then runs the call.
 
-use super::{copy_page_link, store_name, store_password, stored_listed, stored_name, stored_password};
+use super::prejoin::PreJoin;
+use super::{copy_page_link, store_password, stored_listed, stored_name, stored_password, stored_prefs, take_enter};
 use crate::i18n::{texts, Texts};
-use crate::model::{CallUi, Device, RemoteTile, SharedStream};
+use crate::model::{CallUi, Device, Prefs, RemoteTile, SharedStream};
 use crate::status::{status_line, Phase, Shortcut};
-use confab_protocol::{DisplayName, MediaState, RoomName, CHAT_MAX_CHARS, PASSWORD_MAX_CHARS};
+use confab_protocol::{MediaState, RoomName, CHAT_MAX_CHARS, PASSWORD_MAX_CHARS};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -16,11 +17,17 @@ pub fn RoomPage() -> impl IntoView {
     let t = texts();
     let params = use_params_map();
     let room = Memo::new(move |_| RoomName::parse(&params.read().get("room").unwrap_or_default()));
-    // The display name lives in the browser's storage: unknown until hydrated.
-    let name = RwSignal::new(None::<String>);
+    // Who enters, with what: from the pre-join screen, or straight from the start page's form.
+    let entered = RwSignal::new(None::<(String, Prefs)>);
+    // The camera and microphone the pre-join screen opened, for the first call only.
+    let preview = StoredValue::new(None::<SharedStream>);
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| {
-        name.set(stored_name());
+        if let (Ok(room), Some(name)) = (room.get_untracked(), stored_name()) {
+            if take_enter(&room) {
+                entered.set(Some((name, stored_prefs())));
+            }
+        }
         hydrated.set(true);
     });
     // Bumped by "Try again": renders a fresh call.
@@ -31,7 +38,7 @@ pub fn RoomPage() -> impl IntoView {
             Ok(room) => format!("{room} · confab"),
             Err(_) => "confab".to_owned(),
         }/>
-        {move || match (room.get(), hydrated.get(), name.get()) {
+        {move || match (room.get(), hydrated.get(), entered.get()) {
             (Err(e), _, _) => view! {
                 <section class="card">
                     <h1>{t.no_such_room}</h1>
@@ -40,46 +47,31 @@ pub fn RoomPage() -> impl IntoView {
                 </section>
             }.into_any(),
             (Ok(_), false, _) => view! { <p class="status" role="status">{t.loading}</p> }.into_any(),
-            (Ok(room), true, None) => view! { <NameForm room=room on_name=move |n| name.set(Some(n))/> }.into_any(),
-            (Ok(room), true, Some(person)) => {
+            (Ok(room), true, None) => view! {
+                <PreJoin room=room on_join=move |(name, prefs, stream)| {
+                    preview.set_value(stream);
+                    entered.set(Some((name, prefs)));
+                }/>
+            }.into_any(),
+            (Ok(room), true, Some((person, prefs))) => {
                 attempt.track();
                 let password = stored_password(&room);
                 let listed = stored_listed(&room);
+                let stream = preview.try_update_value(Option::take).flatten();
                 view! {
-                    <CallView room=room name=person password=password listed=listed retry=move || attempt.update(|n| *n += 1)/>
+                    <CallView
+                        room=room
+                        name=person
+                        password=password
+                        listed=listed
+                        prefs=prefs
+                        preview=stream
+                        retry=move || attempt.update(|n| *n += 1)
+                    />
                 }
                 .into_any()
             }
         }}
-    }
-}
-
-/// Asks a visitor who followed a link for the name others will see.
-#[component]
-fn NameForm(room: RoomName, on_name: impl Fn(String) + Send + Sync + 'static) -> impl IntoView {
-    let t = texts();
-    let name = RwSignal::new(String::new());
-    let error = RwSignal::new(None::<String>);
-    let on_submit = move |ev: SubmitEvent| {
-        ev.prevent_default();
-        match DisplayName::parse(&name.get_untracked()) {
-            Ok(name) => {
-                store_name(name.as_str());
-                on_name(name.to_string());
-            }
-            Err(e) => error.set(Some((t.your_name_error)(e))),
-        }
-    };
-    view! {
-        <section class="card">
-            <h1>{(t.join_title)(room.as_str())}</h1>
-            <form on:submit=on_submit>
-                <label for="name">{t.your_name}</label>
-                <input id="name" name="name" required maxlength=DisplayName::MAX_CHARS autocomplete="nickname" bind:value=name/>
-                <p class="error" role="alert">{move || error.get()}</p>
-                <button type="submit" class="primary">{t.join_room}</button>
-            </form>
-        </section>
     }
 }
 
@@ -93,10 +85,20 @@ struct Controls {
 
 impl Controls {
     #[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
-    fn start(room: &RoomName, name: &str, password: Option<String>, listed: bool, ui: CallUi) -> Self {
+    fn start(
+        room: &RoomName,
+        name: &str,
+        password: Option<String>,
+        listed: bool,
+        prefs: Prefs,
+        preview: Option<SharedStream>,
+        ui: CallUi,
+    ) -> Self {
         #[cfg(feature = "hydrate")]
         {
-            let call = crate::call::Call::start(room.to_string(), name.to_owned(), password, listed, ui);
+            let preview = preview.map(send_wrapper::SendWrapper::take);
+            let call =
+                crate::call::Call::start(room.to_string(), name.to_owned(), password, listed, prefs, preview, ui);
             let controls = Controls { call: send_wrapper::SendWrapper::new(call) };
             let on_leave = controls.clone();
             on_cleanup(move || on_leave.hang_up());
@@ -163,11 +165,13 @@ fn CallView(
     name: String,
     password: Option<String>,
     listed: bool,
+    prefs: Prefs,
+    preview: Option<SharedStream>,
     retry: impl Fn() + Send + Sync + Clone + 'static,
 ) -> impl IntoView {
     let t = texts();
     let ui = CallUi::new(t);
-    let controls = Controls::start(&room, &name, password, listed, ui);
+    let controls = Controls::start(&room, &name, password, listed, prefs, preview, ui);
     let needs_password = move || matches!(ui.phase.get(), Phase::NeedsPassword { .. });
     let typed_password = RwSignal::new(String::new());
     let password_room = room.clone();
@@ -550,7 +554,7 @@ fn StatsPanel(
 
 /// A labelled list of devices of one kind; picking one calls `on_pick` with its `deviceId`.
 #[component]
-fn DevicePicker(
+pub(super) fn DevicePicker(
     id: &'static str,
     label: &'static str,
     devices: RwSignal<Vec<Device>>,
@@ -685,7 +689,7 @@ fn Participants(name: String, ui: CallUi) -> impl IntoView {
 /// A `<video>` playing a media stream. When the browser blocks playback with sound (no click
 /// on the page yet), a "Play sound" button starts it.
 #[component]
-fn StreamVideo(
+pub(super) fn StreamVideo(
     #[prop(into)] stream: Signal<Option<SharedStream>>,
     muted: bool,
     mirrored: bool,
