@@ -3,9 +3,10 @@
 //!
 //! # Layout
 //! - [`App`] and [`shell`]: the router and the HTML document around it.
-//! - `pages/`: one file per screen — [`pages::home`] (pick a room and a name) and
-//!   [`pages::room`] (the call).
-//! - [`model`]: the signals the call page renders; [`status`]: what it says, as pure functions.
+//! - `pages/`: one file per screen — [`pages::home`] (pick a room and a name, open rooms),
+//!   [`pages::prejoin`] (preview and devices before joining) and [`pages::room`] (the call).
+//! - [`model`]: the signals the call page renders; [`status`] and [`stats`]: what it says, as
+//!   pure functions; [`i18n`]: every text, in English and Korean.
 //! - `call` and `media` (browser build only): the WebRTC engine and camera/microphone access.
 //!
 //! Features: `ssr` for the server build, `hydrate` for the wasm build. Browser APIs are touched

@@ -1,4 +1,5 @@
-//! The room page: asks for a name if none is known, then runs the call.
+//! The room page: the pre-join screen (unless the person came from the start page's form), then
+//! the call.
 
 use super::prejoin::PreJoin;
 use super::{copy_page_link, store_password, stored_listed, stored_name, stored_password, stored_prefs, take_enter};
