@@ -1,9 +1,9 @@
 // Join → connected and → first remote frame, measured in the browser over 10 runs (prints
 // figures; asserts nothing).
 //
-// Each run: Ada waits in a fresh room; Bob opens the link and presses "Join room". Measured on
-// Bob's page from the click (which includes starting his camera): when his connection to Ada
-// reaches `connected`, and when the first video frame from Ada is decoded.
+// Each run: Ada waits in a fresh room; Bob opens the link and, once his pre-join preview shows,
+// presses "Join now". Measured on Bob's page from the click (his camera is already open): when
+// his connection to Ada reaches `connected`, and when the first video frame from Ada is decoded.
 //
 // Usage (after `make build`): make bench
 import { launch, median, openRoom, server, waitAllDecoding } from './lib.mjs';
@@ -18,10 +18,10 @@ const firstFrame = [];
 for (let run = 1; run <= runs; run++) {
   const room = `bench-${Date.now().toString(36)}-${run}`;
   const ada = await openRoom(browser, hub.url, room, 'Ada');
-  await ada.getByRole('button', { name: 'Join room' }).click();
+  await ada.getByRole('button', { name: 'Join now' }).click();
   await ada.getByText('Waiting for someone to join').waitFor();
   const bob = await openRoom(browser, hub.url, room, 'Bob');
-  await bob.getByRole('button', { name: 'Join room' }).click();
+  await bob.getByRole('button', { name: 'Join now' }).click();
   const decodedAt = await waitAllDecoding(bob, 1);
   const t = await bob.evaluate((decodedAt) => ({
     connected: window.__connectedAt - window.__joinedAt,

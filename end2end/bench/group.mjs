@@ -21,7 +21,7 @@ async function fill(n) {
   const pages = [];
   for (let i = 0; i < n; i++) {
     const page = await openRoom(browser, hub.url, room, `P${i + 1}`);
-    await page.getByRole('button', { name: 'Join room' }).click();
+    await page.getByRole('button', { name: 'Join now' }).click();
     await page.getByRole('status').filter({ hasNotText: /^(Starting|Joining)/ }).waitFor();
     pages.push(page);
   }

@@ -36,7 +36,7 @@ export function server(port) {
   };
 }
 
-/** Records the page's peer connections and the moment "Join room" is pressed. */
+/** Records the page's peer connections and the moment "Join now" is pressed. */
 function instrument() {
   window.__pcs = [];
   const Native = window.RTCPeerConnection;
@@ -51,7 +51,7 @@ function instrument() {
   };
   document.addEventListener('click', (e) => {
     const button = e.target instanceof Element ? e.target.closest('button') : null;
-    if (button?.textContent?.trim() === 'Join room') window.__joinedAt = performance.now();
+    if (button?.textContent?.trim() === 'Join now') window.__joinedAt = performance.now();
   }, true);
 }
 
@@ -66,7 +66,10 @@ export async function launch() {
   });
 }
 
-/** Opens a page of its own context on `room`, name filled in, ready to press "Join room". */
+/**
+ * Opens a page of its own context on `room`: the pre-join screen, name filled in and the camera
+ * preview showing, ready to press "Join now".
+ */
 export async function openRoom(browser, baseUrl, room, name) {
   const context = await browser.newContext({ permissions: ['camera', 'microphone'], viewport: { width: 640, height: 480 } });
   await context.addInitScript(instrument);
@@ -74,6 +77,7 @@ export async function openRoom(browser, baseUrl, room, name) {
   await page.goto(`${baseUrl}/room/${room}`);
   await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
   await page.getByLabel('Your name').fill(name);
+  await page.waitForFunction(() => (document.querySelector('video[aria-label="Camera preview"]')?.videoWidth ?? 0) > 0);
   return page;
 }
 
