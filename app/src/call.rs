@@ -355,7 +355,7 @@ impl Call {
                 state.media_changed();
                 state.apply_send_quality();
             }
-            send_video(&inner, &track).await;
+            send_track(&inner, &track).await;
         });
     }
 
@@ -373,7 +373,7 @@ impl Call {
         spawn_local(async move {
             let camera = inner.borrow().video_source();
             if let Some(camera) = camera {
-                send_video(&inner, &camera).await;
+                send_track(&inner, &camera).await;
             }
         });
     }
@@ -666,16 +666,17 @@ struct Screen {
     _ended: EventListener,
 }
 
-/// Puts `track` on every connection's video sender (twice: connections created during the first
-/// pass got the previous track from the local stream).
-async fn send_video(inner: &Rc<RefCell<Inner>>, track: &MediaStreamTrack) {
+/// Puts `track` on every connection's sender of its kind (twice: connections created during the
+/// first pass got the previous track from the local stream).
+async fn send_track(inner: &Rc<RefCell<Inner>>, track: &MediaStreamTrack) {
+    let kind = track.kind();
     for _pass in 0..2 {
         let senders: Vec<RtcRtpSender> = {
             let state = inner.borrow();
             state
                 .peers
                 .iter()
-                .filter_map(|(_, p)| p.conn.as_ref().and_then(|c| video_sender(&c.pc)))
+                .filter_map(|(_, p)| p.conn.as_ref().and_then(|c| sender_of(&c.pc, &kind)))
                 .filter(|sender| sender.track().is_none_or(|t| t.id() != track.id()))
                 .collect()
         };
@@ -1327,43 +1328,28 @@ async fn switch_microphone(inner: &Rc<RefCell<Inner>>, device_id: &str) -> Resul
         }
         track.set_enabled(!state.muted);
     }
-    for _pass in 0..2 {
-        let senders: Vec<RtcRtpSender> = {
-            let state = inner.borrow();
-            state
-                .peers
-                .iter()
-                .filter_map(|(_, p)| p.conn.as_ref().and_then(|c| audio_sender(&c.pc)))
-                .filter(|sender| sender.track().is_none_or(|t| t.id() != track.id()))
-                .collect()
-        };
-        for sender in senders {
-            if let Err(e) = settle("replaceTrack", sender.replace_track(Some(&track))).await {
-                warn(&format!("confab: {e}"));
-            }
-        }
-    }
+    send_track(inner, &track).await;
     let state = inner.borrow();
-    let Some(local) = state.local.clone().filter(|_| !state.ended) else {
-        track.stop();
-        return Ok(());
-    };
-    let old: Vec<MediaStreamTrack> = local.get_audio_tracks().iter().map(JsCast::unchecked_into).collect();
-    for old in &old {
-        local.remove_track(old);
-        old.stop();
+    if replace_local_track(&state, &track).is_some() {
+        state.ui.microphone.set(Some(device_id.to_owned()));
     }
-    local.add_track(&track);
-    state.ui.microphone.set(Some(device_id.to_owned()));
     Ok(())
 }
 
-/// The sender whose track is audio.
-fn audio_sender(pc: &RtcPeerConnection) -> Option<RtcRtpSender> {
-    pc.get_senders()
-        .iter()
-        .map(JsCast::unchecked_into::<RtcRtpSender>)
-        .find(|sender| sender.track().is_some_and(|t| t.kind() == "audio"))
+/// Puts `track` in the local stream in place of the tracks of its kind, which are stopped; the
+/// stream, or `None` (and `track` stopped) if the call has ended.
+fn replace_local_track(state: &Inner, track: &MediaStreamTrack) -> Option<MediaStream> {
+    let Some(local) = state.local.clone().filter(|_| !state.ended) else {
+        track.stop();
+        return None;
+    };
+    let old = if track.kind() == "audio" { local.get_audio_tracks() } else { local.get_video_tracks() };
+    for old in old.iter().map(JsCast::unchecked_into::<MediaStreamTrack>) {
+        local.remove_track(&old);
+        old.stop();
+    }
+    local.add_track(track);
+    Some(local)
 }
 
 /// How often audio levels are sampled for the active-speaker highlight.
@@ -1504,28 +1490,25 @@ async fn switch_camera(inner: &Rc<RefCell<Inner>>, device_id: &str) -> Result<()
     // share sends it.
     let sharing = inner.borrow().screen.is_some();
     if !sharing {
-        send_video(inner, &track).await;
+        send_track(inner, &track).await;
     }
     let state = inner.borrow();
-    let Some(local) = state.local.clone().filter(|_| !state.ended) else {
-        track.stop();
-        return Ok(());
-    };
-    let old: Vec<MediaStreamTrack> = local.get_video_tracks().iter().map(JsCast::unchecked_into).collect();
-    for old in &old {
-        local.remove_track(old);
-        old.stop();
+    if let Some(local) = replace_local_track(&state, &track) {
+        state.ui.local.set(Some(SendWrapper::new(local)));
+        state.ui.camera.set(Some(device_id.to_owned()));
     }
-    local.add_track(&track);
-    state.ui.local.set(Some(SendWrapper::new(local)));
-    state.ui.camera.set(Some(device_id.to_owned()));
     Ok(())
 }
 
 /// The sender whose track is video: the notes' `getSenders().find(kind == "video")`.
 fn video_sender(pc: &RtcPeerConnection) -> Option<RtcRtpSender> {
+    sender_of(pc, "video")
+}
+
+/// The sender whose track is of `kind` (`audio` or `video`).
+fn sender_of(pc: &RtcPeerConnection, kind: &str) -> Option<RtcRtpSender> {
     pc.get_senders()
         .iter()
         .map(JsCast::unchecked_into::<RtcRtpSender>)
-        .find(|sender| sender.track().is_some_and(|t| t.kind() == "video"))
+        .find(|sender| sender.track().is_some_and(|t| t.kind() == kind))
 }
