@@ -60,6 +60,8 @@ pub struct Hub {
     pub heartbeat: Duration,
     /// How long the place of a socket that dropped without closing is held for a resume.
     pub resume_grace: Duration,
+    /// How many messages one socket may send.
+    pub rate: session::RateLimit,
     /// Cancelled when the server shuts down; every session then closes its socket.
     pub shutdown: CancellationToken,
     /// Who may open a signaling socket.
@@ -120,6 +122,8 @@ pub struct HubConfig {
     pub heartbeat: Duration,
     /// How long a dropped socket's place is held for a resume.
     pub resume_grace: Duration,
+    /// How many messages one socket may send.
+    pub rate: session::RateLimit,
     /// Who may open a signaling socket.
     pub origins: Origins,
     /// The most open signaling sockets.
@@ -137,6 +141,7 @@ impl Default for HubConfig {
             ice_transport_policy: IceTransportPolicy::All,
             heartbeat: Duration::from_millis(2500),
             resume_grace: Duration::from_secs(5),
+            rate: session::RateLimit::default(),
             origins: Origins::SameOrigin,
             max_connections: 20_000,
             max_connections_per_ip: 32,
@@ -192,6 +197,7 @@ impl Hub {
             ice_transport_policy: config.ice_transport_policy,
             heartbeat: config.heartbeat,
             resume_grace: config.resume_grace,
+            rate: config.rate,
             shutdown,
             origins: config.origins,
             connections: Mutex::default(),

@@ -3,6 +3,7 @@
 use axum_server::tls_rustls::RustlsConfig;
 use clap::Parser;
 use confab_protocol::IceTransportPolicy;
+use confab_server::session::RateLimit;
 use confab_server::turn::{EmbeddedConfig, EmbeddedTurn};
 use confab_server::{app, Hub, HubConfig, Limits, Origins, TurnConfig};
 use leptos::config::LeptosOptions;
@@ -103,6 +104,15 @@ struct Args {
     /// connection comes from the proxy's address: raise this accordingly.
     #[arg(long, env = "CONFAB_MAX_CONNECTIONS_PER_IP", default_value_t = 32)]
     max_connections_per_ip: usize,
+
+    /// Messages one socket may send in a burst before the per-second rate applies.
+    #[arg(long, env = "CONFAB_RATE_BURST", default_value_t = confab_server::session::RATE_BURST)]
+    rate_burst: f64,
+
+    /// Messages one socket may send per second (beyond that they are refused with
+    /// `rate_limited`). Raise it only for load tests.
+    #[arg(long, env = "CONFAB_RATE_PER_SECOND", default_value_t = confab_server::session::RATE_PER_SECOND)]
+    rate_per_second: f64,
 
     /// Serve HTTPS with this certificate chain (PEM); needs `--tls-key`.
     #[arg(long, env = "CONFAB_TLS_CERT", requires = "tls_key")]
@@ -217,6 +227,7 @@ async fn main() -> anyhow::Result<()> {
             ice_transport_policy: args.ice_transport_policy,
             heartbeat: Duration::from_millis(args.heartbeat_ms),
             resume_grace: Duration::from_millis(args.resume_grace_ms),
+            rate: RateLimit { burst: args.rate_burst.max(1.0), per_second: args.rate_per_second.max(0.0) },
             origins,
             max_connections: args.max_connections,
             max_connections_per_ip: args.max_connections_per_ip,

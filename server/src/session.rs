@@ -38,11 +38,27 @@ pub mod close_code {
     pub const REPLACED: u16 = 4000;
 }
 
-/// Messages one socket may send in a burst; below the registry's outbox capacity, so a burst
-/// relayed to one peer cannot overflow that peer's queue on its own.
+/// Messages one socket may send in a burst (the default); below the registry's outbox capacity,
+/// so a burst relayed to one peer cannot overflow that peer's queue on its own.
 pub const RATE_BURST: f64 = 100.0;
-/// Messages one socket may send per second after a burst (a six-person join sends a few dozen).
+/// Messages one socket may send per second after a burst (the default; a six-person join sends a
+/// few dozen).
 pub const RATE_PER_SECOND: f64 = 40.0;
+
+/// The token bucket every socket's messages go through.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Messages one socket may send in a burst.
+    pub burst: f64,
+    /// Messages per second after a burst.
+    pub per_second: f64,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit { burst: RATE_BURST, per_second: RATE_PER_SECOND }
+    }
+}
 
 /// How many client mistakes within [`MISTAKE_WINDOW`] a socket may make before it is closed.
 pub const MAX_MISTAKES: u32 = 10;
@@ -80,8 +96,8 @@ pub enum ClientError {
     #[error("join a room first")]
     NotJoined,
     /// More messages than the rate limit allows; the message was dropped.
-    #[error("too many messages: at most {RATE_PER_SECOND} a second (bursts of {RATE_BURST})")]
-    RateLimited,
+    #[error("too many messages: at most {} a second (bursts of {})", .0.per_second, .0.burst)]
+    RateLimited(RateLimit),
     /// A join secret that breaks the rules.
     #[error("the join secret must be {min} to {max} printable ASCII characters", min = confab_protocol::SECRET_MIN_CHARS, max = confab_protocol::SECRET_MAX_CHARS)]
     InvalidSecret,
@@ -112,7 +128,7 @@ impl ClientError {
             ClientError::NotJoined => ErrorCode::NotJoined,
             ClientError::UnknownPeer(_) => ErrorCode::UnknownPeer,
             ClientError::InvalidSecret => ErrorCode::InvalidSecret,
-            ClientError::RateLimited => ErrorCode::RateLimited,
+            ClientError::RateLimited(_) => ErrorCode::RateLimited,
         }
     }
 
@@ -184,19 +200,21 @@ enum State {
 
 /// A token bucket over the messages a socket sends.
 struct Rate {
+    limit: RateLimit,
     tokens: f64,
     last: Instant,
 }
 
 impl Rate {
-    fn new() -> Self {
-        Rate { tokens: RATE_BURST, last: Instant::now() }
+    fn new(limit: RateLimit) -> Self {
+        Rate { limit, tokens: limit.burst, last: Instant::now() }
     }
 
     /// Takes one token; false if there is none.
     fn take(&mut self) -> bool {
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * RATE_PER_SECOND).min(RATE_BURST);
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.limit.per_second).min(self.limit.burst);
         self.last = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -275,7 +293,7 @@ where
     let dead_after = hub.heartbeat * 3;
     let mut last_heard = Instant::now();
     let mut mistakes = Mistakes::new();
-    let mut rate = Rate::new();
+    let mut rate = Rate::new(hub.rate);
 
     // A socket that does not take a message within this long is as good as dead; without a limit
     // a client that stops reading would hold its session (and queued messages) forever.
@@ -298,7 +316,7 @@ where
                 };
                 let counted = matches!(frame, Message::Text(_) | Message::Binary(_));
                 let handled = if counted && !rate.take() {
-                    Err(Handled::Client(ClientError::RateLimited))
+                    Err(Handled::Client(ClientError::RateLimited(hub.rate)))
                 } else {
                     handle_frame(frame, hub, state, socket, send_limit).await
                 };
