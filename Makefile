@@ -20,9 +20,11 @@ tools:
 test-tools:
 	scripts/install-tools.sh test
 
-## The release build: server binary, wasm (opt-level z, wasm-opt), JS glue and CSS.
+## The release build: server binary, wasm (opt-level z, wasm-opt), JS glue and CSS, with content
+## hashes in their names and .br/.gz copies next to them.
 build: tools
 	cargo leptos build --release
+	scripts/precompress.sh "$(SITE_ROOT)"
 
 ## Serve on http://127.0.0.1:3000 (pass flags with ARGS="--room-capacity 4", see `--help`).
 run: build
@@ -32,6 +34,7 @@ run: build
 test: test-tools
 	cargo test --workspace
 	cargo leptos build --release
+	scripts/precompress.sh "$(SITE_ROOT)"
 	$(MAKE) --no-print-directory e2e
 
 e2e:

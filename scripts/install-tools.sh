@@ -4,6 +4,7 @@
 #   - the wasm32 target, cargo-leptos (built with `no_downloads`: it then looks up its helpers on
 #     PATH instead of downloading them), wasm-bindgen-cli at the version Cargo.lock resolved;
 #   - tools/: dart-sass and binaryen's wasm-opt from npm (package-lock.json);
+#   - Debian's brotli (the precompressed assets);
 #   - for tests: Debian's Chromium, coturn, nftables (as root) and end2end/'s Playwright
 #     (package-lock.json).
 set -euo pipefail
@@ -53,6 +54,12 @@ if ! wasm-bindgen --version 2>/dev/null | grep -qF "$WASM_BINDGEN_VERSION"; then
 fi
 
 npm_ci tools
+
+# scripts/precompress.sh writes the .br copies of the assets with it.
+if ! command -v brotli >/dev/null; then
+  say "installing brotli"
+  apt_install brotli
+fi
 
 if [ "$what" = test ]; then
   if [ ! -x /usr/bin/chromium ]; then

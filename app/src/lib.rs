@@ -26,7 +26,7 @@ pub mod stats;
 pub mod status;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
@@ -41,6 +41,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="dark light"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <HashedStylesheet id="leptos" options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -57,7 +58,6 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     provide_context(i18n::page_lang());
     view! {
-        <Stylesheet id="leptos" href="/pkg/confab.css"/>
         <Title text="confab"/>
         <Router>
             <main>

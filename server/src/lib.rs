@@ -11,6 +11,7 @@
 // The pages' view types (from confab-app) are deeply nested; rendering them needs more room.
 #![recursion_limit = "256"]
 
+pub mod assets;
 pub mod metrics;
 pub mod rooms;
 pub mod session;
@@ -339,9 +340,12 @@ async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
 }
 
 /// The whole site: the server-rendered pages, the compiled assets under `site_root`, and `/ws`.
+/// Assets go out precompressed where the build left `.br`/`.gz` files and with cache headers
+/// (see [`assets`]); everything else is compressed on the fly.
 pub fn app(hub: Arc<Hub>, leptos_options: LeptosOptions) -> Router {
     use leptos_axum::{generate_route_list, LeptosRoutes};
     let routes = generate_route_list(confab_app::App);
+    let pkg = assets::pkg_routes(&leptos_options);
     let pages = Router::new()
         .leptos_routes(&leptos_options, routes, {
             let options = leptos_options.clone();
@@ -351,6 +355,8 @@ pub fn app(hub: Arc<Hub>, leptos_options: LeptosOptions) -> Router {
         .with_state(leptos_options);
     signaling_routes(hub)
         .merge(pages)
+        .merge(pkg)
+        .layer(axum::middleware::from_fn(assets::cache_headers))
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }

@@ -244,12 +244,16 @@ async fn main() -> anyhow::Result<()> {
             }
         });
     }
-    let options = LeptosOptions::builder()
+    let mut options = LeptosOptions::builder()
         .output_name("confab")
         .site_root(args.site_root.as_str())
         .site_pkg_dir("pkg")
         .site_addr(args.addr)
         .build();
+    match confab_server::assets::use_hashed_names(&mut options) {
+        Some(hash_file) => tracing::info!("assets with content hashes (from {})", hash_file.display()),
+        None => tracing::info!("assets without content hashes (no hash.txt matching the site)"),
+    }
     let service = app(hub, options).into_make_service_with_connect_info::<SocketAddr>();
 
     let listener = std::net::TcpListener::bind(args.addr)?;
