@@ -5,7 +5,7 @@
 #     PATH instead of downloading them), wasm-bindgen-cli at the version Cargo.lock resolved;
 #   - tools/: dart-sass and binaryen's wasm-opt from npm (package-lock.json);
 #   - Debian's brotli (the precompressed assets);
-#   - for tests: Debian's Chromium, coturn, nftables (as root) and end2end/'s Playwright
+#   - for tests: Debian's Chromium, coturn, redis-server, nftables (as root) and end2end/'s Playwright
 #     (package-lock.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,6 +75,11 @@ if [ "$what" = test ]; then
   if ! command -v turnserver >/dev/null; then
     say "installing coturn"
     apt_install coturn
+  fi
+  # The cluster tests keep rooms in a real Redis (Debian's), started by the tests themselves.
+  if ! command -v redis-server >/dev/null; then
+    say "installing redis-server"
+    apt_install redis-server
   fi
   npm_ci end2end
 fi

@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`Hub`]: what every connection shares — the room registry, the ICE servers handed to
 //!   browsers, the heartbeat period and the shutdown signal.
-//! - [`rooms`]: the in-memory room registry (join, relay, leave).
+//! - [`registry`]: where rooms live — [`rooms`], the in-memory registry (join, relay, leave), or
+//!   [`cluster`], the same in Redis so that several nodes serve the same rooms.
 //! - [`session`]: one WebSocket from upgrade to close.
 //! - [`app`] / [`signaling_routes`]: the axum routers; `main.rs` is only configuration glue.
 
@@ -12,7 +13,9 @@
 #![recursion_limit = "256"]
 
 pub mod assets;
+pub mod cluster;
 pub mod metrics;
+pub mod registry;
 pub mod rooms;
 pub mod session;
 pub mod tls;
@@ -48,7 +51,7 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 #[derive(Debug)]
 pub struct Hub {
     /// Who is in which room.
-    pub rooms: rooms::Rooms,
+    pub rooms: registry::Registry,
     /// What the server counts.
     pub metrics: metrics::Metrics,
     /// The STUN servers every welcome carries.
@@ -186,12 +189,18 @@ impl IntoResponse for Refused {
 }
 
 impl Hub {
-    /// A hub with empty rooms.
+    /// A hub whose rooms live in this process.
     pub fn new(config: HubConfig, shutdown: CancellationToken) -> Self {
+        let rooms = registry::Registry::Memory(rooms::Rooms::with_limits(config.limits));
+        Self::with_registry(config, rooms, shutdown)
+    }
+
+    /// A hub whose rooms live in `rooms` (the limits in `config` are the registry's own).
+    pub fn with_registry(config: HubConfig, rooms: registry::Registry, shutdown: CancellationToken) -> Self {
         let stun: Vec<String> = config.stun_urls.into_iter().filter(|u| !u.trim().is_empty()).collect();
         let stun = (!stun.is_empty()).then_some(IceServer { urls: stun, username: None, credential: None });
         Hub {
-            rooms: rooms::Rooms::with_limits(config.limits),
+            rooms,
             metrics: metrics::Metrics::default(),
             stun,
             turn: config.turn.filter(|t| !t.urls.is_empty()),
@@ -231,12 +240,14 @@ impl Hub {
             Some(turn) => turn.allocations().await,
             None => 0,
         };
-        metrics::Snapshot {
-            connections: self.connections(),
-            rooms: self.rooms.room_count(),
-            peers: self.rooms.peer_count(),
-            turn_allocations,
-        }
+        let (rooms, peers) = match (self.rooms.room_count().await, self.rooms.peer_count().await) {
+            (Ok(rooms), Ok(peers)) => (rooms, peers),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!("metrics without room counts: {e}");
+                (0, 0)
+            }
+        };
+        metrics::Snapshot { connections: self.connections(), rooms, peers, turn_allocations }
     }
 
     fn lock_connections(&self) -> std::sync::MutexGuard<'_, Connections> {
@@ -331,8 +342,13 @@ async fn ready(State(hub): State<Arc<Hub>>) -> Response {
 const LISTED_ROOMS: usize = 50;
 
 async fn listed_rooms(State(hub): State<Arc<Hub>>) -> Response {
-    let rooms = hub.rooms.listed(LISTED_ROOMS);
-    ([(header::CACHE_CONTROL, "no-store")], axum::Json(rooms)).into_response()
+    match hub.rooms.listed(LISTED_ROOMS).await {
+        Ok(rooms) => ([(header::CACHE_CONTROL, "no-store")], axum::Json(rooms)).into_response(),
+        Err(e) => {
+            tracing::warn!("cannot list rooms: {e}");
+            (StatusCode::SERVICE_UNAVAILABLE, "the room list is unavailable").into_response()
+        }
+    }
 }
 
 async fn metrics(State(hub): State<Arc<Hub>>) -> Response {

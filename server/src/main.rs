@@ -3,6 +3,9 @@
 use axum_server::tls_rustls::RustlsConfig;
 use clap::Parser;
 use confab_protocol::IceTransportPolicy;
+use confab_server::cluster::{Cluster, ClusterConfig};
+use confab_server::registry::Registry;
+use confab_server::rooms::Rooms;
 use confab_server::session::RateLimit;
 use confab_server::turn::{EmbeddedConfig, EmbeddedTurn};
 use confab_server::{app, Hub, HubConfig, Limits, Origins, TurnConfig};
@@ -114,6 +117,18 @@ struct Args {
     #[arg(long, env = "CONFAB_RATE_PER_SECOND", default_value_t = confab_server::session::RATE_PER_SECOND)]
     rate_per_second: f64,
 
+    /// Keep rooms in Redis (`redis://host:6379`, `redis+unix:///run/redis.sock`) so that several
+    /// confab nodes behind a load balancer serve the same rooms. Without it rooms live in this
+    /// process and no Redis is needed.
+    #[arg(long, env = "CONFAB_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+
+    /// With `--redis-url`: how long, in milliseconds, a node that stopped answering keeps its
+    /// members. Its people have this long to reconnect to another node and keep their places;
+    /// after it they are announced as left.
+    #[arg(long, env = "CONFAB_REDIS_PRESENCE_TTL_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(300..))]
+    redis_presence_ttl_ms: u64,
+
     /// Serve HTTPS with this certificate chain (PEM); needs `--tls-key`.
     #[arg(long, env = "CONFAB_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -215,13 +230,22 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let shutdown = CancellationToken::new();
-    let hub = Arc::new(Hub::new(
+    let limits =
+        Limits { room_capacity: usize::from(args.room_capacity), max_rooms: args.max_rooms, max_peers: args.max_peers };
+    let registry = match &args.redis_url {
+        None => Registry::Memory(Rooms::with_limits(limits)),
+        Some(url) => {
+            let config =
+                ClusterConfig { url: url.clone(), presence_ttl: Duration::from_millis(args.redis_presence_ttl_ms) };
+            let cluster = Cluster::connect(config, limits, shutdown.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("--redis-url: {e}"))?;
+            Registry::Cluster(cluster)
+        }
+    };
+    let hub = Arc::new(Hub::with_registry(
         HubConfig {
-            limits: Limits {
-                room_capacity: usize::from(args.room_capacity),
-                max_rooms: args.max_rooms,
-                max_peers: args.max_peers,
-            },
+            limits,
             stun_urls: args.stun,
             turn,
             ice_transport_policy: args.ice_transport_policy,
@@ -232,6 +256,7 @@ async fn main() -> anyhow::Result<()> {
             max_connections: args.max_connections,
             max_connections_per_ip: args.max_connections_per_ip,
         },
+        registry,
         shutdown.clone(),
     ));
     if let Some((turn, _)) = &embedded {

@@ -99,7 +99,7 @@ impl Password {
     }
 
     fn hash(salt: &[u8; 16], plain: &str) -> [u8; 32] {
-        Sha256::new().chain_update(salt).chain_update(plain.as_bytes()).finalize().into()
+        salted_digest(salt, plain)
     }
 
     fn matches(&self, plain: &str) -> bool {
@@ -111,6 +111,11 @@ impl std::fmt::Debug for Password {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Password(..)")
     }
+}
+
+/// The digest a room password is kept as: SHA-256 over the salt and the password.
+pub(crate) fn salted_digest(salt: &[u8; 16], plain: &str) -> [u8; 32] {
+    Sha256::new().chain_update(salt).chain_update(plain.as_bytes()).finalize().into()
 }
 
 /// Why a relay was refused.

@@ -13,6 +13,7 @@
 //! WebSocket and over anything else that speaks its `Message` type.
 
 use crate::rooms::{key_of, random_key, JoinError, Joiner, Outbox, RelayError, OUTBOX_CAPACITY};
+use crate::registry::OutboxEnd;
 use crate::Hub;
 use axum::extract::ws::{CloseFrame, Message};
 use confab_protocol::{
@@ -31,7 +32,8 @@ pub mod close_code {
     pub const GOING_AWAY: u16 = 1001;
     /// The socket broke the protocol too often (see `MAX_MISTAKES`).
     pub const POLICY: u16 = 1008;
-    /// The socket did not read its messages fast enough and was dropped from its room.
+    /// The socket did not read its messages fast enough and was dropped from its room, or the
+    /// room store (Redis) could not be reached: reconnect after a moment.
     pub const TRY_AGAIN_LATER: u16 = 1013;
     /// A newer connection of the same participant (same secret) took this one's place; the
     /// client should not reconnect from here.
@@ -165,6 +167,9 @@ pub enum End {
     /// The server is shutting down.
     #[error("server shutting down")]
     Shutdown,
+    /// The room store (Redis) could not be reached.
+    #[error("{0}")]
+    Unavailable(#[from] crate::cluster::Unavailable),
 }
 
 impl End {
@@ -175,6 +180,7 @@ impl End {
             End::Replaced => (close_code::REPLACED, "replaced by a newer connection"),
             End::Abusive => (close_code::POLICY, "too many invalid messages"),
             End::TooSlow => (close_code::TRY_AGAIN_LATER, "too slow"),
+            End::Unavailable(_) => (close_code::TRY_AGAIN_LATER, "signaling store unavailable"),
             End::Shutdown => (close_code::GOING_AWAY, "server restarting"),
         };
         Some(CloseFrame { code, reason: reason.into() })
@@ -257,13 +263,19 @@ where
     match (&state, &end) {
         (State::Joined { room, id, session, .. }, End::Dropped | End::Socket(_)) => {
             // Maybe a network blip: hold the place for the grace period.
-            if hub.rooms.detach(room, *id, *session) {
-                tracing::info!(%room, peer = %id, reason = %end, "peer detached");
-                let (hub, room, id, session) = (hub.clone(), room.clone(), *id, *session);
-                tokio::spawn(async move {
-                    tokio::time::sleep(hub.resume_grace).await;
-                    hub.rooms.expire(&room, id, session);
-                });
+            match hub.rooms.detach(room, *id, *session).await {
+                Ok(true) => {
+                    tracing::info!(%room, peer = %id, reason = %end, "peer detached");
+                    let (hub, room, id, session) = (hub.clone(), room.clone(), *id, *session);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(hub.resume_grace).await;
+                        if let Err(e) = hub.rooms.expire(&room, id, session).await {
+                            tracing::warn!(%room, peer = %id, "cannot expire a detached peer: {e}");
+                        }
+                    });
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(%room, peer = %id, "cannot hold a dropped peer's place: {e}"),
             }
         }
         // The server is going away with every room: announcing leaves would make the browsers
@@ -273,7 +285,9 @@ where
             tracing::debug!(%room, peer = %id, "closed for shutdown");
         }
         (State::Joined { room, id, session, .. }, _) => {
-            hub.rooms.leave(room, *id, *session);
+            if let Err(e) = hub.rooms.leave(room, *id, *session).await {
+                tracing::warn!(%room, peer = %id, "cannot remove a peer that left: {e}");
+            }
             tracing::info!(%room, peer = %id, reason = %end, "peer left");
         }
         (State::Lobby, _) => tracing::debug!(reason = %end, "connection ended"),
@@ -345,12 +359,15 @@ where
                 // The registry dropped our outbox: another socket resumed our place, or we were
                 // removed for being slow.
                 None => {
-                    let replaced = match &*state {
-                        State::Joined { room, id, .. } => hub.rooms.session_of(room, *id).is_some(),
-                        State::Lobby => false,
+                    let ended = match &*state {
+                        State::Joined { room, id, session, .. } => hub.rooms.outbox_end(room, *id, *session),
+                        State::Lobby => OutboxEnd::TooSlow,
                     };
                     *state = State::Lobby;
-                    return if replaced { End::Replaced } else { End::TooSlow };
+                    return match ended {
+                        OutboxEnd::Replaced => End::Replaced,
+                        OutboxEnd::TooSlow => End::TooSlow,
+                    };
                 }
             },
             _ = heartbeat.tick() => {
@@ -427,7 +444,7 @@ where
             };
             let (outbox, inbox): (Outbox, _) = mpsc::channel(OUTBOX_CAPACITY);
             let joiner = Joiner { name, key: key.clone(), media, password, listed, outbox };
-            let joined = hub.rooms.join(&room, joiner).map_err(ClientError::Refused)?;
+            let joined = hub.rooms.join(&room, joiner).await.map_err(ended)?.map_err(ClientError::Refused)?;
             tracing::info!(%room, peer = %joined.id, resumed = joined.resumed, "peer joined");
             hub.metrics.message("join");
             hub.metrics.joined();
@@ -454,7 +471,7 @@ where
                 Signal::Answer { .. } => "answer",
                 Signal::Candidate(_) => "candidate",
             };
-            hub.rooms.relay(room, *id, to, signal).map_err(ClientError::UnknownPeer)?;
+            hub.rooms.relay(room, *id, to, signal).await.map_err(ended)?.map_err(ClientError::UnknownPeer)?;
             hub.metrics.message(kind);
             Ok(())
         }
@@ -462,7 +479,7 @@ where
             let State::Joined { room, id, .. } = state else {
                 return Err(ClientError::NotJoined.into());
             };
-            hub.rooms.set_media(room, *id, media);
+            hub.rooms.set_media(room, *id, media).await.map_err(ended)?;
             hub.metrics.message("media");
             Ok(())
         }
@@ -478,7 +495,7 @@ where
             let at_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-            hub.rooms.chat(room, *id, text.to_owned(), at_ms);
+            hub.rooms.chat(room, *id, text.to_owned(), at_ms).await.map_err(ended)?;
             hub.metrics.message("chat");
             Ok(())
         }
@@ -486,12 +503,17 @@ where
             let State::Joined { room, id, session, .. } = std::mem::replace(state, State::Lobby) else {
                 return Err(ClientError::NotJoined.into());
             };
-            hub.rooms.leave(&room, id, session);
+            hub.rooms.leave(&room, id, session).await.map_err(ended)?;
             tracing::info!(%room, peer = %id, "peer left");
             hub.metrics.message("leave");
             Ok(())
         }
     }
+}
+
+/// A registry failure ends the session (the browser reconnects and resumes).
+fn ended(e: crate::cluster::Unavailable) -> Handled {
+    Handled::Ended(End::Unavailable(e))
 }
 
 fn encode(msg: &ServerMsg) -> Message {

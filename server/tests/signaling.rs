@@ -86,7 +86,7 @@ async fn a_full_room_refuses_with_a_typed_error_and_the_socket_stays_usable() {
     let mut cat = server.connect().await;
     cat.send(&join_msg("pair", "Cat")).await;
     cat.expect_error(ErrorCode::RoomFull).await;
-    assert_eq!(server.hub.rooms.member_count(&RoomName::parse("pair").unwrap()), 2);
+    assert_eq!(server.hub.rooms.member_count(&RoomName::parse("pair").unwrap()).await.unwrap(), 2);
     cat.join("another", "Cat").await;
 }
 
@@ -229,7 +229,7 @@ async fn a_flood_is_rate_limited_then_closed_and_the_peer_it_targets_stays() {
     }
     assert!(relayed < sent, "all {sent} relayed");
     assert!(relayed <= 2 * confab_server::session::RATE_BURST as usize, "{relayed} of {sent} relayed");
-    assert_eq!(server.hub.rooms.member_count(&RoomName::parse("r").unwrap()), 1);
+    assert_eq!(server.hub.rooms.member_count(&RoomName::parse("r").unwrap()).await.unwrap(), 1);
     bystander.expect_nothing().await;
 }
 
@@ -264,7 +264,7 @@ async fn leave_and_close_are_announced_at_once_and_empty_rooms_are_removed() {
     // Closing the tab sends a close frame: gone at once.
     bob.ws.close(None).await.unwrap();
     assert_eq!(ada.recv().await, ServerMsg::PeerLeft { id: bob_again });
-    assert_eq!(server.hub.rooms.room_count(), 1);
+    assert_eq!(server.hub.rooms.room_count().await.unwrap(), 1);
 
     ada.ws.close(None).await.unwrap();
     server.wait_for_room_count(0).await;
@@ -291,7 +291,7 @@ async fn a_dropped_socket_resumed_within_the_grace_period_keeps_its_id_silently(
     // The network drops: no close frame.
     drop(bob);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(server.hub.rooms.member_count(&RoomName::parse("r").unwrap()), 2, "the place is held");
+    assert_eq!(server.hub.rooms.member_count(&RoomName::parse("r").unwrap()).await.unwrap(), 2, "the place is held");
 
     let mut bob = server.connect().await;
     bob.send(&join_with_secret("r", "Bob", BOB_SECRET)).await;
@@ -352,7 +352,7 @@ async fn a_second_connection_with_the_same_secret_replaces_the_first() {
     assert!(matches!(new.recv().await, ServerMsg::Welcome { id, resumed: true, .. } if id == bob_id));
     assert_eq!(old.expect_close().await, Some(close_code::REPLACED));
     ada.expect_nothing().await;
-    assert_eq!(server.hub.rooms.member_count(&RoomName::parse("r").unwrap()), 2);
+    assert_eq!(server.hub.rooms.member_count(&RoomName::parse("r").unwrap()).await.unwrap(), 2);
 }
 
 #[tokio::test]
@@ -438,7 +438,7 @@ async fn a_silent_socket_is_dropped_by_the_heartbeat_and_its_room_told() {
     // Ada keeps reading (and so answering pings); Frozen is dropped after three silent periods.
     assert_eq!(ada.recv().await, ServerMsg::PeerLeft { id: frozen_id });
     assert!(started.elapsed() >= heartbeat * 2, "dropped too early: {:?}", started.elapsed());
-    assert_eq!(server.hub.rooms.member_count(&RoomName::parse("r").unwrap()), 1);
+    assert_eq!(server.hub.rooms.member_count(&RoomName::parse("r").unwrap()).await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -477,7 +477,7 @@ async fn a_peer_that_stops_reading_is_dropped_and_its_session_ends() {
     .await
     .expect("the peer that does not read was never dropped");
     assert!(left, "no peer_left for the peer that does not read");
-    assert_eq!(server.hub.rooms.member_count(&RoomName::parse("r").unwrap()), 1);
+    assert_eq!(server.hub.rooms.member_count(&RoomName::parse("r").unwrap()).await.unwrap(), 1);
     tokio::time::timeout(PATIENCE, async {
         while server.hub.connections() != 1 {
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -60,12 +60,12 @@ impl TestServer {
     /// Waits until the registry has `n` rooms (cleanup after a disconnect is asynchronous).
     pub async fn wait_for_room_count(&self, n: usize) {
         tokio::time::timeout(PATIENCE, async {
-            while self.hub.rooms.room_count() != n {
+            while self.hub.rooms.room_count().await.unwrap() != n {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         })
         .await
-        .unwrap_or_else(|_| panic!("room count stayed {} instead of {n}", self.hub.rooms.room_count()));
+        .unwrap_or_else(|_| panic!("room count did not become {n}"));
     }
 }
 
@@ -175,4 +175,85 @@ pub fn join_with_secret(room: &str, name: &str, secret: &str) -> ClientMsg {
 
 pub fn offer(sdp: &str) -> Signal {
     Signal::Offer { sdp: sdp.into() }
+}
+
+/// A real `redis-server` (Debian's) on a Unix socket of its own, stopped when dropped.
+pub struct Redis {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    pub url: String,
+}
+
+impl Redis {
+    pub async fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("confab-redis-{:x}", rand_u64()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("redis.sock");
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", "0", "--save", "", "--appendonly", "no", "--unixsocket"])
+            .arg(&socket)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server; make test installs it)");
+        let url = format!("redis+unix://{}", socket.display());
+        let client = redis::Client::open(url.as_str()).unwrap();
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                if let Ok(mut c) = client.get_multiplexed_async_connection().await {
+                    if redis::cmd("PING").query_async::<String>(&mut c).await.is_ok() {
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("redis-server did not start");
+        Redis { child, dir, url }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    h.finish()
+}
+
+impl TestServer {
+    /// A node of a cluster on `redis`, with its own shutdown token (cancel it to stop the node).
+    pub async fn node(redis: &Redis, config: HubConfig, presence_ttl: Duration, shutdown: CancellationToken) -> Self {
+        use confab_server::cluster::{Cluster, ClusterConfig};
+        let cluster = Cluster::connect(
+            ClusterConfig { url: redis.url.clone(), presence_ttl },
+            config.limits,
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        let registry = confab_server::registry::Registry::Cluster(cluster);
+        let hub = Arc::new(Hub::with_registry(config, registry, shutdown));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = confab_server::signaling_routes(hub.clone());
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        TestServer { addr, hub }
+    }
+
+    /// Connects and sends `msg` (a join), returning the client and the server's answer.
+    pub async fn send_join(&self, msg: &ClientMsg) -> (Client, ServerMsg) {
+        let mut client = self.connect().await;
+        client.send(msg).await;
+        let answer = client.recv().await;
+        (client, answer)
+    }
 }

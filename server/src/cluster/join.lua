@@ -1,0 +1,67 @@
+-- A join, checked against what lookup.lua saw: if the room changed in between (someone took the
+-- key's place, or the room was created with another salt) the answer is 'retry'.
+-- ARGV: 1 room, 2 key, 3 mode ('resume' | 'new'), 4 id, 5 session, 6 node, 7 PeerInfo JSON,
+--       8 announcement (ServerMsg JSON, or '' for none), 9 salt lookup saw, 10 digest of the
+--       given password with that salt ('' if none given), 11 new salt, 12 new digest (for a
+--       room this join creates; '' for no password), 13 listed '1'|'0', 14 room capacity,
+--       15 max rooms, 16 max peers.
+-- Returns {'ok', resumed 0|1, locked 0|1, other members' PeerInfo JSON..., chat...} as
+-- {status, resumed, locked, peers, chat}, or {status} when refused.
+local room, key, mode, id, session, node = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local info, announce = ARGV[7], ARGV[8]
+local keys_key, meta, route_key = P .. 'keys:' .. room, P .. 'meta:' .. room, P .. 'route:' .. room
+local current = redis.call('HGET', keys_key, key)
+
+local function answer(resumed)
+  local peers = {}
+  local all = redis.call('HGETALL', P .. 'peers:' .. room)
+  for i = 1, #all, 2 do
+    if all[i] ~= id then table.insert(peers, all[i + 1]) end
+  end
+  local locked = redis.call('HEXISTS', meta, 'salt')
+  return { 'ok', resumed, locked, peers, redis.call('LRANGE', P .. 'chat:' .. room, 0, -1) }
+end
+
+if mode == 'resume' then
+  if current ~= id then return { 'retry' } end
+  local old = route_of(room, id)
+  redis.call('HSET', route_key, id, route_string(node, session, true, key))
+  redis.call('HSET', P .. 'peers:' .. room, id, info)
+  redis.call('SADD', P .. 'node_rooms:' .. node, room)
+  if old.node ~= node then forget_node_if_gone(room, old.node) end
+  if announce ~= '' then broadcast(room, id, announce) end
+  if old.attached then
+    -- The older socket (wherever it is) gives up its place.
+    redis.call('PUBLISH', P .. 'node:' .. old.node,
+      '{"t":"drop","id":' .. id .. ',"session":' .. old.session .. '}')
+  end
+  return answer(1)
+end
+
+if current then return { 'retry' } end
+local salt = redis.call('HGET', meta, 'salt') or ''
+if salt ~= ARGV[9] then return { 'retry' } end
+if tonumber(redis.call('GET', P .. 'peer_count') or '0') >= tonumber(ARGV[16]) then
+  return { 'server_full' }
+end
+if redis.call('EXISTS', route_key) == 1 then
+  if salt ~= '' then
+    if ARGV[10] == '' then return { 'password_required' } end
+    if redis.call('HGET', meta, 'digest') ~= ARGV[10] then return { 'wrong_password' } end
+  end
+  if redis.call('HLEN', route_key) >= tonumber(ARGV[14]) then return { 'full' } end
+else
+  if redis.call('SCARD', P .. 'rooms') >= tonumber(ARGV[15]) then return { 'server_full' } end
+  redis.call('DEL', meta, P .. 'chat:' .. room, P .. 'peers:' .. room, keys_key)
+  if ARGV[11] ~= '' then redis.call('HSET', meta, 'salt', ARGV[11], 'digest', ARGV[12]) end
+  redis.call('HSET', meta, 'listed', ARGV[13])
+  redis.call('SADD', P .. 'rooms', room)
+  if ARGV[13] == '1' then redis.call('SADD', P .. 'listed', room) end
+end
+redis.call('HSET', route_key, id, route_string(node, session, true, key))
+redis.call('HSET', P .. 'peers:' .. room, id, info)
+redis.call('HSET', keys_key, key, id)
+redis.call('INCR', P .. 'peer_count')
+redis.call('SADD', P .. 'node_rooms:' .. node, room)
+broadcast(room, id, announce)
+return answer(0)

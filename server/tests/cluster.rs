@@ -1,0 +1,224 @@
+//! The cluster registry over a real `redis-server`: two or three nodes (hubs on their own ports,
+//! sharing one Redis) serve the same rooms.
+
+mod common;
+use common::*;
+
+const TTL: Duration = Duration::from_millis(800);
+
+struct Cluster {
+    redis: Redis,
+    nodes: Vec<(TestServer, CancellationToken)>,
+}
+
+impl Cluster {
+    async fn start(n: usize, config: HubConfig) -> Self {
+        let redis = Redis::start().await;
+        let mut nodes = Vec::new();
+        for _ in 0..n {
+            let shutdown = CancellationToken::new();
+            nodes.push((TestServer::node(&redis, config.clone(), TTL, shutdown.clone()).await, shutdown));
+        }
+        Cluster { redis, nodes }
+    }
+
+    fn node(&self, i: usize) -> &TestServer {
+        &self.nodes[i].0
+    }
+}
+
+fn config(capacity: usize) -> HubConfig {
+    HubConfig {
+        limits: Limits::rooms_of(capacity),
+        stun_urls: vec![],
+        resume_grace: Duration::from_millis(500),
+        ..HubConfig::default()
+    }
+}
+
+fn secret_join(room: &str, name: &str, secret: &str, password: Option<&str>) -> ClientMsg {
+    ClientMsg::Join {
+        room: room.into(),
+        name: name.into(),
+        secret: Some(secret.into()),
+        password: password.map(Into::into),
+        listed: false,
+        media: MediaState::default(),
+    }
+}
+
+fn welcome(msg: ServerMsg) -> (PeerId, Vec<PeerInfo>, bool) {
+    match msg {
+        ServerMsg::Welcome { id, peers, resumed, .. } => (id, peers, resumed),
+        other => panic!("expected a welcome, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn peers_on_two_nodes_meet_signal_chat_and_leave() {
+    let cluster = Cluster::start(2, config(4)).await;
+    let (mut ada, ada_id) = cluster.node(0).join("across", "Ada").await;
+    let (mut bob, bob_id) = cluster.node(1).join("across", "Bob").await;
+    match ada.recv().await {
+        ServerMsg::PeerJoined { peer } => assert_eq!((peer.id, peer.name.as_str()), (bob_id, "Bob")),
+        other => panic!("expected Bob's arrival, got {other:?}"),
+    }
+
+    ada.send(&ClientMsg::Signal { to: bob_id, signal: offer("v=0 offer") }).await;
+    assert_eq!(bob.recv().await, ServerMsg::Signal { from: ada_id, signal: offer("v=0 offer") });
+    let answer = Signal::Answer { sdp: "v=0 answer".into() };
+    bob.send(&ClientMsg::Signal { to: ada_id, signal: answer.clone() }).await;
+    assert_eq!(ada.recv().await, ServerMsg::Signal { from: bob_id, signal: answer });
+
+    let muted = MediaState { muted: true, ..MediaState::default() };
+    bob.send(&ClientMsg::Media(muted)).await;
+    assert_eq!(ada.recv().await, ServerMsg::PeerMedia { id: bob_id, media: muted });
+
+    ada.send(&ClientMsg::Chat { text: "hello from node one".into() }).await;
+    for client in [&mut ada, &mut bob] {
+        match client.recv().await {
+            ServerMsg::Chat { message } => assert_eq!(message.text, "hello from node one"),
+            other => panic!("expected the chat message, got {other:?}"),
+        }
+    }
+    // A late joiner on the second node gets the history and both earlier members, in order.
+    let (mut cy, answer) = cluster.node(1).send_join(&join_msg("across", "Cy")).await;
+    match answer {
+        ServerMsg::Welcome { peers, chat, .. } => {
+            assert_eq!(peers.iter().map(|p| p.id).collect::<Vec<_>>(), vec![ada_id, bob_id]);
+            assert_eq!(peers[1].media, muted);
+            assert_eq!(chat.len(), 1);
+            assert_eq!(chat[0].text, "hello from node one");
+        }
+        other => panic!("expected a welcome, got {other:?}"),
+    }
+    assert!(matches!(ada.recv().await, ServerMsg::PeerJoined { .. }));
+    assert!(matches!(bob.recv().await, ServerMsg::PeerJoined { .. }));
+    assert_eq!(cluster.node(0).hub.rooms.room_count().await.unwrap(), 1);
+    assert_eq!(cluster.node(1).hub.rooms.peer_count().await.unwrap(), 3);
+
+    bob.send(&ClientMsg::Leave).await;
+    assert_eq!(ada.recv().await, ServerMsg::PeerLeft { id: bob_id });
+    assert_eq!(cy.recv().await, ServerMsg::PeerLeft { id: bob_id });
+    ada.send(&ClientMsg::Leave).await;
+    assert_eq!(cy.recv().await, ServerMsg::PeerLeft { id: ada_id });
+    // A socket that drops is held for the grace period, then removed.
+    drop(cy);
+    cluster.node(1).wait_for_room_count(0).await;
+    assert_eq!(cluster.node(0).hub.rooms.peer_count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn signals_do_not_cross_rooms_or_reach_strangers() {
+    let cluster = Cluster::start(2, config(4)).await;
+    let (mut ada, _) = cluster.node(0).join("one", "Ada").await;
+    let (mut eve, eve_id) = cluster.node(1).join("two", "Eve").await;
+    ada.send(&ClientMsg::Signal { to: eve_id, signal: offer("x") }).await;
+    ada.expect_error(ErrorCode::UnknownPeer).await;
+    eve.expect_nothing().await;
+    ada.send(&ClientMsg::Signal { to: PeerId(999_999), signal: offer("x") }).await;
+    ada.expect_error(ErrorCode::UnknownPeer).await;
+}
+
+#[tokio::test]
+async fn capacity_and_passwords_hold_across_nodes() {
+    let cluster = Cluster::start(3, config(2)).await;
+    let (_ada, answer) = cluster.node(0).send_join(&secret_join("locked", "Ada", "ada-secret-0123456789", Some("pw"))).await;
+    assert!(matches!(answer, ServerMsg::Welcome { locked: true, .. }), "{answer:?}");
+
+    let (_b, answer) = cluster.node(1).send_join(&secret_join("locked", "Bob", "bob-secret-0123456789", None)).await;
+    assert!(matches!(answer, ServerMsg::Error { code: ErrorCode::PasswordRequired, .. }), "{answer:?}");
+    let (_b, answer) =
+        cluster.node(1).send_join(&secret_join("locked", "Bob", "bob-secret-0123456789", Some("nope"))).await;
+    assert!(matches!(answer, ServerMsg::Error { code: ErrorCode::WrongPassword, .. }), "{answer:?}");
+    let (_bob, answer) =
+        cluster.node(1).send_join(&secret_join("locked", "Bob", "bob-secret-0123456789", Some("pw"))).await;
+    assert!(matches!(answer, ServerMsg::Welcome { locked: true, .. }), "{answer:?}");
+    // Two people in a room of two, counted over all nodes.
+    let (_cy, answer) = cluster.node(2).send_join(&secret_join("locked", "Cy", "cy-secret-01234567890", Some("pw"))).await;
+    assert!(matches!(answer, ServerMsg::Error { code: ErrorCode::RoomFull, .. }), "{answer:?}");
+    assert_eq!(cluster.node(2).hub.rooms.peer_count().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn the_server_wide_limits_are_cluster_wide() {
+    let config = HubConfig { limits: Limits { room_capacity: 4, max_rooms: 2, max_peers: 3 }, ..config(4) };
+    let cluster = Cluster::start(2, config).await;
+    let (_a, _) = cluster.node(0).join("a", "A").await;
+    let (_b, _) = cluster.node(1).join("b", "B").await;
+    let (_c, answer) = cluster.node(0).send_join(&join_msg("c", "C")).await;
+    assert!(matches!(answer, ServerMsg::Error { code: ErrorCode::ServerFull, .. }), "a third room: {answer:?}");
+    let (_d, _) = cluster.node(1).join("a", "D").await;
+    let (_e, answer) = cluster.node(0).send_join(&join_msg("b", "E")).await;
+    assert!(matches!(answer, ServerMsg::Error { code: ErrorCode::ServerFull, .. }), "a fourth person: {answer:?}");
+}
+
+#[tokio::test]
+async fn a_tab_takes_its_place_back_on_another_node() {
+    let cluster = Cluster::start(2, config(4)).await;
+    let secret = "ada-tab-secret-0123456789";
+    let (mut ada_on_0, answer) = cluster.node(0).send_join(&secret_join("r", "Ada", secret, None)).await;
+    let (ada_id, _, _) = welcome(answer);
+    let (mut bob, bob_id) = cluster.node(1).join("r", "Bob").await;
+    assert!(matches!(ada_on_0.recv().await, ServerMsg::PeerJoined { .. }));
+
+    // The same tab on the other node (its node died, or the balancer moved it).
+    let (mut ada_on_1, answer) = cluster.node(1).send_join(&secret_join("r", "Ada", secret, None)).await;
+    let (id, peers, resumed) = welcome(answer);
+    assert_eq!((id, resumed), (ada_id, true));
+    assert_eq!(peers.iter().map(|p| p.id).collect::<Vec<_>>(), vec![bob_id]);
+    assert_eq!(ada_on_0.expect_close().await, Some(close_code::REPLACED));
+    bob.expect_nothing().await;
+
+    bob.send(&ClientMsg::Signal { to: ada_id, signal: offer("again") }).await;
+    assert_eq!(ada_on_1.recv().await, ServerMsg::Signal { from: bob_id, signal: offer("again") });
+    assert_eq!(cluster.node(0).hub.rooms.member_count(&RoomName::parse("r").unwrap()).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_dead_nodes_people_are_announced_as_left_after_its_presence_expires() {
+    let cluster = Cluster::start(2, config(4)).await;
+    let (mut grace, _) = cluster.node(0).join("r", "Grace").await;
+    let (_linus, linus_id) = cluster.node(1).join("r", "Linus").await;
+    assert!(matches!(grace.recv().await, ServerMsg::PeerJoined { .. }));
+
+    // Node 1 stops: no leave is announced at once (its people may resume elsewhere), then its
+    // presence expires and node 0 removes them.
+    let stopped = tokio::time::Instant::now();
+    cluster.nodes[1].1.cancel();
+    assert_eq!(grace.recv().await, ServerMsg::PeerLeft { id: linus_id });
+    let after = stopped.elapsed();
+    assert!(after >= TTL / 2, "announced after {after:?}, before the presence could expire");
+    assert_eq!(cluster.node(0).hub.rooms.peer_count().await.unwrap(), 1);
+    drop(cluster.redis);
+}
+
+#[tokio::test]
+async fn a_slow_socket_on_one_node_is_dropped_and_announced_on_the_other() {
+    let rate = confab_server::session::RateLimit { burst: 10_000.0, per_second: 10_000.0 };
+    let cluster = Cluster::start(2, HubConfig { rate, ..config(4) }).await;
+    let (mut ada, ada_id) = cluster.node(0).join("r", "Ada").await;
+    // Bob never reads: his outbox on node 1 fills up.
+    let (_bob, bob_id) = cluster.node(1).join("r", "Bob").await;
+    assert!(matches!(ada.recv().await, ServerMsg::PeerJoined { .. }));
+    let big = "x".repeat(30_000);
+    let mut left = false;
+    for _ in 0..400 {
+        ada.send(&ClientMsg::Signal { to: bob_id, signal: offer(&big) }).await;
+        if let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(Duration::from_millis(5), ada.ws.next()).await {
+            match ServerMsg::from_json(&text).unwrap() {
+                ServerMsg::PeerLeft { id } => {
+                    assert_eq!(id, bob_id);
+                    left = true;
+                    break;
+                }
+                ServerMsg::Error { code: ErrorCode::UnknownPeer | ErrorCode::RateLimited, .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    if !left {
+        assert_eq!(ada.recv().await, ServerMsg::PeerLeft { id: bob_id });
+    }
+    let _ = ada_id;
+}
