@@ -40,10 +40,13 @@ test: test-tools
 e2e:
 	cd end2end && CONFAB_BIN="$(TARGET_DIR)/release/confab" CONFAB_SITE_ROOT="$(SITE_ROOT)" npx playwright test
 
-## Call-setup, recovery and CPU figures (prints them; needs `make build` first).
-bench:
-	cd end2end && CONFAB_BIN="$(TARGET_DIR)/release/confab" CONFAB_SITE_ROOT="$(SITE_ROOT)" node bench/first-frame.mjs
-	cd end2end && CONFAB_BIN="$(TARGET_DIR)/release/confab" CONFAB_SITE_ROOT="$(SITE_ROOT)" node bench/group.mjs
+## The performance figures against their targets, as one table: relay throughput and latency,
+## idle connections, two nodes over Redis, first load, call setup (end2end/bench/all.mjs; about
+## 5 minutes). Mesh recovery and CPU: `node bench/group.mjs` in end2end/.
+bench: build test-tools
+	if [ -f loadgen/Cargo.toml ]; then cargo build --release -p confab-loadgen; fi
+	cd end2end && CONFAB_BIN="$(TARGET_DIR)/release/confab" CONFAB_SITE_ROOT="$(SITE_ROOT)" \
+	  CONFAB_LOADGEN="$(TARGET_DIR)/release/confab-loadgen" node bench/all.mjs
 
 ## Fuzz message decoding and the room registry (nightly + cargo-fuzz; not part of `make test`).
 fuzz:

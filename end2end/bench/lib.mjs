@@ -1,6 +1,7 @@
 // Shared pieces of the benchmark scripts: a server process, a browser, pages that join a room.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { chromium } from '@playwright/test';
 
@@ -8,22 +9,40 @@ const here = path.dirname(new URL(import.meta.url).pathname);
 export const bin = process.env.CONFAB_BIN ?? path.resolve(here, '../../target/release/confab');
 export const siteRoot = process.env.CONFAB_SITE_ROOT ?? path.resolve(here, '../../target/site');
 
-/** A server on `port`; `start()` waits until it answers, `kill()` ends it with SIGKILL. */
-export function server(port) {
+/** A TCP port on loopback that nothing listens on (free when asked). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * A server on `port` (more flags in `args`); `start()` waits until it answers, `kill()` ends it
+ * with SIGKILL; `pid` is its process id once started.
+ */
+export function server(port, args = []) {
   let child;
   const url = `http://127.0.0.1:${port}`;
   return {
     url,
+    get pid() { return child?.pid; },
     async start() {
-      child = spawn(bin, ['--addr', `127.0.0.1:${port}`, '--stun', ''], {
+      child = spawn(bin, ['--addr', `127.0.0.1:${port}`, '--stun', '', ...args], {
         env: { ...process.env, LEPTOS_SITE_ROOT: siteRoot, CONFAB_LOG: 'warn' },
         stdio: ['ignore', 'inherit', 'inherit'],
       });
-      for (let i = 0; i < 200; i++) {
+      const exited = new Promise((r) => child.once('exit', (code) => r(code)));
+      for (let i = 0; i < 400; i++) {
         try {
-          if ((await fetch(url)).ok) return;
+          if ((await fetch(`${url}/healthz`)).ok) return;
         } catch {}
-        await new Promise((r) => setTimeout(r, 25));
+        const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r(undefined), 25))]);
+        if (code !== undefined) throw new Error(`server exited (${code}) before it answered`);
       }
       throw new Error('server did not start');
     },
@@ -103,6 +122,12 @@ export async function waitAllDecoding(page, n, timeoutMs = 30_000) {
     throw new Error(`not all ${n} connections decoding after ${timeoutMs} ms`);
   }, { n, timeoutMs });
 }
+
+/** The `q` quantile (0–1) of `xs`, nearest rank: `quantile(xs, 0.9)` is the p90. */
+export const quantile = (xs, q) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
+};
 
 export const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);

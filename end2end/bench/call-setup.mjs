@@ -1,0 +1,80 @@
+// Call setup, measured in the browser (prints figures; asserts nothing): median and p90 over
+// `runs` runs (default 10) of
+//   - 2 pages: Ada waits in a fresh room; Bob opens the link and, once his pre-join preview
+//     shows, presses "Join now". From Bob's click (his camera already open) until his connection
+//     to Ada is `connected`, and until he has decoded Ada's first video frame.
+//   - 4 pages: three people are in a call, every one decoding the others; the fourth presses
+//     "Join now". From that click until the newcomer decodes video from all three (its three
+//     connections made at once, each needing an offer from someone already in the room).
+//
+// Usage (after `make build`): node bench/call-setup.mjs [runs] [--json]
+import { freePort, launch, median, openRoom, quantile, server, waitAllDecoding } from './lib.mjs';
+
+const json = process.argv.includes('--json');
+const runs = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 10);
+const log = json ? () => {} : console.log;
+
+const hub = server(await freePort());
+await hub.start();
+const browser = await launch();
+let roomNo = 0;
+const fresh = () => `setup-${Date.now().toString(36)}-${++roomNo}`;
+
+/** Opens `n - 1` pages in `room` and joins them, each waiting for the others' video. */
+async function callOf(room, n) {
+  const pages = [];
+  for (let i = 0; i < n; i++) {
+    const page = await openRoom(browser, hub.url, room, `P${i + 1}`);
+    await page.getByRole('button', { name: 'Join now' }).click();
+    if (i === 0) await page.getByText('Waiting for someone to join').waitFor();
+    else await Promise.all([...pages, page].map((p) => waitAllDecoding(p, i)));
+    pages.push(page);
+  }
+  return pages;
+}
+
+/** The newcomer's join → connected (first connection) and → decoding all `others`. */
+async function join(room, others) {
+  const page = await openRoom(browser, hub.url, room, 'Newcomer');
+  await page.getByRole('button', { name: 'Join now' }).click();
+  const decodedAt = await waitAllDecoding(page, others, 60_000);
+  const t = await page.evaluate((decodedAt) => ({
+    connected: window.__connectedAt - window.__joinedAt,
+    frame: decodedAt - window.__joinedAt,
+  }), decodedAt);
+  return { page, ...t };
+}
+
+const closeAll = async (pages) => { for (const p of pages) await p.context().close(); };
+const summary = (xs) => ({ median: Math.round(median(xs)), p90: Math.round(quantile(xs, 0.9)), runs: xs.map(Math.round) });
+
+const result = { runs };
+for (const n of [2, 4]) {
+  const connected = [];
+  const frames = [];
+  for (let run = 1; run <= runs; run++) {
+    const room = fresh();
+    const present = await callOf(room, n - 1);
+    const { page, connected: c, frame } = await join(room, n - 1);
+    connected.push(c);
+    frames.push(frame);
+    log(`${n} pages, run ${String(run).padStart(2)}: join → connected ${c.toFixed(0).padStart(4)} ms, ` +
+      `→ decoding ${n - 1 === 1 ? 'the other' : `all ${n - 1} others`} ${frame.toFixed(0).padStart(4)} ms`);
+    await closeAll([...present, page]);
+  }
+  result[`pages_${n}`] = { join_to_connected_ms: summary(connected), join_to_first_frame_ms: summary(frames) };
+}
+
+await browser.close();
+await hub.kill();
+
+if (json) {
+  console.log(JSON.stringify(result));
+} else {
+  console.log(`\ncall setup, over ${runs} runs (the newcomer's "Join now" click →)`);
+  for (const n of [2, 4]) {
+    const r = result[`pages_${n}`];
+    console.log(`  ${n} pages: connected median ${r.join_to_connected_ms.median} ms, p90 ${r.join_to_connected_ms.p90} ms; ` +
+      `decoding ${n === 2 ? 'the other' : `all ${n - 1} others`} median ${r.join_to_first_frame_ms.median} ms, p90 ${r.join_to_first_frame_ms.p90} ms`);
+  }
+}
