@@ -153,17 +153,16 @@ pub struct ClusterConfig {
 impl Cluster {
     /// Connects to Redis, subscribes to this node's channel and starts keeping the node's
     /// presence, until `shutdown`. Fails if Redis cannot be reached now.
-    pub async fn connect(config: ClusterConfig, limits: Limits, shutdown: CancellationToken) -> Result<Self, Unavailable> {
+    pub async fn connect(
+        config: ClusterConfig,
+        limits: Limits,
+        shutdown: CancellationToken,
+    ) -> Result<Self, Unavailable> {
         let client = redis::Client::open(config.url.as_str())?;
         let redis = client.get_connection_manager().await?;
         let node = format!("{:016x}", rand::random::<u64>());
-        let shared = Arc::new(Shared {
-            node,
-            redis,
-            scripts: Scripts::new(),
-            local: Mutex::default(),
-            ended: Mutex::default(),
-        });
+        let shared =
+            Arc::new(Shared { node, redis, scripts: Scripts::new(), local: Mutex::default(), ended: Mutex::default() });
         // Subscribed before the first join, so that no delivery to this node is missed.
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(shared.channel(&shared.node)).await?;
@@ -198,14 +197,8 @@ impl Cluster {
         };
         // Optimistic: look, decide, and let the script check that nothing changed in between.
         for _ in 0..8 {
-            let (old_id, old_info, salt, fresh): (String, String, String, u64) = self
-                .shared
-                .scripts
-                .lookup
-                .arg(room.as_str())
-                .arg(&joiner.key.0)
-                .invoke_async(&mut redis)
-                .await?;
+            let (old_id, old_info, salt, fresh): (String, String, String, u64) =
+                self.shared.scripts.lookup.arg(room.as_str()).arg(&joiner.key.0).invoke_async(&mut redis).await?;
             let digest = match (password, unhex16(&salt)) {
                 (Some(p), Some(salt)) => hex(&salted_digest(&salt, p)),
                 _ => String::new(),
@@ -225,7 +218,8 @@ impl Cluster {
             };
             let session = fresh;
             let info = PeerInfo { id, name: joiner.name.clone(), key: joiner.key.clone(), media: joiner.media };
-            let announce = if mode == "new" { ServerMsg::PeerJoined { peer: info.clone() }.to_json() } else { announce };
+            let announce =
+                if mode == "new" { ServerMsg::PeerJoined { peer: info.clone() }.to_json() } else { announce };
             let info_json = serde_json::to_string(&info).expect("a PeerInfo serializes");
             let answer: Value = self
                 .shared
@@ -366,12 +360,15 @@ impl Cluster {
         for name in &names {
             pipe.hlen(key(&format!("route:{name}"))).hexists(key(&format!("meta:{name}")), "salt");
         }
-        let counts: Vec<(usize, bool)> = if names.is_empty() { Vec::new() } else { pipe.query_async(&mut redis).await? };
+        let counts: Vec<(usize, bool)> =
+            if names.is_empty() { Vec::new() } else { pipe.query_async(&mut redis).await? };
         let mut listed: Vec<ListedRoom> = names
             .into_iter()
             .zip(counts)
             .filter(|(_, (people, _))| *people > 0)
-            .filter_map(|(name, (people, locked))| Some(ListedRoom { name: RoomName::parse(&name).ok()?, people, locked }))
+            .filter_map(|(name, (people, locked))| {
+                Some(ListedRoom { name: RoomName::parse(&name).ok()?, people, locked })
+            })
             .collect();
         listed.sort_by(|a, b| b.people.cmp(&a.people).then_with(|| a.name.cmp(&b.name)));
         listed.truncate(limit);
@@ -477,7 +474,7 @@ impl Shared {
     /// Drops the outbox of `id` if it is still `session`, telling its session why.
     fn end_local(&self, id: PeerId, session: u64, why: Ended) -> Option<RoomName> {
         let mut local = self.lock_local();
-        if !local.get(&id).is_some_and(|l| l.session == session) {
+        if local.get(&id).is_none_or(|l| l.session != session) {
             return None;
         }
         let gone = local.remove(&id)?;
@@ -488,15 +485,8 @@ impl Shared {
 
     async fn leave(&self, room: &RoomName, id: PeerId, session: u64, mode: &str) -> Result<bool, Unavailable> {
         let mut redis = self.redis.clone();
-        let changed: u8 = self
-            .scripts
-            .leave
-            .arg(room.as_str())
-            .arg(id.0)
-            .arg(session)
-            .arg(mode)
-            .invoke_async(&mut redis)
-            .await?;
+        let changed: u8 =
+            self.scripts.leave.arg(room.as_str()).arg(id.0).arg(session).arg(mode).invoke_async(&mut redis).await?;
         Ok(changed == 1)
     }
 

@@ -12,8 +12,8 @@
 //! The loop is generic over the socket's `Stream` + `Sink`, so it runs the same over axum's
 //! WebSocket and over anything else that speaks its `Message` type.
 
-use crate::rooms::{key_of, random_key, JoinError, Joiner, Outbox, RelayError, OUTBOX_CAPACITY};
 use crate::registry::OutboxEnd;
+use crate::rooms::{key_of, random_key, JoinError, Joiner, Outbox, RelayError, OUTBOX_CAPACITY};
 use crate::Hub;
 use axum::extract::ws::{CloseFrame, Message};
 use confab_protocol::{

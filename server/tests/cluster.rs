@@ -123,7 +123,8 @@ async fn signals_do_not_cross_rooms_or_reach_strangers() {
 #[tokio::test]
 async fn capacity_and_passwords_hold_across_nodes() {
     let cluster = Cluster::start(3, config(2)).await;
-    let (_ada, answer) = cluster.node(0).send_join(&secret_join("locked", "Ada", "ada-secret-0123456789", Some("pw"))).await;
+    let (_ada, answer) =
+        cluster.node(0).send_join(&secret_join("locked", "Ada", "ada-secret-0123456789", Some("pw"))).await;
     assert!(matches!(answer, ServerMsg::Welcome { locked: true, .. }), "{answer:?}");
 
     let (_b, answer) = cluster.node(1).send_join(&secret_join("locked", "Bob", "bob-secret-0123456789", None)).await;
@@ -135,7 +136,8 @@ async fn capacity_and_passwords_hold_across_nodes() {
         cluster.node(1).send_join(&secret_join("locked", "Bob", "bob-secret-0123456789", Some("pw"))).await;
     assert!(matches!(answer, ServerMsg::Welcome { locked: true, .. }), "{answer:?}");
     // Two people in a room of two, counted over all nodes.
-    let (_cy, answer) = cluster.node(2).send_join(&secret_join("locked", "Cy", "cy-secret-01234567890", Some("pw"))).await;
+    let (_cy, answer) =
+        cluster.node(2).send_join(&secret_join("locked", "Cy", "cy-secret-01234567890", Some("pw"))).await;
     assert!(matches!(answer, ServerMsg::Error { code: ErrorCode::RoomFull, .. }), "{answer:?}");
     assert_eq!(cluster.node(2).hub.rooms.peer_count().await.unwrap(), 2);
 }

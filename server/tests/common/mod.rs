@@ -232,13 +232,10 @@ impl TestServer {
     /// A node of a cluster on `redis`, with its own shutdown token (cancel it to stop the node).
     pub async fn node(redis: &Redis, config: HubConfig, presence_ttl: Duration, shutdown: CancellationToken) -> Self {
         use confab_server::cluster::{Cluster, ClusterConfig};
-        let cluster = Cluster::connect(
-            ClusterConfig { url: redis.url.clone(), presence_ttl },
-            config.limits,
-            shutdown.clone(),
-        )
-        .await
-        .unwrap();
+        let cluster =
+            Cluster::connect(ClusterConfig { url: redis.url.clone(), presence_ttl }, config.limits, shutdown.clone())
+                .await
+                .unwrap();
         let registry = confab_server::registry::Registry::Cluster(cluster);
         let hub = Arc::new(Hub::with_registry(config, registry, shutdown));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
