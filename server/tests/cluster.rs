@@ -224,3 +224,25 @@ async fn a_slow_socket_on_one_node_is_dropped_and_announced_on_the_other() {
     }
     let _ = ada_id;
 }
+
+#[tokio::test]
+async fn every_node_lists_the_clusters_open_rooms() {
+    let cluster = Cluster::start(2, config(4)).await;
+    let listed = |name: &str, password: Option<&str>| ClientMsg::Join {
+        room: "open-house".into(),
+        name: name.into(),
+        secret: None,
+        password: password.map(Into::into),
+        listed: true,
+        media: MediaState::default(),
+    };
+    let (_ada, answer) = cluster.node(0).send_join(&listed("Ada", Some("pw"))).await;
+    assert!(matches!(answer, ServerMsg::Welcome { .. }), "{answer:?}");
+    let (_bob, answer) = cluster.node(1).send_join(&listed("Bob", Some("pw"))).await;
+    assert!(matches!(answer, ServerMsg::Welcome { .. }), "{answer:?}");
+    let (_eve, _) = cluster.node(1).join("unlisted", "Eve").await;
+    let rooms = cluster.node(1).hub.rooms.listed(50).await.unwrap();
+    assert_eq!(rooms.len(), 1, "{rooms:?}");
+    assert_eq!((rooms[0].name.as_str(), rooms[0].people, rooms[0].locked), ("open-house", 2, true));
+    assert_eq!(cluster.node(0).hub.rooms.listed(50).await.unwrap(), rooms);
+}
