@@ -47,6 +47,10 @@ pub const HARD_FRAME_LIMIT: usize = 1024 * 1024;
 /// signaling messages are a few KiB, and the buffer grows for the rare larger one.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 
+/// Per-socket write buffer: frames queued together are written with one system call (flushed at
+/// the end of each batch, see `session`); it grows only as far as a batch needs.
+const WRITE_BUFFER_BYTES: usize = 8 * 1024;
+
 /// What every signaling connection shares.
 #[derive(Debug)]
 pub struct Hub {
@@ -319,7 +323,7 @@ async fn upgrade(
         }
     };
     ws.read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         .on_upgrade(move |socket| async move {

@@ -1,5 +1,6 @@
 //! `confab`: parse the configuration, start logging, serve until Ctrl-C or SIGTERM.
 
+use axum::serve::ListenerExt;
 use axum_server::tls_rustls::RustlsConfig;
 use clap::Parser;
 use confab_protocol::IceTransportPolicy;
@@ -281,8 +282,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let service = app(hub, options).into_make_service_with_connect_info::<SocketAddr>();
 
-    let listener = std::net::TcpListener::bind(args.addr)?;
-    listener.set_nonblocking(true)?;
+    let listener = listen(args.addr)?;
     let local = listener.local_addr()?;
     tokio::spawn(watch_signals(shutdown.clone()));
 
@@ -297,7 +297,10 @@ async fn main() -> anyhow::Result<()> {
     match tls {
         None => {
             tracing::info!("listening on http://{local}");
-            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let listener = tokio::net::TcpListener::from_std(listener)?.tap_io(|tcp| {
+                // Signaling messages are small and each one matters now.
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(listener, service).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
         }
         Some(config) => {
@@ -314,6 +317,19 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The pending-connection queue of the listening socket. The standard library's 128 overflows
+/// when a few hundred browsers reconnect at once (after a restart, or a node of a cluster dies),
+/// and every overflowed connection waits a second for its SYN to be retried.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` (address reuse as the standard library does) with [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)?.into_std()
 }
 
 /// Cancels `shutdown` on Ctrl-C or SIGTERM. Sessions see the same token and close their sockets

@@ -62,6 +62,9 @@ impl Default for RateLimit {
     }
 }
 
+/// The most queued messages written to a socket before one flush.
+const SEND_BATCH: usize = 32;
+
 /// How many client mistakes within [`MISTAKE_WINDOW`] a socket may make before it is closed.
 pub const MAX_MISTAKES: u32 = 10;
 /// The window over which mistakes are counted.
@@ -352,7 +355,15 @@ where
             }
             queued = outgoing => match queued {
                 Some(msg) => {
-                    if let Err(end) = send(socket, encode(&msg), send_limit).await {
+                    // Whatever else is already queued goes out with it, in one write.
+                    let mut batch = vec![msg];
+                    if let State::Joined { inbox, .. } = state {
+                        while batch.len() < SEND_BATCH {
+                            let Ok(more) = inbox.try_recv() else { break };
+                            batch.push(more);
+                        }
+                    }
+                    if let Err(end) = send_all(socket, batch, send_limit).await {
                         return end;
                     }
                 }
@@ -389,6 +400,24 @@ where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
     match tokio::time::timeout(limit, socket.send(frame)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(End::Socket(e)),
+        Err(_) => Err(End::Dead),
+    }
+}
+
+/// Sends queued messages as frames and flushes once, giving up after `limit`.
+async fn send_all<S>(socket: &mut S, batch: Vec<ServerMsg>, limit: Duration) -> Result<(), End>
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
+    let write = async {
+        for msg in &batch {
+            socket.feed(encode(msg)).await?;
+        }
+        socket.flush().await
+    };
+    match tokio::time::timeout(limit, write).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(End::Socket(e)),
         Err(_) => Err(End::Dead),
