@@ -3,8 +3,9 @@
 //!
 //! Two scenarios:
 //! - `relay`: rooms of peers negotiating without pause (SDP offers and answers of 3–5 KB, ICE
-//!   candidates of ~200 B) in a closed loop; reports relayed messages per second, one-way relay
-//!   latency percentiles, errors, and the server's memory and CPU.
+//!   candidates of ~200 B) in a closed loop, or at a fixed rate (`--rate`, open loop); reports
+//!   relayed messages per second, one-way relay latency percentiles, errors, and the server's
+//!   memory and CPU.
 //! - `idle`: many participants sitting in calls of two; reports how many stay open over the
 //!   hold and what each costs the server in memory.
 //!
@@ -16,11 +17,13 @@
 //! - `relay` / `idle`: the two scenarios and their reports.
 //! - `client`: connect, join, send and receive protocol messages.
 //! - `payload`: realistic SDPs and candidates with the send time inside.
+//! - `pace`: the open-loop send schedule and the thread that keeps it.
 //! - `stats`: latency histograms, error tallies, memory figures and how they print.
 //! - `sys`: `/proc` readings (RSS, CPU time) and the open-files limit.
 
 mod client;
 mod idle;
+mod pace;
 mod payload;
 mod relay;
 mod stats;
@@ -41,8 +44,8 @@ struct Cli {
 /// The scenarios.
 #[derive(Subcommand, Debug)]
 enum Scenario {
-    /// Rooms of peers relaying offers, answers and candidates in a closed loop: throughput and
-    /// latency.
+    /// Rooms of peers relaying offers, answers and candidates in a closed loop (or at a fixed
+    /// rate with `--rate`): throughput and latency.
     Relay(RelayArgs),
     /// Many joined, idle connections held open: how many survive and what each costs.
     Idle(IdleArgs),
@@ -83,9 +86,14 @@ struct RelayArgs {
     /// Seconds of traffic before counting starts.
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
-    /// Messages each peer keeps in flight towards each partner.
+    /// Messages each peer keeps in flight towards each partner (closed loop).
     #[arg(long, default_value_t = 4)]
     window: usize,
+    /// Open loop: send this many messages per second in all, spread evenly over the peers (each
+    /// with a random phase), whatever comes back; latency counts from each message's scheduled
+    /// send time. Without it, the closed loop of `--window`.
+    #[arg(long, conflicts_with = "window")]
+    rate: Option<f64>,
 }
 
 /// Options of `idle`.
@@ -132,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
                 rooms: args.rooms,
                 peers: args.peers,
                 window: args.window,
+                rate: args.rate,
                 warmup: Duration::from_secs_f64(args.warmup),
                 measure: Duration::from_secs_f64(args.seconds),
                 server_pids: args.common.server_pid,

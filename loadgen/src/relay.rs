@@ -13,8 +13,18 @@
 //! The messages follow a negotiation: per pair one offer, one answer and eight candidates (see
 //! [`Kind::nth`]), each stamped with its send time, so the receiver records the one-way latency
 //! (sender's send → server → receiver's decode). After `warmup` the run counts for `measure`.
+//!
+//! With a `rate` the run is an open loop instead: the peers send on a fixed schedule (see
+//! [`crate::pace`]: the total rate spread evenly over the peers, each with a random phase), never
+//! waiting for receipts, so the latency is the server's under that load rather than the queue of
+//! a window. Each message is stamped with its *scheduled* send time, so lateness of the sender
+//! counts too (no coordinated omission). A peer never lets more messages be outstanding towards a
+//! partner (sent to it by anyone, not yet read by it) than the server's outbox holds: a send that
+//! would reach [`SERVER_OUTBOX`] is skipped and counted as a `backlog` error, since the server is
+//! not keeping up with the rate.
 
 use crate::client::{self, close_kind, Ws};
+use crate::pace::{self, Schedule};
 use crate::payload::{now_ns, sent_at, Kind, Payloads};
 use crate::stats::{error_line, round2, secs, Errors, Latencies, LatencySummary, Rss};
 use crate::sys;
@@ -48,8 +58,11 @@ pub struct RelayOptions {
     pub rooms: usize,
     /// Peers per room.
     pub peers: usize,
-    /// Messages each peer keeps in flight towards each partner.
+    /// Messages each peer keeps in flight towards each partner (closed loop; unused with a
+    /// `rate`).
     pub window: usize,
+    /// Messages per second in all, sent on a schedule (open loop); `None` for the closed loop.
+    pub rate: Option<f64>,
     /// How long traffic runs before counting starts.
     pub warmup: Duration,
     /// How long traffic is counted.
@@ -75,8 +88,16 @@ pub struct RelayReport {
     pub peers: usize,
     /// Connections that opened and joined their room.
     pub connections: usize,
-    /// Messages in flight per peer and partner.
+    /// Messages in flight per peer and partner (0 in the open loop of `--rate`).
     pub window: usize,
+    /// The rate asked for with `--rate`, messages per second in all; `None` for the closed loop.
+    pub target_rate: Option<f64>,
+    /// With `--rate`: messages sent per second while counting (the achieved rate on the sending
+    /// side; `messages_per_s` is the delivered one).
+    pub sent_per_s: Option<f64>,
+    /// With `--rate`: how late the generator itself sent, from the scheduled time to the send
+    /// call (counted in `latency` too); large values mean the generator, not the server, lagged.
+    pub send_lag: Option<LatencySummary>,
     /// Seconds from the first connection until every peer had joined and met its partners.
     pub setup_s: f64,
     /// Warm-up seconds.
@@ -115,13 +136,16 @@ pub struct RelayReport {
 
 impl fmt::Display for RelayReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = match self.target_rate {
+            Some(rate) => format!("open loop at {rate:.0} msg/s"),
+            None => format!("window {}", self.window),
+        };
         writeln!(
             f,
-            "relay: {} rooms x {} peers over {} server URL(s), window {}",
+            "relay: {} rooms x {} peers over {} server URL(s), {mode}",
             self.rooms,
             self.peers_per_room,
             self.urls.len(),
-            self.window
         )?;
         writeln!(f, "peers:        {} ({} connections joined in {:.2} s)", self.peers, self.connections, self.setup_s)?;
         writeln!(
@@ -129,7 +153,18 @@ impl fmt::Display for RelayReport {
             "relayed:      {} messages in {:.2} s after {:.2} s warm-up = {:.0} msg/s ({:.1} MB/s, mean frame {:.0} B)",
             self.messages, self.measured_s, self.warmup_s, self.messages_per_s, self.mb_per_s, self.mean_frame_bytes
         )?;
+        if let Some(target) = self.target_rate {
+            writeln!(
+                f,
+                "rate:         target {target:.0} msg/s, sent {:.0} msg/s, delivered {:.0} msg/s",
+                self.sent_per_s.unwrap_or(0.0),
+                self.messages_per_s
+            )?;
+        }
         writeln!(f, "latency:      {}", self.latency)?;
+        if let Some(lag) = &self.send_lag {
+            writeln!(f, "send lag:     {lag} (generator's own lateness, included above)")?;
+        }
         writeln!(f, "errors:       {}", error_line(&self.errors))?;
         if let Some(rss) = &self.server_rss {
             writeln!(f, "server RSS:   {rss}")?;
@@ -164,12 +199,24 @@ struct Shared {
     window: usize,
     /// Peers per room.
     peers: usize,
+    /// An open-loop run (`rate`): keep the outstanding-message counts.
+    open_loop: bool,
     /// True while counting.
     counting: AtomicBool,
     /// Signals delivered while counting.
     messages: AtomicU64,
     /// Bytes of those signals' frames.
     bytes: AtomicU64,
+    /// Open loop: signals sent while counting.
+    sent: AtomicU64,
+    /// Open loop: the generator's own lateness (scheduled time to send call) while counting.
+    send_lag: Latencies,
+    /// Each peer's id once it has joined ([`NO_ID`] before), by run number.
+    ids: Vec<AtomicU64>,
+    /// Signals sent to each peer, by run number (open loop: the outstanding-messages check).
+    sent_to: Vec<AtomicU64>,
+    /// Signals each peer has read, by run number.
+    received: Vec<AtomicU64>,
     /// Connections open and joined.
     joined: AtomicUsize,
     /// Everyone is in: start sending.
@@ -186,6 +233,20 @@ struct Plan {
     url: String,
     /// Its room.
     room: String,
+    /// Open loop: the scheduled times of its sends, from the pacer.
+    due: Option<mpsc::UnboundedReceiver<u64>>,
+}
+
+/// What [`Shared::ids`] holds for a peer that has not joined.
+const NO_ID: u64 = u64::MAX;
+
+impl Shared {
+    /// The run number of peer `id` in the room of run number `n` (rooms are consecutive run
+    /// numbers), once it has joined.
+    fn run_number(&self, n: usize, id: PeerId) -> Option<usize> {
+        let first = n / self.peers * self.peers;
+        (first..first + self.peers).find(|&i| self.ids.get(i).is_some_and(|x| x.load(Ordering::Relaxed) == id.0))
+    }
 }
 
 /// Runs the scenario and reports.
@@ -193,8 +254,11 @@ pub async fn run(opts: RelayOptions) -> anyhow::Result<RelayReport> {
     if opts.urls.is_empty() || opts.rooms == 0 || opts.peers < 2 || opts.window == 0 {
         bail!("need at least one URL, one room, two peers per room and a window of one");
     }
+    if opts.rate.is_some_and(|rate| !(rate > 0.0 && rate.is_finite())) {
+        bail!("the rate must be a positive number of messages per second");
+    }
     let worst_outbox = 2 * opts.window * (opts.peers - 1);
-    if worst_outbox >= SERVER_OUTBOX {
+    if opts.rate.is_none() && worst_outbox >= SERVER_OUTBOX {
         bail!(
             "window {} with {} peers per room could queue {worst_outbox} messages for one peer; the server \
              drops a peer at {SERVER_OUTBOX}: use a smaller window",
@@ -211,9 +275,15 @@ pub async fn run(opts: RelayOptions) -> anyhow::Result<RelayReport> {
         errors: Errors::default(),
         window: opts.window,
         peers: opts.peers,
+        open_loop: opts.rate.is_some(),
         counting: AtomicBool::new(false),
         messages: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
+        sent: AtomicU64::new(0),
+        send_lag: Latencies::new(16),
+        ids: (0..total).map(|_| AtomicU64::new(NO_ID)).collect(),
+        sent_to: (0..total).map(|_| AtomicU64::new(0)).collect(),
+        received: (0..total).map(|_| AtomicU64::new(0)).collect(),
         joined: AtomicUsize::new(0),
         go: CancellationToken::new(),
         stop: CancellationToken::new(),
@@ -225,9 +295,15 @@ pub async fn run(opts: RelayOptions) -> anyhow::Result<RelayReport> {
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
     let run_id = crate::run_id();
     let mut tasks = JoinSet::new();
+    let mut pacer_targets = Vec::new();
     for n in 0..total {
-        let plan =
-            Plan { n, url: opts.urls[n % opts.urls.len()].clone(), room: format!("{run_id}-{}", n / opts.peers) };
+        let due = opts.rate.map(|_| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            pacer_targets.push(tx);
+            rx
+        });
+        let url = opts.urls[n % opts.urls.len()].clone();
+        let plan = Plan { n, url, room: format!("{run_id}-{}", n / opts.peers), due };
         tasks.spawn(peer(plan, shared.clone(), slots.clone(), ready_tx.clone()));
     }
     drop(ready_tx);
@@ -250,6 +326,14 @@ pub async fn run(opts: RelayOptions) -> anyhow::Result<RelayReport> {
 
     // Traffic: warm up, then count.
     shared.go.cancel();
+    let pacer = match opts.rate {
+        Some(rate) => {
+            let schedule = Schedule::new(rate, total, pace::seed());
+            eprintln!("open loop: {rate:.0} msg/s, each peer every {:.2} ms", schedule.interval().as_secs_f64() * 1e3);
+            Some(pace::spawn_pacer(schedule, now_ns(), pacer_targets, shared.stop.clone())?)
+        }
+        None => None,
+    };
     tokio::time::sleep(opts.warmup).await;
     let me = std::process::id();
     let cpu_before = (sys::total_cpu_seconds(pids), sys::cpu_seconds(me), sys::machine_busy_seconds());
@@ -263,6 +347,9 @@ pub async fn run(opts: RelayOptions) -> anyhow::Result<RelayReport> {
 
     // Stop, close every socket, and add up.
     shared.stop.cancel();
+    if let Some(pacer) = pacer {
+        let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
+    }
     if tokio::time::timeout(Duration::from_secs(30), async { while tasks.join_next().await.is_some() {} })
         .await
         .is_err()
@@ -284,7 +371,10 @@ pub async fn run(opts: RelayOptions) -> anyhow::Result<RelayReport> {
         peers_per_room: opts.peers,
         peers: total,
         connections,
-        window: opts.window,
+        window: if opts.rate.is_some() { 0 } else { opts.window },
+        target_rate: opts.rate,
+        sent_per_s: opts.rate.map(|_| round2(per_s(shared.sent.load(Ordering::Relaxed) as f64))),
+        send_lag: opts.rate.map(|_| LatencySummary::of(&shared.send_lag.merged())),
         setup_s: secs(setup),
         warmup_s: secs(opts.warmup),
         measured_s: secs(measured),
@@ -313,13 +403,21 @@ pub async fn run(opts: RelayOptions) -> anyhow::Result<RelayReport> {
 struct Partner {
     /// Its id.
     id: PeerId,
+    /// Its run number, once known (open loop: where its outstanding messages are counted).
+    n: Option<usize>,
     /// Messages sent to it so far (picks the next message's kind).
     sent: u64,
 }
 
+impl Partner {
+    fn new(id: PeerId) -> Self {
+        Partner { id, n: None, sent: 0 }
+    }
+}
+
 /// One simulated participant from connect to close. Reports on `ready` once it is set up (or
 /// has failed to); errors go to the shared tally.
-async fn peer(plan: Plan, shared: Arc<Shared>, slots: Arc<Semaphore>, ready: mpsc::UnboundedSender<()>) {
+async fn peer(mut plan: Plan, shared: Arc<Shared>, slots: Arc<Semaphore>, ready: mpsc::UnboundedSender<()>) {
     let permit = slots.acquire_owned().await.expect("the semaphore is never closed");
     let mut ws = match client::connect(&plan.url, READ_BUFFER).await {
         Ok(ws) => ws,
@@ -341,7 +439,8 @@ async fn peer(plan: Plan, shared: Arc<Shared>, slots: Arc<Semaphore>, ready: mps
     drop(permit);
     shared.joined.fetch_add(1, Ordering::Relaxed);
     let me = joined.id;
-    let mut partners: Vec<Partner> = joined.peers.into_iter().map(|id| Partner { id, sent: 0 }).collect();
+    shared.ids[plan.n].store(me.0, Ordering::Relaxed);
+    let mut partners: Vec<Partner> = joined.peers.into_iter().map(Partner::new).collect();
 
     // Wait for the rest of the room, then for everyone; keep reading meanwhile (that answers the
     // server's pings).
@@ -357,7 +456,7 @@ async fn peer(plan: Plan, shared: Arc<Shared>, slots: Arc<Semaphore>, ready: mps
             _ = shared.stop.cancelled() => return close(ws).await,
             _ = shared.go.cancelled() => break,
             msg = client::recv(&mut ws) => match msg {
-                Ok(ServerMsg::PeerJoined { peer }) => partners.push(Partner { id: peer.id, sent: 0 }),
+                Ok(ServerMsg::PeerJoined { peer }) => partners.push(Partner::new(peer.id)),
                 Ok(ServerMsg::PeerLeft { id }) => {
                     shared.errors.add("peer_left");
                     partners.retain(|p| p.id != id);
@@ -376,80 +475,211 @@ async fn peer(plan: Plan, shared: Arc<Shared>, slots: Arc<Semaphore>, ready: mps
     }
     drop(ready);
 
-    // Open the window towards every partner, then answer each message with the next.
-    for partner in &mut partners {
+    let mut tally = Tally::default();
+    match plan.due.take() {
+        Some(due) => open_loop(&plan, &shared, &mut ws, me, &mut partners, due, &mut tally).await,
+        None => closed_loop(&plan, &shared, &mut ws, me, &mut partners, &mut tally).await,
+    }
+    shared.messages.fetch_add(tally.messages, Ordering::Relaxed);
+    shared.bytes.fetch_add(tally.bytes, Ordering::Relaxed);
+    shared.sent.fetch_add(tally.sent, Ordering::Relaxed);
+    close(ws).await;
+}
+
+/// What one peer counted while the run was counting.
+#[derive(Default)]
+struct Tally {
+    /// Signals received.
+    messages: u64,
+    /// Their frames' bytes.
+    bytes: u64,
+    /// Signals sent (open loop).
+    sent: u64,
+}
+
+/// The closed loop: opens the window towards every partner, then answers each message with the
+/// next, until the stop or the end of the socket.
+async fn closed_loop(
+    plan: &Plan,
+    shared: &Shared,
+    ws: &mut Ws,
+    me: PeerId,
+    partners: &mut Vec<Partner>,
+    tally: &mut Tally,
+) {
+    for partner in partners.iter_mut() {
         for _ in 0..shared.window {
-            let frame = next_frame(&shared.payloads, me, partner);
+            let frame = next_frame(&shared.payloads, me, partner, now_ns());
             if let Err(e) = ws.send(frame).await {
                 return shared.errors.note("send_failed", e);
             }
         }
     }
-    let (mut messages, mut bytes) = (0u64, 0u64);
     loop {
         let frame = tokio::select! {
             biased;
-            _ = shared.stop.cancelled() => break,
+            _ = shared.stop.cancelled() => return,
             frame = ws.next() => frame,
         };
-        let text = match frame {
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Close(frame))) => {
-                shared.errors.add(close_kind(frame.as_ref()));
-                break;
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => {
-                shared.errors.note("socket_error", e);
-                break;
-            }
-            None => {
-                shared.errors.add("dropped");
-                break;
-            }
-        };
-        match ServerMsg::from_json(text.as_str()) {
-            Ok(ServerMsg::Signal { from, signal }) => {
-                if shared.counting.load(Ordering::Relaxed) {
-                    if let Some(sent) = sent_at(&signal) {
-                        shared.latencies.record(plan.n, now_ns().saturating_sub(sent));
-                    }
-                    messages += 1;
-                    bytes += text.len() as u64;
-                }
-                let index = match partners.iter().position(|p| p.id == from) {
-                    Some(index) => index,
-                    None => {
-                        partners.push(Partner { id: from, sent: 0 });
-                        partners.len() - 1
-                    }
-                };
-                let frame = next_frame(&shared.payloads, me, &mut partners[index]);
+        match incoming(plan, shared, partners, frame, tally) {
+            Incoming::Signal(index) => {
+                let frame = next_frame(&shared.payloads, me, &mut partners[index], now_ns());
                 if let Err(e) = ws.send(frame).await {
-                    shared.errors.note("send_failed", e);
-                    break;
+                    return shared.errors.note("send_failed", e);
                 }
             }
-            Ok(ServerMsg::Error { code, message }) => shared.errors.note(format!("error:{}", code.as_str()), message),
-            Ok(ServerMsg::PeerLeft { id }) => {
-                shared.errors.add("peer_left");
-                partners.retain(|p| p.id != id);
-            }
-            Ok(ServerMsg::PeerJoined { peer }) => partners.push(Partner { id: peer.id, sent: 0 }),
-            Ok(_) => {}
-            Err(e) => shared.errors.note("undecodable", e),
+            Incoming::Other => {}
+            Incoming::End => return,
         }
     }
-    shared.messages.fetch_add(messages, Ordering::Relaxed);
-    shared.bytes.fetch_add(bytes, Ordering::Relaxed);
-    close(ws).await;
 }
 
-/// The next signal from `me` to `partner`, stamped now, as a frame. The peer with the smaller id
-/// offers, the other answers; the SDP size changes from one negotiation to the next.
-fn next_frame(payloads: &Payloads, me: PeerId, partner: &mut Partner) -> Message {
+/// The open loop: sends one signal at each time the pacer hands over (to the partners in turn,
+/// stamped with that scheduled time), and reads whatever comes meanwhile, until the stop or the
+/// end of the socket.
+async fn open_loop(
+    plan: &Plan,
+    shared: &Shared,
+    ws: &mut Ws,
+    me: PeerId,
+    partners: &mut Vec<Partner>,
+    mut due: mpsc::UnboundedReceiver<u64>,
+    tally: &mut Tally,
+) {
+    let mut turn = 0usize;
+    loop {
+        tokio::select! {
+            biased;
+            _ = shared.stop.cancelled() => return,
+            Some(scheduled) = due.recv() => {
+                if partners.is_empty() {
+                    shared.errors.add("no_partner");
+                    continue;
+                }
+                turn = (turn + 1) % partners.len();
+                let partner = &mut partners[turn];
+                let Some(to) = partner.n.or_else(|| shared.run_number(plan.n, partner.id)) else {
+                    shared.errors.add("unknown_partner");
+                    continue;
+                };
+                partner.n = Some(to);
+                let outstanding =
+                    shared.sent_to[to].load(Ordering::Relaxed).saturating_sub(shared.received[to].load(Ordering::Relaxed));
+                if reaches_outbox(outstanding) {
+                    shared.errors.note(
+                        "backlog",
+                        format!("{outstanding} messages outstanding towards one peer, at the server's outbox bound ({SERVER_OUTBOX}): the server is not keeping up with the rate; sends are skipped"),
+                    );
+                    continue;
+                }
+                shared.sent_to[to].fetch_add(1, Ordering::Relaxed);
+                if shared.counting.load(Ordering::Relaxed) {
+                    shared.send_lag.record(plan.n, now_ns().saturating_sub(scheduled));
+                    tally.sent += 1;
+                }
+                let frame = next_frame(&shared.payloads, me, partner, scheduled);
+                if let Err(e) = ws.send(frame).await {
+                    return shared.errors.note("send_failed", e);
+                }
+            }
+            frame = ws.next() => {
+                if let Incoming::End = incoming(plan, shared, partners, frame, tally) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Whether one more message towards a peer that has `outstanding` messages sent to it and not
+/// yet read would reach the server's outbox bound (the same rule as the window check of the
+/// closed loop: at most `SERVER_OUTBOX − 1` waiting).
+fn reaches_outbox(outstanding: u64) -> bool {
+    outstanding + 1 >= SERVER_OUTBOX as u64
+}
+
+/// What a frame read from the server means for the loop.
+enum Incoming {
+    /// A signal from the partner at this index of the partners.
+    Signal(usize),
+    /// Anything else that leaves the connection open.
+    Other,
+    /// The connection is over.
+    End,
+}
+
+/// Takes in one frame (or the end of the stream): records a signal's latency and size while
+/// counting, keeps the partner list up to date, and tallies errors.
+fn incoming(
+    plan: &Plan,
+    shared: &Shared,
+    partners: &mut Vec<Partner>,
+    frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    tally: &mut Tally,
+) -> Incoming {
+    let text = match frame {
+        Some(Ok(Message::Text(text))) => text,
+        Some(Ok(Message::Close(frame))) => {
+            shared.errors.add(close_kind(frame.as_ref()));
+            return Incoming::End;
+        }
+        Some(Ok(_)) => return Incoming::Other,
+        Some(Err(e)) => {
+            shared.errors.note("socket_error", e);
+            return Incoming::End;
+        }
+        None => {
+            shared.errors.add("dropped");
+            return Incoming::End;
+        }
+    };
+    match ServerMsg::from_json(text.as_str()) {
+        Ok(ServerMsg::Signal { from, signal }) => {
+            if shared.open_loop {
+                shared.received[plan.n].fetch_add(1, Ordering::Relaxed);
+            }
+            if shared.counting.load(Ordering::Relaxed) {
+                if let Some(sent) = sent_at(&signal) {
+                    shared.latencies.record(plan.n, now_ns().saturating_sub(sent));
+                }
+                tally.messages += 1;
+                tally.bytes += text.len() as u64;
+            }
+            let index = match partners.iter().position(|p| p.id == from) {
+                Some(index) => index,
+                None => {
+                    partners.push(Partner::new(from));
+                    partners.len() - 1
+                }
+            };
+            Incoming::Signal(index)
+        }
+        Ok(ServerMsg::Error { code, message }) => {
+            shared.errors.note(format!("error:{}", code.as_str()), message);
+            Incoming::Other
+        }
+        Ok(ServerMsg::PeerLeft { id }) => {
+            shared.errors.add("peer_left");
+            partners.retain(|p| p.id != id);
+            Incoming::Other
+        }
+        Ok(ServerMsg::PeerJoined { peer }) => {
+            partners.push(Partner::new(peer.id));
+            Incoming::Other
+        }
+        Ok(_) => Incoming::Other,
+        Err(e) => {
+            shared.errors.note("undecodable", e);
+            Incoming::Other
+        }
+    }
+}
+
+/// The next signal from `me` to `partner`, stamped `ts_ns`, as a frame. The peer with the smaller
+/// id offers, the other answers; the SDP size changes from one negotiation to the next.
+fn next_frame(payloads: &Payloads, me: PeerId, partner: &mut Partner, ts_ns: u64) -> Message {
     let kind = Kind::nth(me < partner.id, partner.sent);
-    let signal = payloads.signal(kind, partner.sent / 5 + me.0, now_ns());
+    let signal = payloads.signal(kind, partner.sent / 5 + me.0, ts_ns);
     partner.sent += 1;
     Message::text(ClientMsg::Signal { to: partner.id, signal }.to_json())
 }
@@ -458,4 +688,17 @@ fn next_frame(payloads: &Payloads, me: PeerId, partner: &mut Partner) -> Message
 /// holding its place for a resume), giving up after a second.
 async fn close(mut ws: Ws) {
     let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backlog_check_stops_below_the_server_outbox() {
+        assert!(!reaches_outbox(0));
+        assert!(!reaches_outbox(SERVER_OUTBOX as u64 - 2));
+        assert!(reaches_outbox(SERVER_OUTBOX as u64 - 1));
+        assert!(reaches_outbox(10 * SERVER_OUTBOX as u64));
+    }
 }
