@@ -280,7 +280,7 @@ async fn main() -> anyhow::Result<()> {
         Some(hash_file) => tracing::info!("assets with content hashes (from {})", hash_file.display()),
         None => tracing::info!("assets without content hashes (no hash.txt matching the site)"),
     }
-    let service = app(hub, options).into_make_service_with_connect_info::<SocketAddr>();
+    let service = app(hub.clone(), options).into_make_service_with_connect_info::<SocketAddr>();
 
     let listener = listen(args.addr)?;
     let local = listener.local_addr()?;
@@ -315,6 +315,13 @@ async fn main() -> anyhow::Result<()> {
             });
             axum_server::from_tcp_rustls(listener, config)?.handle(handle).serve(service).await?;
         }
+    }
+    // The HTTP server does not wait for upgraded sockets: give each session the moment it needs
+    // to send its close frame (1001), so that browsers hear "going away" rather than a dropped
+    // connection.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while hub.connections() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Ok(())
 }
