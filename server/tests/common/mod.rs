@@ -36,7 +36,11 @@ impl TestServer {
     }
 
     pub async fn with(config: HubConfig) -> Self {
-        let hub = Arc::new(Hub::new(config, CancellationToken::new()));
+        Self::serve(Arc::new(Hub::new(config, CancellationToken::new()))).await
+    }
+
+    /// Serves `hub`'s signaling routes on a port of its own.
+    async fn serve(hub: Arc<Hub>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = confab_server::signaling_routes(hub.clone());
@@ -237,13 +241,7 @@ impl TestServer {
                 .await
                 .unwrap();
         let registry = confab_server::registry::Registry::Cluster(cluster);
-        let hub = Arc::new(Hub::with_registry(config, registry, shutdown));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = confab_server::signaling_routes(hub.clone());
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        TestServer { addr, hub }
+        Self::serve(Arc::new(Hub::with_registry(config, registry, shutdown))).await
     }
 
     /// Connects and sends `msg` (a join), returning the client and the server's answer.
