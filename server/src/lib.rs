@@ -7,11 +7,13 @@
 //! - [`registry`]: where rooms live — [`rooms`], the in-memory registry (join, relay, leave), or
 //!   [`cluster`], the same in Redis so that several nodes serve the same rooms.
 //! - [`session`]: one WebSocket from upgrade to close.
+//! - [`addr`]: client addresses as per-address limits count them (IPv6 by /64).
 //! - [`app`] / [`signaling_routes`]: the axum routers; `main.rs` is only configuration glue.
 
 // The pages' view types (from confab-app) are deeply nested; rendering them needs more room.
 #![recursion_limit = "256"]
 
+pub mod addr;
 pub mod assets;
 pub mod cluster;
 pub mod metrics;
