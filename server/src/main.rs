@@ -8,7 +8,7 @@ use confab_server::cluster::{Cluster, ClusterConfig};
 use confab_server::registry::Registry;
 use confab_server::rooms::Rooms;
 use confab_server::session::RateLimit;
-use confab_server::turn::{EmbeddedConfig, EmbeddedTurn};
+use confab_server::turn::{EmbeddedConfig, EmbeddedTurn, Quota};
 use confab_server::{app, Hub, HubConfig, Limits, Origins, TurnConfig};
 use leptos::config::LeptosOptions;
 use std::net::{IpAddr, SocketAddr};
@@ -86,6 +86,31 @@ struct Args {
     /// The embedded TURN server's realm.
     #[arg(long, env = "CONFAB_TURN_REALM", default_value = "confab")]
     turn_realm: String,
+
+    /// Internal ranges the embedded TURN server may relay to after all, comma-separated CIDRs
+    /// (`10.0.0.0/8,fd00::/8`). By default it refuses loopback, private, link-local, multicast
+    /// and reserved addresses and this host's own addresses (except its relay ports): browsers
+    /// in a call never need them.
+    #[arg(long, env = "CONFAB_TURN_ALLOW_PEERS", value_delimiter = ',')]
+    turn_allow_peers: Vec<ipnet::IpNet>,
+
+    /// The most live TURN allocations one participant's credential may hold (a browser makes
+    /// one per peer connection and network interface).
+    #[arg(long, env = "CONFAB_TURN_USER_QUOTA", default_value_t = Quota::default().per_user)]
+    turn_user_quota: usize,
+
+    /// The most live TURN allocations from one source address (IPv6 by /64); people behind one
+    /// NAT share it.
+    #[arg(long, env = "CONFAB_TURN_IP_QUOTA", default_value_t = Quota::default().per_ip)]
+    turn_ip_quota: usize,
+
+    /// The most live TURN allocations in all (each holds a relay port and a file descriptor).
+    #[arg(long, env = "CONFAB_TURN_TOTAL_QUOTA", default_value_t = Quota::default().total)]
+    turn_total_quota: usize,
+
+    /// Bits per second one TURN allocation may relay in each direction (0: no cap).
+    #[arg(long, env = "CONFAB_TURN_MAX_BPS", default_value_t = confab_server::turn::DEFAULT_MAX_BPS)]
+    turn_max_bps: u64,
 
     /// Page origins allowed to open the signaling socket, comma-separated
     /// (`https://meet.example.org`), or `*` for any. Empty: only pages of this server.
@@ -177,7 +202,12 @@ fn parse_policy(s: &str) -> Result<IceTransportPolicy, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let filter = EnvFilter::new(&args.log);
+    // The `turn` crate logs per datagram (through the log bridge); the embedded server counts
+    // and summarises instead, so only the crate's errors are shown unless asked for.
+    let filter = match args.log.contains("turn") {
+        true => EnvFilter::new(&args.log),
+        false => EnvFilter::new(format!("{},turn=error,stun=error", args.log)),
+    };
     if args.log_format == "json" {
         tracing_subscriber::fmt().json().with_env_filter(filter).init();
     } else {
@@ -195,11 +225,15 @@ async fn main() -> anyhow::Result<()> {
             };
             let secret = secret.clone().unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
             let config = EmbeddedConfig {
-                listen,
-                public_ip,
-                relay_ports: args.turn_relay_ports,
                 realm: args.turn_realm,
-                secret,
+                allow_peers: args.turn_allow_peers,
+                quota: Quota {
+                    per_user: args.turn_user_quota,
+                    per_ip: args.turn_ip_quota,
+                    total: args.turn_total_quota,
+                },
+                max_bps: args.turn_max_bps,
+                ..EmbeddedConfig::new(listen, public_ip, args.turn_relay_ports, secret)
             };
             let turn = EmbeddedTurn::start(config.clone()).await?;
             tracing::info!("TURN server listening on udp {}", turn.local_addr());

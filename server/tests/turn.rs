@@ -2,13 +2,29 @@
 //! `use-auth-secret`, as a self-hoster would run it) and the embedded server. A TURN client
 //! allocates a relay with credentials minted by the signaling server's code.
 
-use confab_server::turn::{credentials, EmbeddedConfig, EmbeddedTurn};
+use confab_server::turn::{credentials, EmbeddedConfig, EmbeddedTurn, Quota, RequestRate};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use stun::agent::TransactionId;
+use stun::attributes::{ATTR_DATA, ATTR_NONCE, ATTR_REALM, ATTR_USERNAME};
+use stun::error_code::ErrorCodeAttribute;
+use stun::integrity::MessageIntegrity;
+use stun::message::{
+    Getter, Message, MessageClass, MessageType, Method, Setter, CLASS_ERROR_RESPONSE, CLASS_INDICATION, CLASS_REQUEST,
+    METHOD_ALLOCATE, METHOD_BINDING, METHOD_CHANNEL_BIND, METHOD_CREATE_PERMISSION, METHOD_REFRESH, METHOD_SEND,
+};
+use stun::textattrs::TextAttribute;
 use tokio::net::UdpSocket;
 use turn::client::{Client, ClientConfig};
+use turn::proto::channum::ChannelNumber;
+use turn::proto::data::Data;
+use turn::proto::lifetime::Lifetime;
+use turn::proto::peeraddr::PeerAddress;
+use turn::proto::relayaddr::RelayedAddress;
+use turn::proto::reqtrans::RequestedTransport;
+use turn::proto::PROTO_UDP;
 
 const SECRET: &str = "a-secret-shared-with-the-turn-server";
 
@@ -121,15 +137,326 @@ async fn coturn_accepts_minted_credentials_and_refuses_expired_ones() {
 
 #[tokio::test]
 async fn the_embedded_server_accepts_minted_credentials_and_refuses_expired_ones() {
-    let turn = EmbeddedTurn::start(EmbeddedConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        public_ip: [127, 0, 0, 1].into(),
-        relay_ports: (51000, 51999),
-        realm: "confab.test".into(),
-        secret: SECRET.into(),
-    })
-    .await
-    .unwrap();
+    let turn = embedded(51000, |_| {}).await;
     check_credentials(turn.local_addr()).await;
+    turn.close().await;
+}
+
+/// The embedded server on loopback with relay ports from `first_port`, `tune`d for one test.
+async fn embedded(first_port: u16, tune: impl FnOnce(&mut EmbeddedConfig)) -> EmbeddedTurn {
+    let mut config = EmbeddedConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        [127, 0, 0, 1].into(),
+        (first_port, first_port + 999),
+        SECRET.into(),
+    );
+    config.realm = "confab.test".into();
+    tune(&mut config);
+    EmbeddedTurn::start(config).await.unwrap()
+}
+
+/// A TURN client written out request by request, to ask for what browsers never would.
+struct Raw {
+    socket: UdpSocket,
+    server: SocketAddr,
+    username: String,
+    realm: String,
+    nonce: String,
+    key: Vec<u8>,
+}
+
+/// The error code of an answer, `None` for success.
+fn code(m: &Message) -> Option<u16> {
+    (m.typ.class == CLASS_ERROR_RESPONSE).then(|| {
+        let mut code = ErrorCodeAttribute::default();
+        code.get_from(m).unwrap();
+        code.code.0
+    })
+}
+
+impl Raw {
+    /// A client on a fresh port of `local` (any 127/8 address is this host's loopback).
+    async fn new(server: SocketAddr, local: [u8; 4], username: &str) -> Raw {
+        let socket = UdpSocket::bind(SocketAddr::from((local, 0))).await.unwrap();
+        Raw { socket, server, username: username.into(), realm: String::new(), nonce: String::new(), key: Vec::new() }
+    }
+
+    /// Sends a request built from `attrs` (signed once a nonce is known) and waits for its
+    /// answer (retransmitting as TURN clients do); `None` if there is none.
+    async fn request(&self, method: Method, attrs: Vec<Box<dyn Setter>>) -> Option<Message> {
+        let raw = self.build(method, CLASS_REQUEST, attrs);
+        let id = TransactionId(raw[8..20].try_into().unwrap());
+        for _ in 0..3 {
+            self.socket.send_to(&raw, self.server).await.unwrap();
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+            while let Ok(received) = tokio::time::timeout_at(deadline, self.recv()).await {
+                match received {
+                    Some(m) if m.transaction_id == id && m.typ.class != CLASS_INDICATION => return Some(m),
+                    _ => continue,
+                }
+            }
+        }
+        None
+    }
+
+    fn build(&self, method: Method, class: MessageClass, attrs: Vec<Box<dyn Setter>>) -> Vec<u8> {
+        let mut setters: Vec<Box<dyn Setter>> =
+            vec![Box::new(TransactionId::new()), Box::new(MessageType::new(method, class))];
+        setters.extend(attrs);
+        if !self.nonce.is_empty() && class == CLASS_REQUEST {
+            setters.push(Box::new(TextAttribute::new(ATTR_USERNAME, self.username.clone())));
+            setters.push(Box::new(TextAttribute::new(ATTR_REALM, self.realm.clone())));
+            setters.push(Box::new(TextAttribute::new(ATTR_NONCE, self.nonce.clone())));
+            setters.push(Box::new(MessageIntegrity(self.key.clone())));
+        }
+        let mut m = Message::new();
+        m.build(&setters).unwrap();
+        m.raw
+    }
+
+    /// The next STUN message from the server, or `None` for anything else.
+    async fn recv(&self) -> Option<Message> {
+        let mut buf = vec![0u8; 2048];
+        let (n, _) = self.socket.recv_from(&mut buf).await.ok()?;
+        let mut m = Message { raw: buf[..n].to_vec(), ..Default::default() };
+        m.decode().ok().map(|()| m)
+    }
+
+    /// Allocates a relay with `password`: the 401 challenge, then the signed request. The error
+    /// code if refused.
+    async fn allocate(&mut self, password: &str) -> Result<SocketAddr, u16> {
+        let transport = || -> Vec<Box<dyn Setter>> { vec![Box::new(RequestedTransport { protocol: PROTO_UDP })] };
+        if self.nonce.is_empty() {
+            let challenge = self.request(METHOD_ALLOCATE, transport()).await.expect("a challenge");
+            assert_eq!(code(&challenge), Some(401), "an unsigned Allocate is challenged");
+            self.nonce = TextAttribute::get_from_as(&challenge, ATTR_NONCE).unwrap().text;
+            self.realm = TextAttribute::get_from_as(&challenge, ATTR_REALM).unwrap().text;
+            self.key = turn::auth::generate_auth_key(&self.username, &self.realm, password);
+        }
+        let answer = self.request(METHOD_ALLOCATE, transport()).await.expect("an answer");
+        if let Some(code) = code(&answer) {
+            return Err(code);
+        }
+        let mut relayed = RelayedAddress::default();
+        relayed.get_from(&answer).unwrap();
+        Ok(SocketAddr::new(relayed.ip, relayed.port))
+    }
+
+    /// CreatePermission for `peers` (in one request): the error code if refused.
+    async fn permit(&self, peers: &[SocketAddr]) -> Option<u16> {
+        let attrs = peers
+            .iter()
+            .map(|p| Box::new(PeerAddress { ip: p.ip(), port: p.port() }) as Box<dyn Setter>)
+            .collect();
+        code(&self.request(METHOD_CREATE_PERMISSION, attrs).await.expect("an answer"))
+    }
+
+    /// ChannelBind `number` to `peer`: the error code if refused.
+    async fn bind_channel(&self, number: u16, peer: SocketAddr) -> Option<u16> {
+        let attrs: Vec<Box<dyn Setter>> =
+            vec![Box::new(ChannelNumber(number)), Box::new(PeerAddress { ip: peer.ip(), port: peer.port() })];
+        code(&self.request(METHOD_CHANNEL_BIND, attrs).await.expect("an answer"))
+    }
+
+    /// Refresh with `lifetime` (0 deletes the allocation): the error code if refused.
+    async fn refresh(&self, lifetime: Duration) -> Option<u16> {
+        code(&self.request(METHOD_REFRESH, vec![Box::new(Lifetime(lifetime))]).await.expect("an answer"))
+    }
+
+    /// A Send indication: `data` to `peer` through the relay.
+    async fn send(&self, peer: SocketAddr, data: &[u8]) {
+        let attrs: Vec<Box<dyn Setter>> =
+            vec![Box::new(PeerAddress { ip: peer.ip(), port: peer.port() }), Box::new(Data(data.to_vec()))];
+        let raw = self.build(METHOD_SEND, CLASS_INDICATION, attrs);
+        self.socket.send_to(&raw, self.server).await.unwrap();
+    }
+
+    /// Waits until the server has handled everything this client sent before (it handles
+    /// datagrams in order): a Binding request answered.
+    async fn sync(&self) {
+        let answer = self.request(METHOD_BINDING, Vec::new()).await.expect("a Binding answer");
+        assert_eq!(code(&answer), None);
+    }
+
+    /// The payload of the next Data indication (relayed from a peer).
+    async fn relayed(&self) -> (SocketAddr, Vec<u8>) {
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(5), self.recv()).await.expect("relayed data in time");
+            let Some(m) = m.filter(|m| m.typ.class == CLASS_INDICATION) else { continue };
+            let mut from = PeerAddress::default();
+            from.get_from(&m).unwrap();
+            return (SocketAddr::new(from.ip, from.port), m.get(ATTR_DATA).unwrap());
+        }
+    }
+}
+
+/// Credentials for a participant, valid for ten minutes.
+fn minted(peer: &str) -> (String, String) {
+    credentials(SECRET, now() + 600, peer)
+}
+
+async fn allocated(server: SocketAddr, local: [u8; 4], peer: &str) -> (Raw, SocketAddr) {
+    let (username, password) = minted(peer);
+    let mut client = Raw::new(server, local, &username).await;
+    let relay = client.allocate(&password).await.expect("an allocation");
+    (client, relay)
+}
+
+#[tokio::test]
+async fn peers_inside_the_host_are_refused_while_relays_reach_each_other() {
+    let turn = embedded(52000, |_| {}).await;
+    let server = turn.local_addr();
+    let (ada, ada_relay) = allocated(server, [127, 0, 0, 1], "ada").await;
+    let (bob, bob_relay) = allocated(server, [127, 0, 0, 1], "bob").await;
+
+    // A service on this host that only local programs should reach.
+    let service = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let service_addr = service.local_addr().unwrap();
+    let inside: Vec<SocketAddr> = [
+        service_addr.to_string(),
+        server.to_string(),
+        "127.0.0.1:3000".into(),
+        format!("127.0.0.2:{}", bob_relay.port()),
+        "10.1.2.3:9".into(),
+        "172.16.0.1:53".into(),
+        "192.168.1.1:53".into(),
+        "100.64.0.1:53".into(),
+        "169.254.169.254:80".into(),
+        "224.0.0.251:5353".into(),
+        "255.255.255.255:9".into(),
+        "0.0.0.0:9".into(),
+    ]
+    .iter()
+    .map(|a| a.parse().unwrap())
+    .collect();
+    for peer in &inside {
+        assert_eq!(ada.permit(&[*peer]).await, Some(403), "CreatePermission for {peer}");
+    }
+    assert_eq!(ada.bind_channel(0x4000, service_addr).await, Some(403), "ChannelBind to a host service");
+    assert_eq!(ada.permit(&[bob_relay, service_addr]).await, Some(403), "one refused peer refuses the request");
+    assert_eq!(turn.counters().forbidden_peer.load(std::sync::atomic::Ordering::Relaxed), inside.len() as u64 + 2);
+
+    // Nothing reaches the service: the server handled the Send indication before the sync, so a
+    // datagram it relayed would be queued at the service before the marker sent after it.
+    ada.send(service_addr, b"let me in").await;
+    ada.sync().await;
+    service.send_to(b"marker", service_addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = service.recv_from(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"marker", "the service received nothing through the relay");
+
+    // Two participants relayed by this server reach each other (the browsers' relay-to-relay
+    // path: the host's own address, at a live relay port).
+    assert_eq!(ada.permit(&[bob_relay]).await, None);
+    assert_eq!(bob.permit(&[ada_relay]).await, None);
+    ada.send(bob_relay, b"hello bob").await;
+    assert_eq!(bob.relayed().await, (ada_relay, b"hello bob".to_vec()));
+    assert_eq!(bob.bind_channel(0x4001, ada_relay).await, None);
+    turn.close().await;
+}
+
+#[tokio::test]
+async fn allocations_are_held_to_quotas() {
+    let turn = embedded(53000, |c| c.quota = Quota { per_user: 2, per_ip: 3, total: 5 }).await;
+    let server = turn.local_addr();
+    let (user, password) = minted("carol");
+    let mut carols = Vec::new();
+    for i in 0..3 {
+        let mut client = Raw::new(server, [127, 0, 0, 1], &user).await;
+        let result = client.allocate(&password).await;
+        match i {
+            0 | 1 => assert!(result.is_ok(), "allocation {i} of one credential"),
+            _ => assert_eq!(result, Err(486), "a third allocation of one credential"),
+        }
+        carols.push(client);
+    }
+    let (_dave, _) = allocated(server, [127, 0, 0, 1], "dave").await;
+    let (user, password) = minted("erin");
+    let mut erin = Raw::new(server, [127, 0, 0, 1], &user).await;
+    assert_eq!(erin.allocate(&password).await, Err(486), "a fourth allocation from one address");
+    let (_frank, _) = allocated(server, [127, 0, 0, 2], "frank").await;
+    let (_grace, _) = allocated(server, [127, 0, 0, 2], "grace").await;
+    let (user, password) = minted("heidi");
+    let mut heidi = Raw::new(server, [127, 0, 0, 3], &user).await;
+    assert_eq!(heidi.allocate(&password).await, Err(486), "a sixth allocation on the server");
+    assert_eq!(turn.allocations().await, 5);
+
+    // Quotas count live allocations: one deleted makes room.
+    assert_eq!(carols[0].refresh(Duration::ZERO).await, None);
+    assert_eq!(turn.allocations().await, 4);
+    assert!(heidi.allocate(&password).await.is_ok());
+    turn.close().await;
+}
+
+#[tokio::test]
+async fn expired_credentials_keep_their_allocation_alive_but_make_no_new_one() {
+    let turn = embedded(54000, |_| {}).await;
+    let server = turn.local_addr();
+    let expiry = now() + 2;
+    let (username, password) = credentials(SECRET, expiry, "ivan");
+    let mut ivan = Raw::new(server, [127, 0, 0, 1], &username).await;
+    ivan.allocate(&password).await.expect("allocates while valid");
+    while now() <= expiry {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ivan.refresh(Duration::from_secs(600)).await, None, "the call goes on");
+    let mut again = Raw::new(server, [127, 0, 0, 1], &username).await;
+    assert_eq!(again.allocate(&password).await, Err(401), "no new allocation with an expired credential");
+    turn.close().await;
+}
+
+#[tokio::test]
+async fn requests_are_rate_limited_per_source() {
+    let turn = embedded(55000, |c| c.request_rate = RequestRate { burst: 20.0, per_second: 1.0 }).await;
+    let server = turn.local_addr();
+    let flooder = Raw::new(server, [127, 0, 0, 1], "").await;
+    for _ in 0..100 {
+        let raw = flooder.build(METHOD_BINDING, CLASS_REQUEST, Vec::new());
+        flooder.socket.send_to(&raw, server).await.unwrap();
+    }
+    // Another source is answered, and once it is, everything before it was handled.
+    let other = Raw::new(server, [127, 0, 0, 2], "").await;
+    other.sync().await;
+    let mut answered = 0;
+    let mut buf = [0u8; 512];
+    while flooder.socket.try_recv_from(&mut buf).is_ok() {
+        answered += 1;
+    }
+    assert!((20..=25).contains(&answered), "{answered} of 100 requests answered (burst 20, 1/s)");
+    assert!(turn.counters().rate_limited.load(std::sync::atomic::Ordering::Relaxed) >= 75);
+    turn.close().await;
+}
+
+#[tokio::test]
+async fn each_allocation_relays_at_most_its_bandwidth() {
+    // 400 kbit/s = 50,000 bytes per second, and at most one second's worth at once.
+    let turn = embedded(56000, |c| c.max_bps = 400_000).await;
+    let server = turn.local_addr();
+    let (ada, ada_relay) = allocated(server, [127, 0, 0, 1], "ada").await;
+    let (bob, bob_relay) = allocated(server, [127, 0, 0, 1], "bob").await;
+    assert_eq!(ada.permit(&[bob_relay]).await, None);
+    assert_eq!(bob.permit(&[ada_relay]).await, None);
+    let chunk = vec![7u8; 1000];
+    for _ in 0..100 {
+        ada.send(bob_relay, &chunk).await;
+    }
+    ada.sync().await;
+    // The budget refills (the marker needs 3 bytes of it); the relay keeps order, so what Bob
+    // receives before the marker is all that passed.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    ada.send(bob_relay, b"end").await;
+    let mut passed = 0;
+    loop {
+        let (_, data) = bob.relayed().await;
+        if data == b"end" {
+            break;
+        }
+        passed += data.len();
+    }
+    // One second's worth, plus what refilled while the chunks were being sent.
+    assert!(passed <= 70_000, "{passed} of 100,000 bytes relayed at once (cap: 50,000 per second)");
+    assert!(passed >= 40_000, "{passed} bytes relayed: the budget is not zero");
+    let (_, over_budget) = turn.relay_drops();
+    assert!(over_budget >= 30, "{over_budget} datagrams dropped over the cap");
     turn.close().await;
 }

@@ -1,0 +1,678 @@
+//! The embedded TURN server's front door: every datagram to the TURN port passes here before the
+//! `turn` crate's request handling sees it.
+//!
+//! The crate implements TURN (allocations, permissions, channels, relaying) but trusts its
+//! input more than a server on the open internet can: it keeps every nonce it hands out in a
+//! map that only shrinks when the nonce comes back, relays to any peer address, has no
+//! allocation quotas, stops its read loop on the first socket error and logs every bad datagram
+//! at error level. This module owns the read loop instead and, per datagram:
+//!
+//! 1. ChannelData and Send indications go straight to the crate (it relays them only for an
+//!    existing allocation, to a peer with a permission; the relay sockets check the peer and
+//!    the bandwidth again, see [`super::relay`]).
+//! 2. Requests are rate limited per source (IPv6 by /64) before anything is parsed further.
+//! 3. Allocate, Refresh, CreatePermission and ChannelBind are authenticated here: a request
+//!    without MESSAGE-INTEGRITY gets 401 with a **stateless nonce** (an expiry and an HMAC over
+//!    it and the client's address, so a flood of bare requests costs no memory); a bad or
+//!    expired nonce gets 438; bad credentials 401. Expired credentials may still refresh the
+//!    allocation they made (a call outlives the credential's lifetime), never make a new one.
+//! 4. Allocate is held to the quotas (per credential, per source address, in total): 486.
+//! 5. CreatePermission and ChannelBind naming a peer the [`PeerPolicy`] refuses: 403.
+//! 6. The authenticated request goes to the crate, whose nonce map now holds only nonces of
+//!    requests that passed the integrity check; they are swept once they expire.
+//!
+//! Failures are counted and summarised in the log at most once per [`LOG_EVERY`].
+
+use super::peers::{host_addresses, PeerPolicy};
+use super::{rest_key, username_expiry, username_peer};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use stun::agent::TransactionId;
+use stun::attributes::{
+    ATTR_MESSAGE_INTEGRITY, ATTR_NONCE, ATTR_REALM, ATTR_USERNAME, ATTR_XOR_PEER_ADDRESS,
+};
+use stun::error_code::{
+    ErrorCode, ErrorCodeAttribute, CODE_ALLOC_QUOTA_REACHED, CODE_BAD_REQUEST, CODE_FORBIDDEN, CODE_STALE_NONCE,
+    CODE_UNAUTHORIZED,
+};
+use stun::fingerprint::FINGERPRINT;
+use stun::integrity::MessageIntegrity;
+use stun::message::{
+    Message, MessageType, Setter, CLASS_ERROR_RESPONSE, CLASS_INDICATION, CLASS_REQUEST, MAGIC_COOKIE,
+    METHOD_ALLOCATE, METHOD_BINDING, METHOD_CHANNEL_BIND, METHOD_CREATE_PERMISSION, METHOD_REFRESH,
+};
+use stun::textattrs::TextAttribute;
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+use turn::allocation::allocation_manager::Manager;
+use turn::allocation::five_tuple::FiveTuple;
+use turn::auth::AuthHandler;
+use turn::proto::chandata::ChannelData;
+use turn::proto::PROTO_UDP;
+use turn::server::request::Request;
+use webrtc_util::Conn;
+
+/// How often failures are summarised in the log (when there were any).
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
+/// How often expired nonces, idle rate-limit buckets and the host's addresses are refreshed.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// The most sources with a rate-limit bucket of their own; beyond it new sources share one.
+const MAX_SOURCES: usize = 65_536;
+/// The largest datagram read (the crate reads the same).
+const INBOUND_MTU: usize = 1500;
+
+/// The most live allocations, per credential, per source address and in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Allocations one participant's credential may hold (a browser makes one per peer
+    /// connection and network interface).
+    pub per_user: usize,
+    /// Allocations from one source address (IPv6 by /64): several people behind one NAT share it.
+    pub per_ip: usize,
+    /// Allocations on the whole server (each holds a relay port and a file descriptor).
+    pub total: usize,
+}
+
+impl Default for Quota {
+    fn default() -> Self {
+        Quota { per_user: 10, per_ip: 40, total: 2_000 }
+    }
+}
+
+/// How many requests one source may send.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RequestRate {
+    /// Requests in a burst.
+    pub burst: f64,
+    /// Requests per second after it.
+    pub per_second: f64,
+}
+
+impl Default for RequestRate {
+    fn default() -> Self {
+        RequestRate { burst: 256.0, per_second: 128.0 }
+    }
+}
+
+/// What the guard counts (since start).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Requests dropped by the per-source rate limit.
+    pub rate_limited: AtomicU64,
+    /// Requests answered 401 for lack of credentials (the first step of every client).
+    pub challenged: AtomicU64,
+    /// Requests answered 438: a nonce that expired or was not ours.
+    pub stale_nonce: AtomicU64,
+    /// Requests with wrong or expired credentials.
+    pub bad_credentials: AtomicU64,
+    /// CreatePermission and ChannelBind refused for their peer address.
+    pub forbidden_peer: AtomicU64,
+    /// Allocate refused by a quota.
+    pub over_quota: AtomicU64,
+    /// Datagrams that were not TURN, or not well formed.
+    pub malformed: AtomicU64,
+    /// Datagrams the TURN layer could not carry out (no allocation, no permission, ...).
+    pub failed: AtomicU64,
+}
+
+impl Counters {
+    fn all(&self) -> [u64; 8] {
+        [
+            &self.rate_limited,
+            &self.challenged,
+            &self.stale_nonce,
+            &self.bad_credentials,
+            &self.forbidden_peer,
+            &self.over_quota,
+            &self.malformed,
+            &self.failed,
+        ]
+        .map(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The crate's nonce table: nonces of authenticated requests, swept when they expire.
+pub type CrateNonces = Arc<tokio::sync::Mutex<HashMap<String, tokio::time::Instant>>>;
+
+/// Everything the read loop needs.
+pub struct Guard {
+    /// The TURN listening socket.
+    pub conn: Arc<UdpSocket>,
+    /// The crate's allocations.
+    pub manager: Arc<Manager>,
+    /// The crate's nonce table.
+    pub crate_nonces: CrateNonces,
+    /// The crate's view of authentication (the same REST scheme as [`rest_key`]).
+    pub auth: Arc<dyn AuthHandler + Send + Sync>,
+    /// The shared secret of the REST scheme.
+    pub secret: String,
+    /// The TURN realm.
+    pub realm: String,
+    /// Where relays may send.
+    pub policy: Arc<PeerPolicy>,
+    /// Addresses of this host besides its interfaces (the advertised relay address).
+    pub extra_own: Vec<IpAddr>,
+    /// Allocation quotas.
+    pub quota: Quota,
+    /// Requests per source.
+    pub rate: RequestRate,
+    /// How long a nonce stays valid.
+    pub nonce_lifetime: Duration,
+    /// What happened, for logs, metrics and tests.
+    pub counters: Arc<Counters>,
+}
+
+/// Why a request was answered by the guard itself.
+struct Refusal {
+    code: ErrorCode,
+    reason: &'static str,
+    /// Send a fresh nonce and the realm (401, 438).
+    challenge: bool,
+    /// The key to sign the answer with, when the request was authenticated.
+    key: Option<Vec<u8>>,
+}
+
+/// An authenticated request.
+struct Authed {
+    username: String,
+    key: Vec<u8>,
+    expired: bool,
+    nonce: String,
+}
+
+impl Guard {
+    /// Reads datagrams until `shutdown`, then closes every allocation.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let local = match self.conn.local_addr() {
+            Ok(local) => local,
+            Err(e) => {
+                tracing::error!("TURN socket without an address: {e}");
+                return;
+            }
+        };
+        let dyn_conn: Arc<dyn Conn + Send + Sync> = self.conn.clone();
+        let mut state = LoopState {
+            local,
+            dyn_conn,
+            mint: NonceMint::new(self.nonce_lifetime),
+            limiter: SourceLimiter::new(self.rate),
+            logged: self.counters.all(),
+            logged_at: Instant::now(),
+        };
+        let mut buf = vec![0u8; INBOUND_MTU];
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = sweep.tick() => self.sweep(&mut state).await,
+                received = self.conn.recv_from(&mut buf) => match received {
+                    Ok((n, from)) => self.handle(&mut state, &buf[..n], from).await,
+                    Err(e) => {
+                        // One bad receive (an ICMP error surfacing, say) must not stop the server.
+                        tracing::debug!("TURN receive: {e}");
+                        bump(&self.counters.failed);
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                },
+            }
+        }
+        if let Err(e) = self.manager.close().await {
+            tracing::debug!("closing TURN allocations: {e}");
+        }
+    }
+
+    async fn sweep(&self, state: &mut LoopState) {
+        let now = Instant::now();
+        state.limiter.sweep(now);
+        let keep = self.nonce_lifetime + SWEEP_EVERY;
+        self.crate_nonces.lock().await.retain(|_, issued| issued.elapsed() < keep);
+        self.policy.set_own(host_addresses().into_iter().chain(self.extra_own.iter().copied()));
+        if now.duration_since(state.logged_at) >= LOG_EVERY {
+            let counts = self.counters.all();
+            let delta: Vec<u64> = counts.iter().zip(state.logged).map(|(now, then)| now - then).collect();
+            // Challenges are every client's first step, not a failure.
+            if delta.iter().enumerate().any(|(i, &d)| i != 1 && d > 0) {
+                tracing::info!(
+                    rate_limited = delta[0],
+                    stale_nonce = delta[2],
+                    bad_credentials = delta[3],
+                    forbidden_peer = delta[4],
+                    over_quota = delta[5],
+                    malformed = delta[6],
+                    failed = delta[7],
+                    "TURN datagrams refused in the last {} s",
+                    now.duration_since(state.logged_at).as_secs()
+                );
+            }
+            state.logged = counts;
+            state.logged_at = now;
+        }
+    }
+
+    async fn handle(&self, state: &mut LoopState, datagram: &[u8], from: SocketAddr) {
+        if ChannelData::is_channel_data(datagram) {
+            return self.pass(state, datagram, from).await;
+        }
+        let Some(m) = decode(datagram) else {
+            bump(&self.counters.malformed);
+            return;
+        };
+        if m.typ.class == CLASS_INDICATION {
+            return self.pass(state, datagram, from).await;
+        }
+        if m.typ.class != CLASS_REQUEST {
+            bump(&self.counters.malformed);
+            return;
+        }
+        if !state.limiter.allow(crate::addr::ip_group(from.ip()), Instant::now()) {
+            bump(&self.counters.rate_limited);
+            return;
+        }
+        let method = m.typ.method;
+        if method == METHOD_BINDING {
+            return self.pass(state, datagram, from).await;
+        }
+        if ![METHOD_ALLOCATE, METHOD_REFRESH, METHOD_CREATE_PERMISSION, METHOD_CHANNEL_BIND].contains(&method) {
+            bump(&self.counters.malformed);
+            let refusal = Refusal { code: CODE_BAD_REQUEST, reason: "Bad Request", challenge: false, key: None };
+            return self.refuse(state, &m, from, refusal).await;
+        }
+        match self.admit(state, &m, from).await {
+            Ok(nonce) => {
+                self.crate_nonces.lock().await.entry(nonce).or_insert_with(tokio::time::Instant::now);
+                self.pass(state, datagram, from).await;
+            }
+            Err(refusal) => self.refuse(state, &m, from, refusal).await,
+        }
+    }
+
+    /// Authentication, expiry, quotas and peer addresses of one request; the nonce to let
+    /// through on success.
+    async fn admit(&self, state: &mut LoopState, m: &Message, from: SocketAddr) -> Result<String, Refusal> {
+        let authed = self.authenticate(state, m, from)?;
+        let method = m.typ.method;
+        let five_tuple = FiveTuple { src_addr: from, dst_addr: state.local, protocol: PROTO_UDP };
+        let existing = self.manager.get_allocations_info(Some(vec![five_tuple])).await.remove(&five_tuple);
+        if authed.expired {
+            // A call outlives its credential: the allocation made with it may be kept alive.
+            let own_allocation = existing.as_ref().is_some_and(|a| a.username == authed.username);
+            if method == METHOD_ALLOCATE || !own_allocation {
+                bump(&self.counters.bad_credentials);
+                return Err(Refusal { code: CODE_UNAUTHORIZED, reason: "Expired", challenge: true, key: None });
+            }
+        }
+        if method == METHOD_ALLOCATE && existing.is_none() {
+            self.check_quota(&authed, from).await.map_err(|reason| {
+                bump(&self.counters.over_quota);
+                Refusal { code: CODE_ALLOC_QUOTA_REACHED, reason, challenge: false, key: Some(authed.key.clone()) }
+            })?;
+        }
+        if method == METHOD_CREATE_PERMISSION || method == METHOD_CHANNEL_BIND {
+            let Some(peers) = peer_addresses(m) else {
+                bump(&self.counters.malformed);
+                return Err(Refusal {
+                    code: CODE_BAD_REQUEST,
+                    reason: "Bad Request",
+                    challenge: false,
+                    key: Some(authed.key),
+                });
+            };
+            if let Some(refused) = peers.iter().find(|p| !self.policy.allows(**p)) {
+                tracing::debug!(%from, peer = %refused, "TURN peer refused");
+                bump(&self.counters.forbidden_peer);
+                return Err(Refusal { code: CODE_FORBIDDEN, reason: "Forbidden", challenge: false, key: Some(authed.key) });
+            }
+        }
+        Ok(authed.nonce)
+    }
+
+    /// The long-term credential mechanism, with our stateless nonces.
+    fn authenticate(&self, state: &mut LoopState, m: &Message, from: SocketAddr) -> Result<Authed, Refusal> {
+        let challenge = |code, reason| Refusal { code, reason, challenge: true, key: None };
+        if !m.contains(ATTR_MESSAGE_INTEGRITY) {
+            bump(&self.counters.challenged);
+            return Err(challenge(CODE_UNAUTHORIZED, "Unauthorized"));
+        }
+        let text = |attr| TextAttribute::get_from_as(m, attr).map(|t| t.text).ok();
+        let (Some(nonce), Some(username), Some(realm)) = (text(ATTR_NONCE), text(ATTR_USERNAME), text(ATTR_REALM))
+        else {
+            bump(&self.counters.malformed);
+            return Err(Refusal { code: CODE_BAD_REQUEST, reason: "Bad Request", challenge: false, key: None });
+        };
+        if !state.mint.valid(&nonce, from.ip(), unix_now()) {
+            bump(&self.counters.stale_nonce);
+            return Err(challenge(CODE_STALE_NONCE, "Stale Nonce"));
+        }
+        let Some(expiry) = username_expiry(&username).filter(|_| realm == self.realm) else {
+            bump(&self.counters.bad_credentials);
+            return Err(challenge(CODE_UNAUTHORIZED, "Unauthorized"));
+        };
+        let key = rest_key(&self.secret, &username, &realm);
+        let checked = std::panic::catch_unwind(|| MessageIntegrity(key.clone()).check(&mut m.clone()).is_ok());
+        if !matches!(checked, Ok(true)) {
+            bump(&self.counters.bad_credentials);
+            return Err(challenge(CODE_UNAUTHORIZED, "Unauthorized"));
+        }
+        Ok(Authed { username, key, expired: expiry < unix_now(), nonce })
+    }
+
+    async fn check_quota(&self, authed: &Authed, from: SocketAddr) -> Result<(), &'static str> {
+        let all = self.manager.get_allocations_info(None).await;
+        if all.len() >= self.quota.total {
+            return Err("Allocation Quota Reached (server)");
+        }
+        let group = crate::addr::ip_group(from.ip());
+        let from_ip = all.keys().filter(|t| crate::addr::ip_group(t.src_addr.ip()) == group).count();
+        if from_ip >= self.quota.per_ip {
+            return Err("Allocation Quota Reached (address)");
+        }
+        let peer = username_peer(&authed.username);
+        let of_user = all.values().filter(|a| username_peer(&a.username) == peer).count();
+        if of_user >= self.quota.per_user {
+            return Err("Allocation Quota Reached");
+        }
+        Ok(())
+    }
+
+    async fn refuse(&self, state: &mut LoopState, m: &Message, from: SocketAddr, refusal: Refusal) {
+        let nonce = refusal.challenge.then(|| state.mint.issue(from.ip(), unix_now()));
+        match error_answer(m, &refusal, nonce, &self.realm) {
+            Ok(answer) => {
+                if let Err(e) = self.conn.send_to(&answer, from).await {
+                    tracing::debug!("TURN answer to {from}: {e}");
+                }
+            }
+            Err(e) => tracing::debug!("TURN answer to {from} not built: {e}"),
+        }
+    }
+
+    async fn pass(&self, state: &mut LoopState, datagram: &[u8], from: SocketAddr) {
+        let mut request = Request {
+            conn: state.dyn_conn.clone(),
+            src_addr: from,
+            buff: datagram.to_vec(),
+            allocation_manager: self.manager.clone(),
+            nonces: self.crate_nonces.clone(),
+            auth_handler: self.auth.clone(),
+            realm: self.realm.clone(),
+            channel_bind_timeout: turn::proto::lifetime::DEFAULT_LIFETIME,
+        };
+        if let Err(e) = request.handle_request().await {
+            tracing::trace!(%from, "TURN datagram not carried out: {e}");
+            bump(&self.counters.failed);
+        }
+    }
+}
+
+/// The read loop's own state.
+struct LoopState {
+    local: SocketAddr,
+    dyn_conn: Arc<dyn Conn + Send + Sync>,
+    mint: NonceMint,
+    limiter: SourceLimiter,
+    /// The counters when they were last logged.
+    logged: [u64; 8],
+    logged_at: Instant,
+}
+
+/// The error response to `m` for `refusal`, with `nonce` and the realm for a challenge.
+fn error_answer(m: &Message, refusal: &Refusal, nonce: Option<String>, realm: &str) -> Result<Vec<u8>, stun::Error> {
+    let mut setters: Vec<Box<dyn Setter>> = vec![
+        Box::new(TransactionIdSetter(m.transaction_id)),
+        Box::new(MessageType::new(m.typ.method, CLASS_ERROR_RESPONSE)),
+        Box::new(ErrorCodeAttribute { code: refusal.code, reason: refusal.reason.as_bytes().to_vec() }),
+    ];
+    if let Some(nonce) = nonce {
+        setters.push(Box::new(TextAttribute::new(ATTR_NONCE, nonce)));
+        setters.push(Box::new(TextAttribute::new(ATTR_REALM, realm.to_owned())));
+    }
+    if let Some(key) = &refusal.key {
+        setters.push(Box::new(MessageIntegrity(key.clone())));
+    }
+    setters.push(Box::new(FINGERPRINT));
+    let mut answer = Message::new();
+    answer.build(&setters)?;
+    Ok(answer.raw)
+}
+
+/// Sets a message's transaction id (as the crate does with a bare `Message`).
+struct TransactionIdSetter(TransactionId);
+
+impl Setter for TransactionIdSetter {
+    fn add_to(&self, m: &mut Message) -> Result<(), stun::Error> {
+        m.transaction_id = self.0;
+        m.write_transaction_id();
+        Ok(())
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+/// A STUN message, or `None` for anything else (the parser never takes the loop down).
+fn decode(datagram: &[u8]) -> Option<Message> {
+    if !stun::message::is_message(datagram) {
+        return None;
+    }
+    std::panic::catch_unwind(|| {
+        let mut m = Message { raw: datagram.to_vec(), ..Default::default() };
+        m.decode().ok().map(|()| m)
+    })
+    .ok()
+    .flatten()
+}
+
+/// Every XOR-PEER-ADDRESS of `m` (RFC 5766 §14.3), or `None` if one is malformed.
+fn peer_addresses(m: &Message) -> Option<Vec<SocketAddr>> {
+    let cookie = MAGIC_COOKIE.to_be_bytes();
+    let mut peers = Vec::new();
+    for attr in m.attributes.0.iter().filter(|a| a.typ == ATTR_XOR_PEER_ADDRESS) {
+        let v = &attr.value;
+        if v.len() < 4 {
+            return None;
+        }
+        let port = u16::from_be_bytes([v[2] ^ cookie[0], v[3] ^ cookie[1]]);
+        let ip = match (v[1], v.len()) {
+            (0x01, 8) => {
+                let mut octets = [0u8; 4];
+                for (i, o) in octets.iter_mut().enumerate() {
+                    *o = v[4 + i] ^ cookie[i];
+                }
+                IpAddr::from(octets)
+            }
+            (0x02, 20) => {
+                let mut mask = [0u8; 16];
+                mask[..4].copy_from_slice(&cookie);
+                mask[4..].copy_from_slice(&m.transaction_id.0);
+                let mut octets = [0u8; 16];
+                for (i, o) in octets.iter_mut().enumerate() {
+                    *o = v[4 + i] ^ mask[i];
+                }
+                IpAddr::from(octets)
+            }
+            _ => return None,
+        };
+        peers.push(SocketAddr::new(ip, port));
+    }
+    Some(peers)
+}
+
+/// Nonces that need no table: `<expiry as hex>.<HMAC(expiry, client address)>`, under a key
+/// made at start.
+struct NonceMint {
+    key: [u8; 32],
+    lifetime: Duration,
+}
+
+impl NonceMint {
+    fn new(lifetime: Duration) -> Self {
+        NonceMint { key: rand::random(), lifetime }
+    }
+
+    fn mac(&self, expiry: u64, ip: IpAddr) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        mac.update(&expiry.to_be_bytes());
+        match ip {
+            IpAddr::V4(v4) => mac.update(&v4.octets()),
+            IpAddr::V6(v6) => mac.update(&v6.octets()),
+        }
+        mac.finalize().into_bytes().into()
+    }
+
+    /// A nonce for `ip`, valid for the lifetime from `now` (Unix seconds).
+    fn issue(&self, ip: IpAddr, now: u64) -> String {
+        let expiry = now + self.lifetime.as_secs();
+        let mac = self.mac(expiry, ip);
+        let mut nonce = format!("{expiry:x}.");
+        for byte in &mac[..12] {
+            nonce.push_str(&format!("{byte:02x}"));
+        }
+        nonce
+    }
+
+    /// Whether `nonce` was issued by us to `ip` and has not expired at `now`.
+    fn valid(&self, nonce: &str, ip: IpAddr, now: u64) -> bool {
+        let Some((expiry, mac)) = nonce.split_once('.') else { return false };
+        let Ok(expiry) = u64::from_str_radix(expiry, 16) else { return false };
+        if expiry < now || mac.len() != 24 {
+            return false;
+        }
+        let expected = self.mac(expiry, ip);
+        let given: Option<Vec<u8>> =
+            (0..12).map(|i| mac.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect();
+        given.is_some_and(|given| subtle::ConstantTimeEq::ct_eq(&given[..], &expected[..12]).into())
+    }
+}
+
+/// A token bucket of requests per source.
+struct SourceLimiter {
+    rate: RequestRate,
+    buckets: HashMap<IpAddr, (f64, Instant)>,
+    /// Shared by the sources beyond [`MAX_SOURCES`].
+    overflow: (f64, Instant),
+}
+
+impl SourceLimiter {
+    fn new(rate: RequestRate) -> Self {
+        SourceLimiter { rate, buckets: HashMap::new(), overflow: (rate.burst, Instant::now()) }
+    }
+
+    fn allow(&mut self, source: IpAddr, now: Instant) -> bool {
+        let rate = self.rate;
+        let room = self.buckets.len() < MAX_SOURCES;
+        let bucket = if room || self.buckets.contains_key(&source) {
+            self.buckets.entry(source).or_insert((rate.burst, now))
+        } else {
+            &mut self.overflow
+        };
+        let (tokens, at) = bucket;
+        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * rate.per_second).min(rate.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Forgets sources whose bucket has filled up again.
+    fn sweep(&mut self, now: Instant) {
+        let rate = self.rate;
+        self.buckets.retain(|_, (tokens, at)| {
+            *tokens + now.saturating_duration_since(*at).as_secs_f64() * rate.per_second < rate.burst
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonces_are_bound_to_the_address_and_expire() {
+        let mint = NonceMint::new(Duration::from_secs(600));
+        let ip: IpAddr = "198.51.100.1".parse().unwrap();
+        let nonce = mint.issue(ip, 1_000);
+        assert!(mint.valid(&nonce, ip, 1_000));
+        assert!(mint.valid(&nonce, ip, 1_600));
+        assert!(!mint.valid(&nonce, ip, 1_601), "expired");
+        assert!(!mint.valid(&nonce, "198.51.100.2".parse().unwrap(), 1_000), "another address");
+        let other = NonceMint::new(Duration::from_secs(600));
+        assert!(!other.valid(&nonce, ip, 1_000), "another process's key");
+        let (expiry, mac) = nonce.split_once('.').unwrap();
+        let later = format!("{:x}.{mac}", u64::from_str_radix(expiry, 16).unwrap() + 3600);
+        assert!(!mint.valid(&later, ip, 1_000), "a forged expiry");
+        for junk in ["", ".", "zz.00", "3e8.", "3e8.0011", &format!("{expiry}.{}", "g".repeat(24))] {
+            assert!(!mint.valid(junk, ip, 1_000), "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn each_source_has_its_own_bucket() {
+        let rate = RequestRate { burst: 3.0, per_second: 1.0 };
+        let mut limiter = SourceLimiter::new(rate);
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let now = Instant::now();
+        assert!((0..3).all(|_| limiter.allow(a, now)));
+        assert!(!limiter.allow(a, now));
+        assert!(limiter.allow(b, now), "another source is not held back");
+        assert!(limiter.allow(a, now + Duration::from_secs(1)), "one more after a second");
+        limiter.sweep(now + Duration::from_secs(10));
+        assert!(limiter.buckets.is_empty(), "full buckets are forgotten");
+    }
+
+    #[test]
+    fn sources_beyond_the_table_share_one_bucket() {
+        let rate = RequestRate { burst: 2.0, per_second: 0.0 };
+        let mut limiter = SourceLimiter::new(rate);
+        let now = Instant::now();
+        for i in 0..MAX_SOURCES as u32 {
+            limiter.buckets.insert(IpAddr::from(i.to_be_bytes()), (rate.burst, now));
+        }
+        let (x, y): (IpAddr, IpAddr) = ("203.0.113.1".parse().unwrap(), "203.0.113.2".parse().unwrap());
+        assert!(limiter.allow(x, now));
+        assert!(limiter.allow(y, now));
+        assert!(!limiter.allow(x, now), "the overflow bucket is shared");
+        assert_eq!(limiter.buckets.len(), MAX_SOURCES);
+    }
+
+    #[test]
+    fn peer_addresses_are_read_from_every_attribute() {
+        use stun::xoraddr::XorMappedAddress;
+        let peers: [SocketAddr; 3] =
+            ["8.8.8.8:53".parse().unwrap(), "127.0.0.1:22".parse().unwrap(), "[2001:db8::1]:443".parse().unwrap()];
+        let mut setters: Vec<Box<dyn Setter>> = vec![
+            Box::new(TransactionId::new()),
+            Box::new(MessageType::new(METHOD_CREATE_PERMISSION, CLASS_REQUEST)),
+        ];
+        for p in peers {
+            setters.push(Box::new(PeerAttr(XorMappedAddress { ip: p.ip(), port: p.port() })));
+        }
+        let mut m = Message::new();
+        m.build(&setters).unwrap();
+        let decoded = decode(&m.raw).unwrap();
+        assert_eq!(peer_addresses(&decoded).unwrap(), peers);
+        assert!(decode(b"GET / HTTP/1.1\r\n\r\n").is_none());
+        assert!(decode(&m.raw[..m.raw.len() - 3]).is_none(), "truncated");
+    }
+
+    /// XOR-PEER-ADDRESS, written as XOR-MAPPED-ADDRESS is.
+    struct PeerAttr(stun::xoraddr::XorMappedAddress);
+
+    impl Setter for PeerAttr {
+        fn add_to(&self, m: &mut Message) -> Result<(), stun::Error> {
+            self.0.add_to_as(m, ATTR_XOR_PEER_ADDRESS)
+        }
+    }
+}
