@@ -242,9 +242,9 @@ impl Hub {
 
     /// What `/metrics` reports now.
     pub async fn snapshot(&self) -> metrics::Snapshot {
-        let turn_allocations = match self.embedded_turn.get() {
-            Some(turn) => turn.allocations().await,
-            None => 0,
+        let (turn_allocations, turn_nonces, turn_refused) = match self.embedded_turn.get() {
+            Some(turn) => (turn.allocations().await, turn.nonces_held().await, turn.refused()),
+            None => (0, 0, Vec::new()),
         };
         let (rooms, peers) = match (self.rooms.room_count().await, self.rooms.peer_count().await) {
             (Ok(rooms), Ok(peers)) => (rooms, peers),
@@ -253,7 +253,7 @@ impl Hub {
                 (0, 0)
             }
         };
-        metrics::Snapshot { connections: self.connections(), rooms, peers, turn_allocations }
+        metrics::Snapshot { connections: self.connections(), rooms, peers, turn_allocations, turn_nonces, turn_refused }
     }
 
     fn lock_connections(&self) -> std::sync::MutexGuard<'_, Connections> {

@@ -40,10 +40,12 @@ pub struct Metrics {
     rooms: Gauge,
     peers: Gauge,
     turn_allocations: Gauge,
+    turn_nonces: Gauge,
+    turn_refused: Family<ReasonLabel, Counter>,
 }
 
 /// What exists at scrape time.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// Open WebSocket sessions.
     pub connections: usize,
@@ -53,6 +55,10 @@ pub struct Snapshot {
     pub peers: usize,
     /// Allocations on the embedded TURN server.
     pub turn_allocations: usize,
+    /// Nonces the embedded TURN server holds.
+    pub turn_nonces: usize,
+    /// What the embedded TURN server refused or dropped since start, by reason.
+    pub turn_refused: Vec<(&'static str, u64)>,
 }
 
 impl Default for Metrics {
@@ -67,6 +73,8 @@ impl Default for Metrics {
             rooms: Gauge::default(),
             peers: Gauge::default(),
             turn_allocations: Gauge::default(),
+            turn_nonces: Gauge::default(),
+            turn_refused: Family::default(),
             registry: Registry::default(),
         };
         registry.register("messages", "Client messages carried out, by type", metrics.messages.clone());
@@ -84,6 +92,16 @@ impl Default for Metrics {
             "turn_allocations",
             "Allocations on the embedded TURN server",
             metrics.turn_allocations.clone(),
+        );
+        registry.register(
+            "turn_nonces",
+            "Nonces the embedded TURN server holds (of authenticated requests only)",
+            metrics.turn_nonces.clone(),
+        );
+        registry.register(
+            "turn_refused",
+            "Datagrams the embedded TURN server refused or dropped, by reason",
+            metrics.turn_refused.clone(),
         );
         Metrics { registry, ..metrics }
     }
@@ -117,6 +135,12 @@ impl Metrics {
         set(&self.rooms, now.rooms);
         set(&self.peers, now.peers);
         set(&self.turn_allocations, now.turn_allocations);
+        set(&self.turn_nonces, now.turn_nonces);
+        for (reason, count) in now.turn_refused {
+            // Counted by the TURN server itself; the counter catches up at each scrape.
+            let counter = self.turn_refused.get_or_create(&ReasonLabel { reason });
+            counter.inc_by(count.saturating_sub(counter.get()));
+        }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text
@@ -135,7 +159,14 @@ mod tests {
         metrics.error(ErrorCode::RoomFull);
         metrics.refused("origin");
         metrics.joined();
-        let text = metrics.render(Snapshot { connections: 3, rooms: 1, peers: 2, turn_allocations: 0 });
+        let text = metrics.render(Snapshot {
+            connections: 3,
+            rooms: 1,
+            peers: 2,
+            turn_allocations: 0,
+            turn_nonces: 4,
+            turn_refused: vec![("forbidden_peer", 5)],
+        });
         for line in [
             "confab_messages_total{type=\"offer\"} 2",
             "confab_errors_total{code=\"room_full\"} 1",
@@ -145,6 +176,8 @@ mod tests {
             "confab_rooms 1",
             "confab_peers 2",
             "confab_turn_allocations 0",
+            "confab_turn_nonces 4",
+            "confab_turn_refused_total{reason=\"forbidden_peer\"} 5",
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} missing from:\n{text}");
         }

@@ -460,3 +460,134 @@ async fn each_allocation_relays_at_most_its_bandwidth() {
     assert!(over_budget >= 30, "{over_budget} datagrams dropped over the cap");
     turn.close().await;
 }
+
+/// The resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The body of `GET path` from the HTTP server at `addr`.
+async fn get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tcp.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+/// The confab binary with an embedded TURN server on `port`, stopped when dropped.
+struct ConfabProcess(Child);
+
+impl Drop for ConfabProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_flood_of_unauthenticated_allocates_from_many_sources_holds_no_memory() {
+    let port = free_udp_port();
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let process = ConfabProcess(
+        Command::new(env!("CARGO_BIN_EXE_confab"))
+            .args(["--addr", &http.to_string(), "--turn-embedded", &format!("127.0.0.1:{port}")])
+            .args(["--turn-relay-ports", "57000-57999", "--turn-realm", "confab.test", "--log", "warn"])
+            .env("CONFAB_TURN_SECRET", SECRET)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let server = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut ready = false;
+    for _ in 0..100 {
+        let probe = Raw::new(server, [127, 0, 0, 1], "").await;
+        let raw = probe.build(METHOD_BINDING, CLASS_REQUEST, Vec::new());
+        probe.socket.send_to(&raw, server).await.unwrap();
+        if tokio::time::timeout(Duration::from_millis(100), probe.recv()).await.is_ok() {
+            ready = true;
+            break;
+        }
+    }
+    assert!(ready, "the TURN server answers");
+    let (_warm, _) = allocated(server, [127, 0, 0, 1], "warm-up").await;
+    let pid = process.0.id();
+    let before = rss_kib(pid);
+
+    // 200 source addresses (as spoofed ones would be), each sending bare Allocate requests as
+    // fast as it can for five seconds; every answer would cost the crate a nonce in its table.
+    let sources: Vec<UdpSocket> = {
+        let mut sources = Vec::new();
+        for i in 0..200u8 {
+            sources.push(UdpSocket::bind(SocketAddr::from(([127, 0, 1, i], 0))).await.unwrap());
+        }
+        sources
+    };
+    let request = {
+        let client = Raw::new(server, [127, 0, 0, 1], "").await;
+        client.build(METHOD_ALLOCATE, CLASS_REQUEST, vec![Box::new(RequestedTransport { protocol: PROTO_UDP })])
+    };
+    let sources = Arc::new(sources);
+    let answers = {
+        let sources = sources.clone();
+        tokio::spawn(async move {
+            let mut answers = 0u64;
+            let mut buf = [0u8; 1500];
+            loop {
+                let mut any = false;
+                for s in sources.iter() {
+                    while s.try_recv_from(&mut buf).is_ok() {
+                        answers += 1;
+                        any = true;
+                    }
+                }
+                if !any {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                if answers == u64::MAX {
+                    return answers;
+                }
+                if Arc::strong_count(&sources) == 1 {
+                    return answers;
+                }
+            }
+        })
+    };
+    let started = tokio::time::Instant::now();
+    let mut sent = 0u64;
+    while started.elapsed() < Duration::from_secs(5) {
+        for s in sources.iter() {
+            let mut raw = request.clone();
+            raw[8..20].copy_from_slice(&rand::random::<[u8; 12]>());
+            if s.try_send_to(&raw, server).is_ok() {
+                sent += 1;
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+    // Let the answers drain, then stop counting.
+    let (_after_the_flood, _) = allocated(server, [127, 0, 0, 1], "after-the-flood").await;
+    drop(sources);
+    let answers = answers.await.unwrap();
+    let after = rss_kib(pid);
+    let metrics = get(http, "/metrics").await;
+    let nonces = metrics.lines().find_map(|l| l.strip_prefix("confab_turn_nonces ")).unwrap().to_owned();
+    println!(
+        "flood: {sent} bare Allocates sent from 200 addresses in 5 s, {answers} answered; \
+         RSS {before} KiB before, {after} KiB after; {nonces} nonces held"
+    );
+    assert!(answers > 10_000, "the flood was answered ({answers} answers): it measured something");
+    // Only the nonces of the two participants that authenticated are held.
+    assert_eq!(nonces, "2", "nonces held after the flood");
+    // Flat within 2 MiB: the crate's own nonce table would hold every answer's nonce (about
+    // 100 bytes each) for an hour.
+    assert!(after < before + 2 * 1024, "RSS grew from {before} KiB to {after} KiB");
+    // The server still serves: a participant allocates and creates a permission.
+    let (other, other_relay) = allocated(server, [127, 0, 0, 1], "still-served").await;
+    assert_eq!(other.permit(&[other_relay]).await, None);
+    drop(process);
+}

@@ -121,6 +121,21 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Every counter with its name (`/metrics` labels).
+    pub fn by_reason(&self) -> Vec<(&'static str, u64)> {
+        const NAMES: [&str; 8] = [
+            "rate_limited",
+            "challenged",
+            "stale_nonce",
+            "bad_credentials",
+            "forbidden_peer",
+            "over_quota",
+            "malformed",
+            "failed",
+        ];
+        NAMES.into_iter().zip(self.all()).collect()
+    }
+
     fn all(&self) -> [u64; 8] {
         [
             &self.rate_limited,

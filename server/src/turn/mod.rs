@@ -255,6 +255,14 @@ impl EmbeddedTurn {
         &self.counters
     }
 
+    /// What the server refused or dropped since start, by reason (for `/metrics`).
+    pub fn refused(&self) -> Vec<(&'static str, u64)> {
+        let (refused_peer, over_budget) = self.relay_drops();
+        let mut all = self.counters.by_reason();
+        all.extend([("relay_refused_peer", refused_peer), ("relay_over_bandwidth", over_budget)]);
+        all
+    }
+
     /// Datagrams the relay sockets dropped: (to or from a refused peer, over the bandwidth cap).
     pub fn relay_drops(&self) -> (u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
