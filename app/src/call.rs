@@ -1110,6 +1110,12 @@ async fn handle(inner: &Rc<RefCell<Inner>>, msg: ServerMsg) {
             on_welcome(inner, key, peers, ice_servers, ice_transport_policy, resumed);
             Ok(())
         }
+        ServerMsg::IceServers { ice_servers } => {
+            let mut state = inner.borrow_mut();
+            let policy = state.ice_transport_policy;
+            update_ice_servers(&mut state, ice_servers, policy);
+            Ok(())
+        }
         ServerMsg::PeerJoined { peer } => {
             let key = peer.key.clone();
             let new = inner.borrow_mut().upsert_peer(peer);
@@ -1185,6 +1191,21 @@ async fn handle(inner: &Rc<RefCell<Inner>>, msg: ServerMsg) {
     }
 }
 
+/// Fresh TURN credentials: connections that go on use them for their next ICE restart, new
+/// connections from the start.
+fn update_ice_servers(state: &mut Inner, ice_servers: Vec<IceServer>, policy: IceTransportPolicy) {
+    let config = rtc_configuration(&ice_servers, policy);
+    for (_, peer) in &state.peers {
+        if let Some(conn) = &peer.conn {
+            if let Err(e) = conn.pc.set_configuration_with_configuration(&config) {
+                warn(&format!("confab: could not update ICE servers: {}", js_detail(&e)));
+            }
+        }
+    }
+    state.ice_servers = ice_servers;
+    state.ice_transport_policy = policy;
+}
+
 /// Joined (again). Reconciles the peers we know with the room as the server sees it.
 fn on_welcome(
     inner: &Rc<RefCell<Inner>>,
@@ -1197,17 +1218,7 @@ fn on_welcome(
     let (to_call, generation) = {
         let mut state = inner.borrow_mut();
         state.me = Some(key);
-        // Fresh TURN credentials: connections that go on use them for their next ICE restart.
-        let config = rtc_configuration(&ice_servers, policy);
-        for (_, peer) in &state.peers {
-            if let Some(conn) = &peer.conn {
-                if let Err(e) = conn.pc.set_configuration_with_configuration(&config) {
-                    warn(&format!("confab: could not update ICE servers: {}", js_detail(&e)));
-                }
-            }
-        }
-        state.ice_servers = ice_servers;
-        state.ice_transport_policy = policy;
+        update_ice_servers(&mut state, ice_servers, policy);
         state.ui.phase.set(Phase::InRoom);
         for (_, peer) in state.peers.iter_mut() {
             peer.confirmed = false;

@@ -289,6 +289,12 @@ pub enum ServerMsg {
         /// The message.
         message: ChatMessage,
     },
+    /// Fresh TURN credentials (sent every half of their lifetime while joined): connections
+    /// use them for new allocations, e.g. at their next ICE restart.
+    IceServers {
+        /// The ICE servers to configure `RTCPeerConnection` with from now on.
+        ice_servers: Vec<IceServer>,
+    },
     /// A request was refused. The socket stays open unless the server also closes it.
     Error {
         /// What went wrong, for programs.

@@ -230,6 +230,12 @@ impl Hub {
         self.stun.iter().cloned().chain(turn).collect()
     }
 
+    /// How often a joined participant gets fresh TURN credentials (half their lifetime), if
+    /// there are TURN servers.
+    pub fn credential_refresh(&self) -> Option<Duration> {
+        self.turn.as_ref().map(|t| t.ttl / 2)
+    }
+
     /// How many WebSocket sessions are open.
     pub fn connections(&self) -> usize {
         self.lock_connections().total

@@ -64,8 +64,12 @@ struct Args {
     #[arg(long, env = "CONFAB_TURN_SECRET", hide_env_values = true)]
     turn_secret: Option<String>,
 
-    /// How long, in seconds, minted TURN credentials stay valid.
-    #[arg(long, env = "CONFAB_TURN_TTL_SECS", default_value_t = 12 * 3600, value_parser = clap::value_parser!(u64).range(60..))]
+    /// How long, in seconds, minted TURN credentials stay valid for new allocations. Joined
+    /// participants get fresh ones every half of it, and an allocation made with a credential
+    /// may be refreshed after it expires (the embedded server; coturn checks a credential when
+    /// the allocation is made), so a short lifetime costs nothing and bounds what a leaked
+    /// credential is worth.
+    #[arg(long, env = "CONFAB_TURN_TTL_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(60..))]
     turn_ttl_secs: u64,
 
     /// Run a TURN server inside this process on this UDP address (e.g. `0.0.0.0:3478`), with

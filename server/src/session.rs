@@ -17,7 +17,7 @@ use crate::rooms::{key_of, random_key, JoinError, Joiner, Outbox, RelayError, OU
 use crate::Hub;
 use axum::extract::ws::{CloseFrame, Message};
 use confab_protocol::{
-    valid_secret, ClientMsg, DisplayName, ErrorCode, NameError, PeerId, RoomName, ServerMsg, Signal, CHAT_MAX_CHARS,
+    valid_secret, ClientMsg, DisplayName, ErrorCode, NameError, PeerId, PeerKey, RoomName, ServerMsg, Signal, CHAT_MAX_CHARS,
     MAX_FRAME_BYTES, PASSWORD_MAX_CHARS,
 };
 use futures::{Sink, SinkExt, Stream, StreamExt};
@@ -204,6 +204,8 @@ enum State {
         session: u64,
         /// Messages the registry queued for this socket.
         inbox: mpsc::Receiver<ServerMsg>,
+        /// This participant's key (its TURN credentials are minted for it).
+        key: PeerKey,
     },
 }
 
@@ -315,6 +317,10 @@ where
     // A socket that does not take a message within this long is as good as dead; without a limit
     // a client that stops reading would hold its session (and queued messages) forever.
     let send_limit = dead_after;
+    // TURN credentials are short-lived: a participant gets fresh ones every half lifetime.
+    let refresh_every = hub.credential_refresh().unwrap_or(Duration::from_secs(365 * 24 * 3600));
+    let mut refresh = tokio::time::interval_at(Instant::now() + refresh_every, refresh_every);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let outgoing = async {
             match state {
@@ -387,6 +393,14 @@ where
                 }
                 if let Err(end) = send(socket, Message::Ping(Default::default()), send_limit).await {
                     return end;
+                }
+            }
+            _ = refresh.tick() => {
+                if let State::Joined { key, .. } = &*state {
+                    let fresh = ServerMsg::IceServers { ice_servers: hub.ice_servers_for(key) };
+                    if let Err(end) = send(socket, encode(&fresh), send_limit).await {
+                        return end;
+                    }
                 }
             }
             _ = hub.shutdown.cancelled() => return End::Shutdown,
@@ -477,6 +491,7 @@ where
             tracing::info!(%room, peer = %joined.id, resumed = joined.resumed, "peer joined");
             hub.metrics.message("join");
             hub.metrics.joined();
+            let welcome_key = key.clone();
             let welcome = ServerMsg::Welcome {
                 id: joined.id,
                 ice_servers: hub.ice_servers_for(&key),
@@ -488,7 +503,7 @@ where
                 locked: joined.locked,
                 chat: joined.chat,
             };
-            *state = State::Joined { room, id: joined.id, session: joined.session, inbox };
+            *state = State::Joined { room, id: joined.id, session: joined.session, inbox, key: welcome_key };
             send(socket, encode(&welcome), send_limit).await.map_err(Handled::Ended)
         }
         ClientMsg::Signal { to, signal } => {

@@ -209,6 +209,41 @@ async fn the_welcome_carries_fresh_turn_credentials_and_the_policy() {
 }
 
 #[tokio::test]
+async fn joined_participants_get_fresh_turn_credentials_every_half_lifetime() {
+    let server = TestServer::with(HubConfig {
+        stun_urls: vec![],
+        turn: Some(TurnConfig {
+            urls: vec!["turn:turn.example:3478?transport=udp".into()],
+            secret: "shared-secret".into(),
+            ttl: Duration::from_secs(2),
+        }),
+        ..HubConfig::default()
+    })
+    .await;
+    let mut ada = server.connect().await;
+    ada.send(&join_msg("r", "Ada")).await;
+    let ServerMsg::Welcome { key, ice_servers, .. } = ada.recv().await else { panic!("expected a welcome") };
+    let expiry_of = |servers: &[confab_protocol::IceServer]| -> u64 {
+        let username = servers[0].username.clone().unwrap();
+        let (expiry, peer) = username.split_once(':').unwrap();
+        assert_eq!(peer, key.0, "minted for the same participant");
+        assert_eq!(
+            servers[0].credential.as_deref(),
+            Some(&*confab_server::turn::password_for("shared-secret", &username))
+        );
+        expiry.parse().unwrap()
+    };
+    let mut last = expiry_of(&ice_servers);
+    for _ in 0..2 {
+        let ServerMsg::IceServers { ice_servers } = ada.recv().await else { panic!("expected fresh ICE servers") };
+        let expiry = expiry_of(&ice_servers);
+        assert!(expiry >= last, "fresh credentials do not expire sooner ({expiry} < {last})");
+        last = expiry;
+    }
+    assert!(last > expiry_of(&ice_servers), "two refreshes (a second apart) moved the expiry on");
+}
+
+#[tokio::test]
 async fn health_readiness_and_metrics() {
     let server = TestServer::start().await;
     assert_eq!(get(&server, "/healthz").await, (200, "ok".into()));
