@@ -85,7 +85,10 @@ impl Coturn {
         let dir = std::env::temp_dir().join(format!("confab-coturn-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let child = Command::new("turnserver")
-            .args(["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--no-tls", "--no-dtls", "--no-tcp"])
+            // The configuration README recommends, with what differs on a test machine.
+            .arg("-c")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/turnserver.conf"))
+            .args(["--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--no-tls", "--no-dtls", "--no-tcp"])
             .arg(format!("--listening-port={port}"))
             .args(["--min-port=50000", "--max-port=50999", "--use-auth-secret", "--realm=confab.test"])
             .arg(format!("--static-auth-secret={SECRET}"))
@@ -133,6 +136,20 @@ async fn check_credentials(server: SocketAddr) {
 async fn coturn_accepts_minted_credentials_and_refuses_expired_ones() {
     let coturn = Coturn::start().await;
     check_credentials(coturn.addr).await;
+}
+
+#[tokio::test]
+async fn coturn_with_the_recommended_configuration_refuses_private_peers() {
+    let coturn = Coturn::start().await;
+    let (ada, ada_relay) = allocated(coturn.addr, [127, 0, 0, 1], "ada").await;
+    for peer in ["10.1.2.3:9", "192.168.1.1:53", "169.254.169.254:80", "224.0.0.251:5353", "[::ffff:10.0.0.1]:9"] {
+        let peer: SocketAddr = peer.parse().unwrap();
+        if peer.is_ipv6() {
+            continue; // an IPv4 allocation answers 443 (family mismatch) before the policy
+        }
+        assert_eq!(ada.permit(&[peer]).await, Some(403), "coturn relays to {peer}");
+    }
+    assert_eq!(ada.permit(&[ada_relay]).await, None, "relays on this host (loopback allowed in tests) still are");
 }
 
 #[tokio::test]
