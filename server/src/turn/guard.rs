@@ -487,6 +487,16 @@ fn decode(datagram: &[u8]) -> Option<Message> {
     .flatten()
 }
 
+/// What the guard reads from a datagram before the crate sees it: the message type and the peer
+/// addresses (for the fuzz target: any input must come back without a panic).
+pub fn inspect(datagram: &[u8]) -> Option<(MessageType, Option<Vec<SocketAddr>>)> {
+    if ChannelData::is_channel_data(datagram) {
+        return None;
+    }
+    let m = decode(datagram)?;
+    Some((m.typ, peer_addresses(&m)))
+}
+
 /// Every XOR-PEER-ADDRESS of `m` (RFC 5766 §14.3), or `None` if one is malformed.
 fn peer_addresses(m: &Message) -> Option<Vec<SocketAddr>> {
     let cookie = MAGIC_COOKIE.to_be_bytes();
