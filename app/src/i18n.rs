@@ -255,6 +255,7 @@ fn ko_rule(e: NameError) -> String {
         NameError::Empty => "비어 있으면 안 됩니다".into(),
         NameError::TooLong { max } => format!("{max}자를 넘을 수 없습니다"),
         NameError::ControlCharacter => "제어 문자를 쓸 수 없습니다".into(),
+        NameError::FormatCharacter => "보이지 않는 서식 문자를 쓸 수 없습니다".into(),
     }
 }
 
@@ -512,6 +513,7 @@ mod tests {
             assert!(!texts.join_room.is_empty() && !texts.connected.is_empty());
             assert!((texts.people)(2).contains('2'));
             assert!((texts.room_name_error)(NameError::TooLong { max: 64 }).contains("64"));
+            assert!(!(texts.your_name_error)(NameError::FormatCharacter).is_empty());
         }
         assert_ne!(EN.join_room, KO.join_room);
     }

@@ -132,6 +132,27 @@ async fn every_bad_input_before_joining_gets_a_typed_error_and_the_socket_stays_
 }
 
 #[tokio::test]
+async fn names_with_bidi_overrides_or_zero_width_characters_are_refused_and_names_are_nfc() {
+    let server = TestServer::with(HubConfig { limits: Limits::rooms_of(4), ..HubConfig::default() }).await;
+    let (mut ada, _) = server.join("r", "Ada").await;
+    let mut mallory = server.connect().await;
+    // "Ada\u{202E}nimda" shows as "Adaadmin": refused, and nobody hears of it.
+    for name in ["Ada\u{202E}nimda", "A\u{200B}da", "\u{2067}Ada", "Ada\u{FEFF}"] {
+        mallory.send(&join_msg("r", name)).await;
+        mallory.expect_error(ErrorCode::InvalidName).await;
+    }
+    mallory.send(&join_msg("r\u{202E}", "Mallory")).await;
+    mallory.expect_error(ErrorCode::InvalidRoom).await;
+    ada.expect_nothing().await;
+    // A decomposed "José" arrives as the precomposed one, for the welcome and for the others.
+    mallory.join("r", "Jose\u{301}").await;
+    match ada.recv().await {
+        ServerMsg::PeerJoined { peer } => assert_eq!(peer.name.as_str(), "Jos\u{e9}"),
+        other => panic!("expected peer_joined, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn every_bad_input_after_joining_gets_a_typed_error_and_the_socket_stays_usable() {
     let server = TestServer::start().await;
     let (mut other, other_id) = server.join("elsewhere", "Other").await;
