@@ -29,6 +29,11 @@ use std::fmt;
 /// [`ErrorCode::TooLarge`]. An SDP offer of a call with audio and video is about 5 KiB.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
+/// Largest SDP (of an offer or an answer) a server relays, in bytes; a larger one is answered
+/// with [`ErrorCode::TooLarge`]. Browsers' descriptions of a call with audio, video and a shared
+/// screen are a few KiB (one with many codecs and simulcast layers about 10 KiB).
+pub const MAX_SDP_BYTES: usize = 32 * 1024;
+
 /// The WebSocket path of the signaling hub, relative to the site's origin.
 pub const WS_PATH: &str = "/ws";
 
@@ -296,6 +301,10 @@ pub enum ServerMsg {
         code: ErrorCode,
         /// What went wrong, for people.
         message: String,
+        /// For a refusal that time lifts (`too_many_joins`, `too_many_attempts`): how long to
+        /// wait before trying again, in milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -320,7 +329,7 @@ pub enum ErrorCode {
     BadMessage,
     /// The frame was binary; the protocol is JSON text.
     BinaryFrame,
-    /// The frame was larger than [`MAX_FRAME_BYTES`].
+    /// The frame was larger than [`MAX_FRAME_BYTES`], or an SDP larger than [`MAX_SDP_BYTES`].
     TooLarge,
     /// The room name broke the rules of [`RoomName`].
     InvalidRoom,
@@ -348,6 +357,15 @@ pub enum ErrorCode {
     ServerFull,
     /// An empty chat message, or one over [`CHAT_MAX_CHARS`] characters.
     InvalidChat,
+    /// This address (an IPv6 address: its /64) joined rooms faster than the server allows; the
+    /// error's `retry_after_ms` says when a join will be taken again.
+    TooManyJoins,
+    /// This address (an IPv6 address: its /64) holds as many places in rooms as the server
+    /// allows, counting the places of dropped connections held for their return.
+    TooManyPlaces,
+    /// Too many wrong passwords, from this address or for this room: no password is checked
+    /// until the error's `retry_after_ms` has passed.
+    TooManyAttempts,
 }
 
 impl ErrorCode {
@@ -370,6 +388,9 @@ impl ErrorCode {
             ErrorCode::InvalidPassword => "invalid_password",
             ErrorCode::ServerFull => "server_full",
             ErrorCode::InvalidChat => "invalid_chat",
+            ErrorCode::TooManyJoins => "too_many_joins",
+            ErrorCode::TooManyPlaces => "too_many_places",
+            ErrorCode::TooManyAttempts => "too_many_attempts",
         }
     }
 }
@@ -549,7 +570,12 @@ impl ServerMsg {
 
     /// An error message with its human text.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
-        ServerMsg::Error { code, message: message.into() }
+        ServerMsg::Error { code, message: message.into(), retry_after_ms: None }
+    }
+
+    /// An error message that says when to try again.
+    pub fn error_retry_after(code: ErrorCode, message: impl Into<String>, retry_after_ms: u64) -> Self {
+        ServerMsg::Error { code, message: message.into(), retry_after_ms: Some(retry_after_ms) }
     }
 }
 

@@ -233,6 +233,9 @@ fn error_round_trip_for_every_code() {
         (ErrorCode::ServerFull, "server_full"),
         (ErrorCode::InvalidChat, "invalid_chat"),
         (ErrorCode::RateLimited, "rate_limited"),
+        (ErrorCode::TooManyJoins, "too_many_joins"),
+        (ErrorCode::TooManyPlaces, "too_many_places"),
+        (ErrorCode::TooManyAttempts, "too_many_attempts"),
     ];
     for (code, wire) in codes {
         assert_eq!(code.as_str(), wire);
@@ -241,6 +244,19 @@ fn error_round_trip_for_every_code() {
             json!({"type": "error", "code": wire, "message": "why"}),
         );
     }
+}
+
+#[test]
+fn errors_that_time_lifts_say_when_to_try_again() {
+    assert_server_round_trip(
+        ServerMsg::error_retry_after(ErrorCode::TooManyAttempts, "wait", 1500),
+        json!({"type": "error", "code": "too_many_attempts", "message": "wait", "retry_after_ms": 1500}),
+    );
+    // Older servers sent no such field.
+    assert_eq!(
+        ServerMsg::from_json(r#"{"type":"error","code":"too_many_joins","message":"m"}"#).unwrap(),
+        ServerMsg::error(ErrorCode::TooManyJoins, "m")
+    );
 }
 
 #[test]

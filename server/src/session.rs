@@ -18,7 +18,7 @@ use crate::Hub;
 use axum::extract::ws::{CloseFrame, Message};
 use confab_protocol::{
     valid_secret, ClientMsg, DisplayName, ErrorCode, NameError, PeerId, RoomName, ServerMsg, Signal, CHAT_MAX_CHARS,
-    MAX_FRAME_BYTES, PASSWORD_MAX_CHARS,
+    MAX_FRAME_BYTES, MAX_SDP_BYTES, PASSWORD_MAX_CHARS,
 };
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use std::sync::Arc;
@@ -82,6 +82,9 @@ pub enum ClientError {
     /// A text frame over the size cap.
     #[error("message of {0} bytes is over the limit of {MAX_FRAME_BYTES} bytes")]
     TooLarge(usize),
+    /// An offer or answer whose SDP is over the size cap.
+    #[error("an SDP of {0} bytes is over the limit of {MAX_SDP_BYTES} bytes")]
+    SdpTooLarge(usize),
     /// A bad room name.
     #[error("room name {0}")]
     InvalidRoom(NameError),
@@ -120,7 +123,7 @@ impl ClientError {
         match self {
             ClientError::BadMessage(_) => ErrorCode::BadMessage,
             ClientError::BinaryFrame => ErrorCode::BinaryFrame,
-            ClientError::TooLarge(_) => ErrorCode::TooLarge,
+            ClientError::TooLarge(_) | ClientError::SdpTooLarge(_) => ErrorCode::TooLarge,
             ClientError::InvalidRoom(_) => ErrorCode::InvalidRoom,
             ClientError::InvalidName(_) => ErrorCode::InvalidName,
             ClientError::Refused(JoinError::Full { .. }) => ErrorCode::RoomFull,
@@ -495,11 +498,14 @@ where
             let State::Joined { room, id, .. } = state else {
                 return Err(ClientError::NotJoined.into());
             };
-            let kind = match signal {
-                Signal::Offer { .. } => "offer",
-                Signal::Answer { .. } => "answer",
-                Signal::Candidate(_) => "candidate",
+            let (kind, sdp_bytes) = match &signal {
+                Signal::Offer { sdp } => ("offer", sdp.len()),
+                Signal::Answer { sdp } => ("answer", sdp.len()),
+                Signal::Candidate(_) => ("candidate", 0),
             };
+            if sdp_bytes > MAX_SDP_BYTES {
+                return Err(ClientError::SdpTooLarge(sdp_bytes).into());
+            }
             hub.rooms.relay(room, *id, to, signal).await.map_err(ended)?.map_err(ClientError::UnknownPeer)?;
             hub.metrics.message(kind);
             Ok(())

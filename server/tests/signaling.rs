@@ -255,6 +255,23 @@ async fn a_flood_is_rate_limited_then_closed_and_the_peer_it_targets_stays() {
 }
 
 #[tokio::test]
+async fn an_sdp_over_the_cap_is_refused_with_a_typed_error_and_not_relayed() {
+    let server = TestServer::start().await;
+    let (mut ada, _) = server.join("r", "Ada").await;
+    let (mut bob, bob_id) = server.join("r", "Bob").await;
+    let _ = ada.recv().await;
+    for signal in [offer(&"v".repeat(MAX_SDP_BYTES + 1)), Signal::Answer { sdp: "v".repeat(MAX_SDP_BYTES + 1) }] {
+        ada.send(&ClientMsg::Signal { to: bob_id, signal }).await;
+        ada.expect_error(ErrorCode::TooLarge).await;
+    }
+    bob.expect_nothing().await;
+    // Up to the cap is relayed; the socket stays usable.
+    let largest = offer(&"v".repeat(MAX_SDP_BYTES));
+    ada.send(&ClientMsg::Signal { to: bob_id, signal: largest.clone() }).await;
+    assert!(matches!(bob.recv().await, ServerMsg::Signal { signal, .. } if signal == largest));
+}
+
+#[tokio::test]
 async fn a_frame_over_the_transport_limit_ends_only_that_connection() {
     // A broken connection is held like a dropped one; keep the grace period short.
     let server = TestServer::with(HubConfig { resume_grace: Duration::from_millis(100), ..HubConfig::default() }).await;
@@ -484,9 +501,8 @@ async fn a_peer_that_stops_reading_is_dropped_and_its_session_ends() {
         }
         false
     });
-    let big = Message::Text(
-        ClientMsg::Signal { to: stuck_id, signal: offer(&"v".repeat(MAX_FRAME_BYTES - 200)) }.to_json().into(),
-    );
+    let big =
+        Message::Text(ClientMsg::Signal { to: stuck_id, signal: offer(&"v".repeat(MAX_SDP_BYTES)) }.to_json().into());
     let pace = Duration::from_secs_f64(1.0 / confab_server::session::RATE_PER_SECOND) * 2;
     let left = tokio::time::timeout(Duration::from_secs(60), async {
         while !reader.is_finished() {

@@ -4,7 +4,7 @@
 
 pub use confab_protocol::{
     ClientMsg, ErrorCode, IceCandidate, IceServer, MediaState, PeerId, PeerInfo, RoomName, ServerMsg, Signal,
-    MAX_FRAME_BYTES,
+    MAX_FRAME_BYTES, MAX_SDP_BYTES,
 };
 pub use confab_server::session::close_code;
 pub use confab_server::{Hub, HubConfig, Limits};
@@ -115,7 +115,7 @@ impl Client {
 
     pub async fn expect_error(&mut self, code: ErrorCode) {
         match self.recv().await {
-            ServerMsg::Error { code: got, message } => {
+            ServerMsg::Error { code: got, message, .. } => {
                 assert_eq!(got, code, "error message was: {message}");
                 assert!(!message.is_empty());
             }
