@@ -6,10 +6,9 @@
 
 use arbitrary::Arbitrary;
 use confab_protocol::{DisplayName, MediaState, PeerId, PeerKey, RoomName, ServerMsg, Signal};
-use confab_server::rooms::{JoinError, Joiner, Limits, Rooms, OUTBOX_CAPACITY};
+use confab_server::rooms::{outbox, Inbox, JoinError, Joiner, Limits, Rooms};
 use libfuzzer_sys::fuzz_target;
 use std::collections::HashMap;
-use tokio::sync::mpsc;
 
 const ROOMS: [&str; 3] = ["a", "b", "c"];
 const CAPACITY: usize = 3;
@@ -31,7 +30,7 @@ struct Attached {
     room: RoomName,
     id: PeerId,
     session: u64,
-    inbox: mpsc::Receiver<ServerMsg>,
+    inbox: Inbox,
 }
 
 fuzz_target!(|ops: Vec<Op>| {
@@ -45,7 +44,7 @@ fuzz_target!(|ops: Vec<Op>| {
         match op {
             Op::Join { room, key, password, muted } => {
                 let room = RoomName::parse(ROOMS[usize::from(room) % ROOMS.len()]).unwrap();
-                let (outbox, inbox) = mpsc::channel(OUTBOX_CAPACITY);
+                let (outbox, inbox) = outbox();
                 let joiner = Joiner {
                     name: DisplayName::parse("fuzz").unwrap(),
                     key: PeerKey(format!("key-{}", key % 8)),

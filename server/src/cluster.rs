@@ -27,7 +27,9 @@
 //! The layout assumes one Redis (with replicas if wanted), not Redis Cluster: scripts touch keys
 //! they derive from the room name.
 
-use crate::rooms::{salted_digest, JoinError, Joined, Joiner, Limits, Outbox, RelayError, CHAT_HISTORY};
+use crate::rooms::{
+    salted_digest, welcome_chat, JoinError, Joined, Joiner, Limits, Outbox, RelayError, SendError, CHAT_HISTORY,
+};
 use confab_protocol::{ChatMessage, ListedRoom, MediaState, PeerId, PeerInfo, RoomName, ServerMsg, Signal};
 use futures::StreamExt;
 use redis::aio::ConnectionManager;
@@ -36,7 +38,6 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// The prefix of every key and channel (the scripts use the same).
@@ -422,7 +423,10 @@ impl JoinAnswer {
                 let mut peers: Vec<PeerInfo> = peers.iter().filter_map(|p| serde_json::from_str(p).ok()).collect();
                 // Ids grow with every join in the cluster: by id is in the order they joined.
                 peers.sort_by_key(|p| p.id);
-                let chat = chat.iter().filter_map(|c| serde_json::from_str(c).ok()).collect();
+                let chat = welcome_chat(chat.iter().map(|c| (c.len(), c)))
+                    .into_iter()
+                    .filter_map(|c| serde_json::from_str(c).ok())
+                    .collect();
                 Ok(JoinAnswer::Ok { resumed: resumed == 1, locked: locked == 1, peers, chat })
             }
             "retry" => Ok(JoinAnswer::Retry),
@@ -499,7 +503,7 @@ impl Shared {
                     let local = self.lock_local();
                     for id in to {
                         let Some(l) = local.get(&id) else { continue };
-                        if let Err(mpsc::error::TrySendError::Full(_)) = l.outbox.try_send(msg.clone()) {
+                        if let Err(SendError::Full) = l.outbox.try_send(msg.clone()) {
                             tracing::warn!(peer = %id, "outbox full: removing a peer that does not keep up");
                             slow.push((id, l.session));
                         }

@@ -11,9 +11,10 @@
 //! announcements). Each attachment has a session number, so a late cleanup of an old socket
 //! cannot remove a member that a newer socket has resumed.
 //!
-//! Each attached member is reached through a bounded [`Outbox`]. A member whose outbox is full is
-//! not keeping up; it is removed from its room (its session then ends) rather than letting its
-//! queue grow without limit or silently losing part of a negotiation.
+//! Each attached member is reached through a bounded [`Outbox`] (at most [`OUTBOX_CAPACITY`]
+//! messages and [`OUTBOX_BYTES`] bytes). A member whose outbox is full is not keeping up; it is
+//! removed from its room (its session then ends) rather than letting its queue grow without limit
+//! or silently losing part of a negotiation.
 
 use confab_protocol::{
     ChatMessage, DisplayName, ListedRoom, MediaState, PeerId, PeerInfo, PeerKey, RoomName, ServerMsg, Signal,
@@ -21,19 +22,130 @@ use confab_protocol::{
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq;
 use tokio::sync::mpsc;
-
-/// Messages queued for one member's socket.
-pub type Outbox = mpsc::Sender<ServerMsg>;
+use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
 
 /// How many recent chat messages a room keeps for those who join later or reconnect.
 pub const CHAT_HISTORY: usize = 50;
 
+/// The most bytes of chat history (JSON-encoded messages) one welcome carries: the newest
+/// messages that fit (50 messages of 1,000 characters would be about 150 KB).
+pub const WELCOME_CHAT_BYTES: usize = 32 * 1024;
+
 /// How many messages may wait for one member before it counts as too slow.
 pub const OUTBOX_CAPACITY: usize = 128;
+
+/// How many bytes may wait for one member before it counts as too slow (see [`weight`]): 128
+/// messages of up to 64 KiB would otherwise be 8 MiB per socket.
+pub const OUTBOX_BYTES: usize = 1024 * 1024;
+
+/// The sending half of one member's queue of outgoing messages, bounded by messages and by bytes.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    tx: mpsc::Sender<ServerMsg>,
+    /// The weight of the messages queued now, shared with the [`Inbox`].
+    queued: Arc<AtomicUsize>,
+    max_bytes: usize,
+}
+
+/// The receiving half of a member's queue, read by its session.
+#[derive(Debug)]
+pub struct Inbox {
+    rx: mpsc::Receiver<ServerMsg>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// A queue of [`OUTBOX_CAPACITY`] messages and [`OUTBOX_BYTES`] bytes.
+pub fn outbox() -> (Outbox, Inbox) {
+    outbox_bounded(OUTBOX_CAPACITY, OUTBOX_BYTES)
+}
+
+/// A queue of at most `messages` messages weighing at most `bytes` together.
+pub fn outbox_bounded(messages: usize, bytes: usize) -> (Outbox, Inbox) {
+    let (tx, rx) = mpsc::channel(messages.max(1));
+    let queued = Arc::new(AtomicUsize::new(0));
+    (Outbox { tx, queued: queued.clone(), max_bytes: bytes }, Inbox { rx, queued })
+}
+
+/// Why a message was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The queue is at one of its bounds: the member does not keep up.
+    Full,
+    /// The member's session is gone.
+    Closed,
+}
+
+impl Outbox {
+    /// Queues `msg`, unless that would pass either bound or the session is gone.
+    pub fn try_send(&self, msg: ServerMsg) -> Result<(), SendError> {
+        let weight = weight(&msg);
+        let before = self.queued.fetch_add(weight, Ordering::AcqRel);
+        if before + weight > self.max_bytes {
+            self.queued.fetch_sub(weight, Ordering::AcqRel);
+            return Err(SendError::Full);
+        }
+        self.tx.try_send(msg).map_err(|e| {
+            self.queued.fetch_sub(weight, Ordering::AcqRel);
+            match e {
+                TrySendError::Full(_) => SendError::Full,
+                TrySendError::Closed(_) => SendError::Closed,
+            }
+        })
+    }
+}
+
+impl Inbox {
+    /// The next queued message; `None` once every [`Outbox`] is gone.
+    pub async fn recv(&mut self) -> Option<ServerMsg> {
+        let msg = self.rx.recv().await?;
+        self.queued.fetch_sub(weight(&msg), Ordering::AcqRel);
+        Some(msg)
+    }
+
+    /// The next queued message, if one is there now.
+    pub fn try_recv(&mut self) -> Result<ServerMsg, TryRecvError> {
+        let msg = self.rx.try_recv()?;
+        self.queued.fetch_sub(weight(&msg), Ordering::AcqRel);
+        Ok(msg)
+    }
+}
+
+/// What a queued message counts for against [`OUTBOX_BYTES`]: the text it carries (SDP,
+/// candidate, chat, names and keys) plus a fixed 64 bytes for the rest.
+pub fn weight(msg: &ServerMsg) -> usize {
+    let carried = match msg {
+        ServerMsg::Signal { signal: Signal::Offer { sdp } | Signal::Answer { sdp }, .. } => sdp.len(),
+        ServerMsg::Signal { signal: Signal::Candidate(c), .. } => {
+            c.candidate.len() + c.sdp_mid.as_ref().map_or(0, String::len)
+        }
+        ServerMsg::Chat { message } => message.text.len() + message.name.as_str().len() + message.from.0.len(),
+        ServerMsg::PeerJoined { peer } => peer.name.as_str().len() + peer.key.0.len(),
+        ServerMsg::PeerLeft { .. } | ServerMsg::PeerMedia { .. } => 0,
+        // Not queued by the registry; counted as sent.
+        ServerMsg::Welcome { .. } | ServerMsg::Error { .. } => msg.to_json().len(),
+    };
+    carried + 64
+}
+
+/// The chat a welcome carries, oldest first: the newest messages of `history` (oldest first,
+/// each with its size in bytes) that fit in [`WELCOME_CHAT_BYTES`] together.
+pub(crate) fn welcome_chat<T>(history: impl DoubleEndedIterator<Item = (usize, T)>) -> Vec<T> {
+    let mut total = 0;
+    let mut kept: Vec<T> = history
+        .rev()
+        .take_while(|(bytes, _)| {
+            total += bytes;
+            total <= WELCOME_CHAT_BYTES
+        })
+        .map(|(_, message)| message)
+        .collect();
+    kept.reverse();
+    kept
+}
 
 /// Derives the public key of a join secret: the first 128 bits of its SHA-256, in hex.
 pub fn key_of(secret: &str) -> PeerKey {
@@ -179,8 +291,8 @@ struct Room {
     members: Vec<Member>,
     /// Set by the member who created the room.
     password: Option<Password>,
-    /// The last [`CHAT_HISTORY`] chat messages.
-    chat: VecDeque<ChatMessage>,
+    /// The last [`CHAT_HISTORY`] chat messages, each with its size as JSON.
+    chat: VecDeque<(usize, ChatMessage)>,
     /// Shown on the start page.
     listed: bool,
 }
@@ -245,7 +357,7 @@ impl Rooms {
             let entry = &state.rooms[room];
             let peers = entry.members.iter().filter(|m| m.info.id != id).map(|m| m.info.clone()).collect();
             let locked = entry.password.is_some();
-            let chat = entry.chat.iter().cloned().collect();
+            let chat = welcome_chat(entry.chat.iter().map(|(bytes, m)| (*bytes, m.clone())));
             if media_changed {
                 let slow = deliver_to_all_but(&entry.members, id, &ServerMsg::PeerMedia { id, media: joiner.media });
                 remove(state, room, slow);
@@ -285,7 +397,7 @@ impl Rooms {
         let info = PeerInfo { id, name: joiner.name, key: joiner.key, media: joiner.media };
         let peers = entry.members.iter().map(|m| m.info.clone()).collect();
         let locked = entry.password.is_some();
-        let chat = entry.chat.iter().cloned().collect();
+        let chat = welcome_chat(entry.chat.iter().map(|(bytes, m)| (*bytes, m.clone())));
         entry.members.push(Member { info: info.clone(), outbox: Some(joiner.outbox), session });
         let slow = deliver_to_all_but(&entry.members, id, &ServerMsg::PeerJoined { peer: info });
         state.peers += 1;
@@ -324,7 +436,8 @@ impl Rooms {
         if entry.chat.len() == CHAT_HISTORY {
             entry.chat.pop_front();
         }
-        entry.chat.push_back(message.clone());
+        let bytes = serde_json::to_string(&message).map_or(0, |json| json.len());
+        entry.chat.push_back((bytes, message.clone()));
         let msg = ServerMsg::Chat { message };
         let slow: Vec<PeerId> =
             entry.members.iter().filter(|m| deliver(m, msg.clone()) == Delivery::TooSlow).map(|m| m.info.id).collect();
@@ -444,8 +557,8 @@ fn deliver(member: &Member, msg: ServerMsg) -> Delivery {
     let Some(outbox) = &member.outbox else { return Delivery::Gone };
     match outbox.try_send(msg) {
         Ok(()) => Delivery::Queued,
-        Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Gone,
-        Err(mpsc::error::TrySendError::Full(_)) => {
+        Err(SendError::Closed) => Delivery::Gone,
+        Err(SendError::Full) => {
             tracing::warn!(peer = %member.info.id, "outbox full: removing a peer that does not keep up");
             Delivery::TooSlow
         }
@@ -493,8 +606,8 @@ mod tests {
         RoomName::parse(name).unwrap()
     }
 
-    fn outbox() -> (Outbox, mpsc::Receiver<ServerMsg>) {
-        mpsc::channel(OUTBOX_CAPACITY)
+    fn outbox() -> (Outbox, Inbox) {
+        super::outbox()
     }
 
     fn joiner(name: &str, outbox: Outbox) -> Joiner {
@@ -602,7 +715,7 @@ mod tests {
     fn a_member_that_does_not_keep_up_is_removed_and_announced() {
         let rooms = Rooms::new(2);
         let (a_tx, mut a_rx) = outbox();
-        let (slow_tx, _slow_rx) = mpsc::channel(1);
+        let (slow_tx, _slow_rx) = outbox_bounded(1, OUTBOX_BYTES);
         let a = rooms.join(&room("r"), joiner("A", a_tx)).unwrap().id;
         let slow = rooms.join(&room("r"), joiner("Slow", slow_tx)).unwrap().id;
         let _ = a_rx.try_recv();
@@ -611,6 +724,30 @@ mod tests {
         rooms.relay(&room("r"), a, slow, offer).unwrap();
         assert_eq!(a_rx.try_recv().unwrap(), ServerMsg::PeerLeft { id: slow });
         assert_eq!(rooms.member_count(&room("r")), 1);
+    }
+
+    #[test]
+    fn an_outbox_is_full_at_its_message_bound_or_its_byte_bound() {
+        let (tx, mut rx) = outbox_bounded(3, 2 * (1000 + 64));
+        let offer = |n: usize| ServerMsg::Signal { from: PeerId(1), signal: Signal::Offer { sdp: "v".repeat(n) } };
+        tx.try_send(offer(1000)).unwrap();
+        tx.try_send(offer(1000)).unwrap();
+        assert!(matches!(tx.try_send(offer(1)), Err(SendError::Full)), "over the byte bound");
+        // Reading frees its bytes.
+        rx.try_recv().unwrap();
+        tx.try_send(offer(1)).unwrap();
+        tx.try_send(offer(1)).unwrap();
+        assert!(matches!(tx.try_send(offer(1)), Err(SendError::Full)), "over the message bound");
+        drop(rx);
+        assert!(matches!(tx.try_send(offer(1)), Err(SendError::Closed)));
+    }
+
+    #[test]
+    fn a_welcome_carries_the_newest_chat_that_fits() {
+        let history = (0..10).map(|i| (WELCOME_CHAT_BYTES / 4, i));
+        assert_eq!(welcome_chat(history), vec![6, 7, 8, 9]);
+        assert_eq!(welcome_chat([(WELCOME_CHAT_BYTES + 1, 0)].into_iter()), Vec::<i32>::new());
+        assert_eq!(welcome_chat([(10, 'a'), (10, 'b')].into_iter()), vec!['a', 'b']);
     }
 
     #[test]

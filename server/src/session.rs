@@ -13,7 +13,7 @@
 //! WebSocket and over anything else that speaks its `Message` type.
 
 use crate::registry::OutboxEnd;
-use crate::rooms::{key_of, random_key, JoinError, Joiner, Outbox, RelayError, OUTBOX_CAPACITY};
+use crate::rooms::{key_of, random_key, Inbox, JoinError, Joiner, RelayError};
 use crate::Hub;
 use axum::extract::ws::{CloseFrame, Message};
 use confab_protocol::{
@@ -23,7 +23,6 @@ use confab_protocol::{
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// WebSocket close codes the server uses.
@@ -206,7 +205,7 @@ enum State {
         /// This attachment's session number in the registry.
         session: u64,
         /// Messages the registry queued for this socket.
-        inbox: mpsc::Receiver<ServerMsg>,
+        inbox: Inbox,
     },
 }
 
@@ -474,7 +473,7 @@ where
                 Some(_) => return Err(ClientError::InvalidSecret.into()),
                 None => random_key(),
             };
-            let (outbox, inbox): (Outbox, _) = mpsc::channel(OUTBOX_CAPACITY);
+            let (outbox, inbox) = crate::rooms::outbox();
             let joiner = Joiner { name, key: key.clone(), media, password, listed, outbox };
             let joined = hub.rooms.join(&room, joiner).await.map_err(ended)?.map_err(ClientError::Refused)?;
             tracing::info!(%room, peer = %joined.id, resumed = joined.resumed, "peer joined");

@@ -246,3 +246,24 @@ async fn every_node_lists_the_clusters_open_rooms() {
     assert_eq!((rooms[0].name.as_str(), rooms[0].people, rooms[0].locked), ("open-house", 2, true));
     assert_eq!(cluster.node(0).hub.rooms.listed(50).await.unwrap(), rooms);
 }
+
+#[tokio::test]
+async fn the_chat_history_in_a_welcome_is_bounded_by_bytes_on_every_node() {
+    let cluster = Cluster::start(2, config(4)).await;
+    let (mut ada, _) = cluster.node(0).join("r", "Ada").await;
+    let mut sent = Vec::new();
+    for i in 0..confab_server::rooms::CHAT_HISTORY {
+        let text = format!("{i:03}{}", "가".repeat(confab_protocol::CHAT_MAX_CHARS - 3));
+        ada.send(&ClientMsg::Chat { text }).await;
+        match ada.recv().await {
+            ServerMsg::Chat { message } => sent.push(message),
+            other => panic!("expected chat, got {other:?}"),
+        }
+    }
+    let (_bob, answer) = cluster.node(1).send_join(&join_msg("r", "Bob")).await;
+    let ServerMsg::Welcome { chat, .. } = answer else { panic!("expected a welcome, got {answer:?}") };
+    let bytes: usize = chat.iter().map(|m| serde_json::to_string(m).unwrap().len()).sum();
+    assert!(bytes <= confab_server::rooms::WELCOME_CHAT_BYTES, "{bytes} bytes of chat in a welcome");
+    assert!(!chat.is_empty() && chat.len() < sent.len());
+    assert_eq!(chat[..], sent[sent.len() - chat.len()..], "the newest, oldest first");
+}

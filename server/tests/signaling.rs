@@ -525,6 +525,63 @@ async fn a_peer_that_stops_reading_is_dropped_and_its_session_ends() {
 }
 
 #[tokio::test]
+async fn a_peer_that_stops_reading_is_dropped_once_its_queue_passes_its_byte_bound() {
+    // Long heartbeats: the peer that does not read is dropped for its queue, not for silence.
+    let rate = confab_server::session::RateLimit { burst: 10_000.0, per_second: 10_000.0 };
+    let config = HubConfig { heartbeat: Duration::from_secs(20), rate, ..HubConfig::default() };
+    // Small socket buffers on both ends, so that little of what is sent to the stuck peer waits
+    // in the kernel: the rest waits in its queue on the server.
+    let server = TestServer::with_send_buffer(config, 16 * 1024).await;
+    let (mut sender, _) = server.join("r", "Sender").await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stuck = server.connect_with(socket).await;
+    let stuck_id = stuck.join("r", "Stuck").await;
+    let _ = sender.recv().await;
+
+    // Offers of 30 KB: a queue bounded only by its 128 messages would hold 3.8 MB of them.
+    let big = Message::Text(ClientMsg::Signal { to: stuck_id, signal: offer(&"v".repeat(30_000)) }.to_json().into());
+    let (mut tx, mut rx) = sender.ws.split();
+    // What the sender hears (relays after the drop are refused as `unknown_peer`) does not matter.
+    tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
+    let mut sent = 0;
+    tokio::time::timeout(PATIENCE, async {
+        while server.hub.rooms.member_count(&RoomName::parse("r").unwrap()).await.unwrap() == 2 {
+            assert!(sent < 4 * confab_server::rooms::OUTBOX_CAPACITY, "never dropped after {sent} offers");
+            if tx.send(big.clone()).await.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+    })
+    .await
+    .expect("the peer that does not read was never dropped");
+    // Its session hands over what was queued before the drop, then closes with 1013.
+    let received = tokio::time::timeout(PATIENCE, async {
+        let mut received = 0;
+        loop {
+            match stuck.ws.next().await {
+                Some(Ok(Message::Text(text))) => match ServerMsg::from_json(&text).unwrap() {
+                    ServerMsg::Signal { .. } => received += 1,
+                    other => panic!("unexpected {other:?}"),
+                },
+                Some(Ok(Message::Close(frame))) => {
+                    assert_eq!(frame.map(|f| u16::from(f.code)), Some(close_code::TRY_AGAIN_LATER));
+                    return received;
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("expected offers then a close, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the stuck session never ended");
+    println!("dropped after {received} offers of 30 KB were queued or sent ({sent} sent)");
+    // The byte bound (1 MiB: 35 offers) came long before the message bound.
+    assert!(received < confab_server::rooms::OUTBOX_CAPACITY, "{received} offers were taken before the drop");
+}
+
+#[tokio::test]
 async fn shutdown_closes_sockets_with_going_away_and_announces_no_leaves() {
     let server = TestServer::start().await;
     let (mut ada, _) = server.join("r", "Ada").await;
@@ -598,4 +655,33 @@ async fn chat_reaches_everyone_and_late_joiners_get_the_history() {
     let mut lobby = server.connect().await;
     lobby.send(&ClientMsg::Chat { text: "hello?".into() }).await;
     lobby.expect_error(ErrorCode::NotJoined).await;
+}
+
+/// Sends `n` chat messages of 1,000 Korean characters (3,000 bytes each) and reads them back.
+async fn chat_long_messages(client: &mut Client, n: usize) -> Vec<confab_protocol::ChatMessage> {
+    let mut sent = Vec::new();
+    for i in 0..n {
+        let text = format!("{i:03}{}", "가".repeat(confab_protocol::CHAT_MAX_CHARS - 3));
+        client.send(&ClientMsg::Chat { text }).await;
+        match client.recv().await {
+            ServerMsg::Chat { message } => sent.push(message),
+            other => panic!("expected chat, got {other:?}"),
+        }
+    }
+    sent
+}
+
+#[tokio::test]
+async fn the_chat_history_in_a_welcome_is_bounded_by_bytes_and_keeps_the_newest() {
+    let server = TestServer::with(HubConfig { limits: Limits::rooms_of(3), ..HubConfig::default() }).await;
+    let (mut ada, _) = server.join("r", "Ada").await;
+    let sent = chat_long_messages(&mut ada, confab_server::rooms::CHAT_HISTORY).await;
+    let mut bob = server.connect().await;
+    bob.send(&join_msg("r", "Bob")).await;
+    let ServerMsg::Welcome { chat, .. } = bob.recv().await else { panic!("expected a welcome") };
+    let bytes: usize = chat.iter().map(|m| serde_json::to_string(m).unwrap().len()).sum();
+    println!("the welcome carries {} of {} messages, {bytes} bytes", chat.len(), sent.len());
+    assert!(bytes <= confab_server::rooms::WELCOME_CHAT_BYTES, "{bytes} bytes of chat in a welcome");
+    assert!(!chat.is_empty() && chat.len() < sent.len());
+    assert_eq!(chat[..], sent[sent.len() - chat.len()..], "the newest, oldest first");
 }

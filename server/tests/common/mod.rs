@@ -41,8 +41,25 @@ impl TestServer {
 
     /// Serves `hub`'s signaling routes on a port of its own.
     async fn serve(hub: Arc<Hub>) -> Self {
+        Self::serve_with_send_buffer(hub, None).await
+    }
+
+    /// Like [`TestServer::with`], with accepted sockets' kernel send buffers fixed at about
+    /// `bytes` (no autotuning): what a client does not read then waits in the server's queues
+    /// rather than in the kernel.
+    pub async fn with_send_buffer(config: HubConfig, bytes: usize) -> Self {
+        Self::serve_with_send_buffer(Arc::new(Hub::new(config, CancellationToken::new())), Some(bytes)).await
+    }
+
+    async fn serve_with_send_buffer(hub: Arc<Hub>, send_buffer: Option<usize>) -> Self {
+        use axum::serve::ListenerExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let listener = listener.tap_io(move |tcp| {
+            if let Some(bytes) = send_buffer {
+                socket2::SockRef::from(&*tcp).set_send_buffer_size(bytes).unwrap();
+            }
+        });
         let app = confab_server::signaling_routes(hub.clone());
         let app = app.into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -51,6 +68,22 @@ impl TestServer {
 
     pub async fn connect(&self) -> Client {
         let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", self.addr)).await.unwrap();
+        Client { ws }
+    }
+
+    /// Connects from another host: a loopback address other than 127.0.0.1 (Linux routes all of
+    /// 127/8 to the loopback interface), so that per-address limits see a different client.
+    pub async fn connect_from_ip(&self, ip: &str) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(ip.parse().unwrap(), 0)).unwrap();
+        self.connect_with(socket).await
+    }
+
+    /// Connects through `socket` (bound or tuned by the caller).
+    pub async fn connect_with(&self, socket: tokio::net::TcpSocket) -> Client {
+        let stream = socket.connect(self.addr).await.unwrap();
+        let url = format!("ws://{}/ws", self.addr);
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await.unwrap();
         Client { ws }
     }
 
