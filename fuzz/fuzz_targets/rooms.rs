@@ -34,7 +34,8 @@ struct Attached {
 }
 
 fuzz_target!(|ops: Vec<Op>| {
-    let rooms = Rooms::with_limits(Limits { room_capacity: CAPACITY, max_rooms: 2, max_peers: 7 });
+    let rooms =
+        Rooms::with_limits(Limits { max_rooms: 2, max_peers: 7, max_places_per_ip: 3, ..Limits::rooms_of(CAPACITY) });
     // Every attachment made, in order; `who` picks one.
     let mut attached: Vec<Attached> = Vec::new();
     // Which room each id ever joined: a message about an id must come from that room.
@@ -52,6 +53,7 @@ fuzz_target!(|ops: Vec<Op>| {
                     password: password.map(|p| format!("pw{}", p % 3)),
                     listed: key % 2 == 0,
                     outbox,
+                    ip: std::net::IpAddr::from([192, 0, 2, key % 4]),
                 };
                 match rooms.join(&room, joiner) {
                     Ok(joined) => {
@@ -62,7 +64,13 @@ fuzz_target!(|ops: Vec<Op>| {
                         attached.push(Attached { room, id: joined.id, session: joined.session, inbox });
                     }
                     Err(JoinError::Full { capacity }) => assert_eq!(capacity, CAPACITY),
-                    Err(JoinError::PasswordRequired | JoinError::WrongPassword | JoinError::ServerFull) => {}
+                    Err(
+                        JoinError::PasswordRequired
+                        | JoinError::WrongPassword
+                        | JoinError::ServerFull
+                        | JoinError::TooManyJoins { .. }
+                        | JoinError::TooManyPlaces { .. },
+                    ) => {}
                 }
             }
             Op::Relay { from, to } => {

@@ -29,6 +29,7 @@
 
 use crate::rooms::{
     salted_digest, welcome_chat, JoinError, Joined, Joiner, Limits, Outbox, RelayError, SendError, CHAT_HISTORY,
+    JOIN_WINDOW,
 };
 use confab_protocol::{ChatMessage, ListedRoom, MediaState, PeerId, PeerInfo, RoomName, ServerMsg, Signal};
 use futures::StreamExt;
@@ -242,9 +243,13 @@ impl Cluster {
                 .arg(self.limits.room_capacity)
                 .arg(self.limits.max_rooms)
                 .arg(self.limits.max_peers)
+                .arg(joiner.ip.to_string())
+                .arg(self.limits.max_places_per_ip)
+                .arg(self.limits.max_joins_per_ip_per_sec)
+                .arg(u64::try_from(JOIN_WINDOW.as_millis()).unwrap_or(u64::MAX))
                 .invoke_async(&mut redis)
                 .await?;
-            let answer = JoinAnswer::parse(answer, self.limits.room_capacity)?;
+            let answer = JoinAnswer::parse(answer, &self.limits)?;
             let (resumed, locked, peers, chat) = match answer {
                 JoinAnswer::Retry => continue,
                 JoinAnswer::Refused(e) => return Ok(Err(e)),
@@ -409,7 +414,7 @@ enum JoinAnswer {
 }
 
 impl JoinAnswer {
-    fn parse(value: Value, capacity: usize) -> Result<Self, Unavailable> {
+    fn parse(value: Value, limits: &Limits) -> Result<Self, Unavailable> {
         let bad = |what: &str| Unavailable(format!("unexpected join answer: {what}"));
         let Value::Array(items) = value else { return Err(bad("not an array")) };
         let mut items = items.into_iter();
@@ -430,7 +435,14 @@ impl JoinAnswer {
                 Ok(JoinAnswer::Ok { resumed: resumed == 1, locked: locked == 1, peers, chat })
             }
             "retry" => Ok(JoinAnswer::Retry),
-            "full" => Ok(JoinAnswer::Refused(JoinError::Full { capacity })),
+            "full" => Ok(JoinAnswer::Refused(JoinError::Full { capacity: limits.room_capacity })),
+            "too_many_joins" => {
+                let ms: i64 = redis::from_redis_value(items.next().ok_or_else(|| bad("retry after"))?)?;
+                // A key without a time to live cannot happen inside the script; a second then.
+                let ms = u64::try_from(ms).ok().filter(|ms| *ms > 0).unwrap_or(1000);
+                Ok(JoinAnswer::Refused(JoinError::TooManyJoins { retry_after: Duration::from_millis(ms) }))
+            }
+            "too_many_places" => Ok(JoinAnswer::Refused(JoinError::TooManyPlaces { max: limits.max_places_per_ip })),
             "password_required" => Ok(JoinAnswer::Refused(JoinError::PasswordRequired)),
             "wrong_password" => Ok(JoinAnswer::Refused(JoinError::WrongPassword)),
             "server_full" => Ok(JoinAnswer::Refused(JoinError::ServerFull)),

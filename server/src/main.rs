@@ -109,6 +109,18 @@ struct Args {
     #[arg(long, env = "CONFAB_MAX_CONNECTIONS_PER_IP", default_value_t = 32)]
     max_connections_per_ip: usize,
 
+    /// The most places in rooms one client address (an IPv6 address: its /64) may hold at once,
+    /// counting the places of dropped connections held for their return (`--resume-grace-ms`).
+    /// Behind a reverse proxy raise it as `--max-connections-per-ip`.
+    #[arg(long, env = "CONFAB_MAX_PLACES_PER_IP", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    max_places_per_ip: u32,
+
+    /// The most joins one client address (an IPv6 address: its /64) may make per second; more
+    /// are refused with `too_many_joins` until the second is over. Taking back a held place
+    /// (a reconnect) does not count.
+    #[arg(long, env = "CONFAB_MAX_JOINS_PER_IP_PER_SEC", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    max_joins_per_ip_per_sec: u32,
+
     /// Messages one socket may send in a burst before the per-second rate applies.
     #[arg(long, env = "CONFAB_RATE_BURST", default_value_t = confab_server::session::RATE_BURST)]
     rate_burst: f64,
@@ -231,8 +243,13 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let shutdown = CancellationToken::new();
-    let limits =
-        Limits { room_capacity: usize::from(args.room_capacity), max_rooms: args.max_rooms, max_peers: args.max_peers };
+    let limits = Limits {
+        room_capacity: usize::from(args.room_capacity),
+        max_rooms: args.max_rooms,
+        max_peers: args.max_peers,
+        max_places_per_ip: usize::try_from(args.max_places_per_ip).unwrap_or(usize::MAX),
+        max_joins_per_ip_per_sec: args.max_joins_per_ip_per_sec,
+    };
     let registry = match &args.redis_url {
         None => Registry::Memory(Rooms::with_limits(limits)),
         Some(url) => {

@@ -22,8 +22,10 @@ use confab_protocol::{
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
@@ -176,9 +178,32 @@ pub enum JoinError {
     /// The server holds as many rooms, or people, as it is configured for.
     #[error("the server is full; try again later")]
     ServerFull,
+    /// The joiner's address made as many joins in the last second as it may.
+    #[error("too many joins from your address; try again in {} ms", retry_after.as_millis())]
+    TooManyJoins {
+        /// When the next join from the address is taken.
+        retry_after: Duration,
+    },
+    /// The joiner's address holds as many places in rooms as it may (held places included).
+    #[error("your address already holds {max} places in rooms on this server")]
+    TooManyPlaces {
+        /// The configured most.
+        max: usize,
+    },
 }
 
-/// How much one registry holds.
+impl JoinError {
+    /// How long until a join refused this way may be taken, for refusals that time lifts.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            JoinError::TooManyJoins { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
+/// How much one registry holds, and how much of it one client address may take. Addresses are
+/// counted as [`crate::addr::ip_group`] gives them (an IPv6 address by its /64).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// The most members one room may hold (at least one).
@@ -187,12 +212,90 @@ pub struct Limits {
     pub max_rooms: usize,
     /// The most members at once, over all rooms (detached ones included).
     pub max_peers: usize,
+    /// The most places one client address may hold at once, attached or held for a resume.
+    pub max_places_per_ip: usize,
+    /// The most joins one client address may make in a second (counted from its first; a resume
+    /// does not count).
+    pub max_joins_per_ip_per_sec: u32,
 }
 
 impl Limits {
-    /// Rooms of `room_capacity`, with no server-wide limit.
+    /// Rooms of `room_capacity`, with no server-wide or per-address limit.
     pub fn rooms_of(room_capacity: usize) -> Self {
-        Limits { room_capacity, max_rooms: usize::MAX, max_peers: usize::MAX }
+        Limits {
+            room_capacity,
+            max_rooms: usize::MAX,
+            max_peers: usize::MAX,
+            max_places_per_ip: usize::MAX,
+            max_joins_per_ip_per_sec: u32::MAX,
+        }
+    }
+}
+
+impl Default for Limits {
+    /// The server's defaults (`confab --help`).
+    fn default() -> Self {
+        Limits {
+            room_capacity: 6,
+            max_rooms: 10_000,
+            max_peers: 20_000,
+            max_places_per_ip: 32,
+            max_joins_per_ip_per_sec: 10,
+        }
+    }
+}
+
+/// The window over which [`Limits::max_joins_per_ip_per_sec`] counts.
+pub const JOIN_WINDOW: Duration = Duration::from_secs(1);
+
+/// Counts events per client address in fixed windows, each starting with the address's first
+/// event; ended windows are forgotten as time passes, so memory follows the addresses seen in
+/// the last window only.
+#[derive(Debug)]
+struct Windows {
+    length: Duration,
+    by_ip: HashMap<IpAddr, (Instant, u32)>,
+    /// When each window began, oldest first.
+    started: VecDeque<(Instant, IpAddr)>,
+}
+
+impl Windows {
+    fn new(length: Duration) -> Self {
+        Windows { length, by_ip: HashMap::new(), started: VecDeque::new() }
+    }
+
+    fn forget_ended(&mut self, now: Instant) {
+        while let Some(&(start, ip)) = self.started.front() {
+            if now.duration_since(start) < self.length {
+                break;
+            }
+            self.started.pop_front();
+            if self.by_ip.get(&ip).is_some_and(|(s, _)| *s == start) {
+                self.by_ip.remove(&ip);
+            }
+        }
+    }
+
+    /// The events of `ip` in its current window, and how long until that window ends.
+    fn count(&mut self, ip: IpAddr, now: Instant) -> (u32, Duration) {
+        self.forget_ended(now);
+        match self.by_ip.get(&ip) {
+            Some((start, n)) => (*n, self.length.saturating_sub(now.duration_since(*start))),
+            None => (0, self.length),
+        }
+    }
+
+    /// Counts one event of `ip`.
+    fn add(&mut self, ip: IpAddr, now: Instant) {
+        self.forget_ended(now);
+        let started = &mut self.started;
+        self.by_ip
+            .entry(ip)
+            .or_insert_with(|| {
+                started.push_back((now, ip));
+                (now, 0)
+            })
+            .1 += 1;
     }
 }
 
@@ -254,6 +357,8 @@ pub struct Joiner {
     pub listed: bool,
     /// Where its messages go.
     pub outbox: Outbox,
+    /// Its client address, as per-address limits count it ([`crate::addr::ip_group`]).
+    pub ip: IpAddr,
 }
 
 /// A successful join.
@@ -282,6 +387,8 @@ struct Member {
     outbox: Option<Outbox>,
     /// The session number of the current attachment.
     session: u64,
+    /// The client address whose place this is (the one that made it).
+    ip: IpAddr,
 }
 
 /// One room.
@@ -298,12 +405,16 @@ struct Room {
 }
 
 /// Everything behind the registry's lock.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     /// Rooms by name; a room exists only while it has members.
     rooms: HashMap<RoomName, Room>,
     /// Members over all rooms.
     peers: usize,
+    /// Members (attached or detached) by the client address that made each place.
+    places: HashMap<IpAddr, usize>,
+    /// Joins per client address in the last [`JOIN_WINDOW`].
+    joins: Windows,
 }
 
 /// The in-memory registry of rooms.
@@ -324,7 +435,8 @@ impl Rooms {
     /// An empty registry with these limits.
     pub fn with_limits(limits: Limits) -> Self {
         let limits = Limits { room_capacity: limits.room_capacity.max(1), ..limits };
-        Rooms { state: Mutex::default(), limits, next_id: AtomicU64::new(1) }
+        let state = State { rooms: HashMap::new(), peers: 0, places: HashMap::new(), joins: Windows::new(JOIN_WINDOW) };
+        Rooms { state: Mutex::new(state), limits, next_id: AtomicU64::new(1) }
     }
 
     /// The most members one room may hold.
@@ -364,6 +476,18 @@ impl Rooms {
             }
             return Ok(Joined { id, session, peers, resumed: true, locked, chat });
         }
+        // A new place: the joiner's address first, so that one host cannot use up what the
+        // server has for everyone.
+        let now = Instant::now();
+        let ip = joiner.ip;
+        let (joins, window_left) = state.joins.count(ip, now);
+        if joins >= self.limits.max_joins_per_ip_per_sec {
+            return Err(JoinError::TooManyJoins { retry_after: window_left });
+        }
+        state.joins.add(ip, now);
+        if state.places.get(&ip).is_some_and(|n| *n >= self.limits.max_places_per_ip) {
+            return Err(JoinError::TooManyPlaces { max: self.limits.max_places_per_ip });
+        }
         if state.peers >= self.limits.max_peers {
             return Err(JoinError::ServerFull);
         }
@@ -398,9 +522,10 @@ impl Rooms {
         let peers = entry.members.iter().map(|m| m.info.clone()).collect();
         let locked = entry.password.is_some();
         let chat = welcome_chat(entry.chat.iter().map(|(bytes, m)| (*bytes, m.clone())));
-        entry.members.push(Member { info: info.clone(), outbox: Some(joiner.outbox), session });
+        entry.members.push(Member { info: info.clone(), outbox: Some(joiner.outbox), session, ip });
         let slow = deliver_to_all_but(&entry.members, id, &ServerMsg::PeerJoined { peer: info });
         state.peers += 1;
+        *state.places.entry(ip).or_default() += 1;
         remove(state, room, slow);
         Ok(Joined { id, session, peers, resumed: false, locked, chat })
     }
@@ -535,7 +660,7 @@ impl Rooms {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the map half-updated in a way later calls
-        // would trip over (every update is a single push, field write or retain), so a poisoned
+        // would trip over (every update is a single push, removal or field write), so a poisoned
         // lock is usable.
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -578,15 +703,18 @@ fn deliver_to_all_but(members: &[Member], except: PeerId, msg: &ServerMsg) -> Ve
 /// Removes `gone` from `room`, announces each removal to those who stay (which may find more
 /// slow members, removed in turn), and drops the room once empty.
 fn remove(state: &mut State, room: &RoomName, mut gone: Vec<PeerId>) {
-    let State { rooms, peers } = state;
+    let State { rooms, peers, places, .. } = state;
     let Some(members) = rooms.get_mut(room).map(|r| &mut r.members) else { return };
     while let Some(id) = gone.pop() {
-        let before = members.len();
-        members.retain(|m| m.info.id != id);
-        if members.len() == before {
-            continue;
-        }
+        let Some(at) = members.iter().position(|m| m.info.id == id) else { continue };
+        let member = members.remove(at);
         *peers -= 1;
+        if let Some(n) = places.get_mut(&member.ip) {
+            *n -= 1;
+            if *n == 0 {
+                places.remove(&member.ip);
+            }
+        }
         for slow in deliver_to_all_but(members, id, &ServerMsg::PeerLeft { id }) {
             if !gone.contains(&slow) {
                 gone.push(slow);
@@ -618,6 +746,7 @@ mod tests {
             password: None,
             listed: false,
             outbox,
+            ip: IpAddr::from([192, 0, 2, 1]),
         }
     }
 
@@ -748,6 +877,58 @@ mod tests {
         assert_eq!(welcome_chat(history), vec![6, 7, 8, 9]);
         assert_eq!(welcome_chat([(WELCOME_CHAT_BYTES + 1, 0)].into_iter()), Vec::<i32>::new());
         assert_eq!(welcome_chat([(10, 'a'), (10, 'b')].into_iter()), vec!['a', 'b']);
+    }
+
+    fn from_ip(name: &str, ip: [u8; 4]) -> Joiner {
+        Joiner { ip: IpAddr::from(ip), ..joiner(name, outbox().0) }
+    }
+
+    #[test]
+    fn places_per_address_count_held_places_and_free_up_when_they_go() {
+        let rooms = Rooms::with_limits(Limits { max_places_per_ip: 2, ..Limits::rooms_of(4) });
+        let a = rooms.join(&room("a"), from_ip("A", [10, 0, 0, 1])).unwrap();
+        let b = rooms.join(&room("b"), from_ip("B", [10, 0, 0, 1])).unwrap();
+        // A place held for a resume still counts.
+        assert!(rooms.detach(&room("a"), a.id, a.session));
+        assert_eq!(
+            rooms.join(&room("c"), from_ip("C", [10, 0, 0, 1])).unwrap_err(),
+            JoinError::TooManyPlaces { max: 2 }
+        );
+        // Another address is not affected, and the held place can still be resumed.
+        rooms.join(&room("c"), from_ip("D", [10, 0, 0, 2])).unwrap();
+        assert!(rooms.join(&room("a"), from_ip("A", [10, 0, 0, 9])).unwrap().resumed);
+        rooms.leave(&room("b"), b.id, b.session);
+        rooms.join(&room("c"), from_ip("C", [10, 0, 0, 1])).unwrap();
+    }
+
+    #[test]
+    fn joins_per_address_are_counted_per_second_and_resumes_are_free() {
+        let rooms = Rooms::with_limits(Limits { max_joins_per_ip_per_sec: 2, ..Limits::rooms_of(4) });
+        let a = rooms.join(&room("r"), from_ip("A", [10, 0, 0, 1])).unwrap();
+        rooms.join(&room("r"), from_ip("B", [10, 0, 0, 1])).unwrap();
+        match rooms.join(&room("r"), from_ip("C", [10, 0, 0, 1])) {
+            Err(JoinError::TooManyJoins { retry_after }) => assert!(retry_after <= JOIN_WINDOW),
+            other => panic!("expected too many joins, got {other:?}"),
+        }
+        rooms.join(&room("r"), from_ip("C", [10, 0, 0, 2])).unwrap();
+        assert!(rooms.detach(&room("r"), a.id, a.session));
+        assert!(rooms.join(&room("r"), from_ip("A", [10, 0, 0, 1])).unwrap().resumed);
+    }
+
+    #[test]
+    fn windows_end_and_are_forgotten() {
+        let mut windows = Windows::new(Duration::from_secs(1));
+        let (ip, other) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
+        let t0 = Instant::now();
+        windows.add(ip, t0);
+        windows.add(ip, t0 + Duration::from_millis(300));
+        windows.add(other, t0 + Duration::from_millis(500));
+        assert_eq!(windows.count(ip, t0 + Duration::from_millis(600)), (2, Duration::from_millis(400)));
+        assert_eq!(windows.count(ip, t0 + Duration::from_millis(1000)), (0, Duration::from_secs(1)));
+        assert_eq!(windows.by_ip.len(), 1, "the ended window is forgotten");
+        assert_eq!(windows.count(other, t0 + Duration::from_millis(1000)).0, 1);
+        assert_eq!(windows.count(other, t0 + Duration::from_millis(1600)).0, 0);
+        assert!(windows.by_ip.is_empty() && windows.started.is_empty());
     }
 
     #[test]

@@ -21,6 +21,7 @@ use confab_protocol::{
     MAX_FRAME_BYTES, MAX_SDP_BYTES, PASSWORD_MAX_CHARS,
 };
 use futures::{Sink, SinkExt, Stream, StreamExt};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -129,6 +130,8 @@ impl ClientError {
             ClientError::Refused(JoinError::PasswordRequired) => ErrorCode::PasswordRequired,
             ClientError::Refused(JoinError::WrongPassword) => ErrorCode::WrongPassword,
             ClientError::Refused(JoinError::ServerFull) => ErrorCode::ServerFull,
+            ClientError::Refused(JoinError::TooManyJoins { .. }) => ErrorCode::TooManyJoins,
+            ClientError::Refused(JoinError::TooManyPlaces { .. }) => ErrorCode::TooManyPlaces,
             ClientError::InvalidPassword => ErrorCode::InvalidPassword,
             ClientError::InvalidChat => ErrorCode::InvalidChat,
             ClientError::AlreadyJoined(_) => ErrorCode::AlreadyJoined,
@@ -140,7 +143,18 @@ impl ClientError {
     }
 
     fn to_msg(&self) -> ServerMsg {
-        ServerMsg::error(self.code(), self.to_string())
+        match self {
+            ClientError::Refused(refused) => match refused.retry_after() {
+                // Rounded up: trying again after this many milliseconds is never too early.
+                Some(after) => ServerMsg::error_retry_after(
+                    self.code(),
+                    self.to_string(),
+                    u64::try_from(after.as_micros().div_ceil(1000)).unwrap_or(u64::MAX).max(1),
+                ),
+                None => ServerMsg::error(self.code(), self.to_string()),
+            },
+            _ => ServerMsg::error(self.code(), self.to_string()),
+        }
     }
 }
 
@@ -258,13 +272,13 @@ impl Mistakes {
     }
 }
 
-/// Runs one connection until it ends, then removes it from its room.
-pub async fn run<S>(mut socket: S, hub: Arc<Hub>)
+/// Runs one connection from client address `ip` until it ends, then removes it from its room.
+pub async fn run<S>(mut socket: S, hub: Arc<Hub>, ip: IpAddr)
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
 {
     let mut state = State::Lobby;
-    let end = drive(&mut socket, &hub, &mut state).await;
+    let end = drive(&mut socket, &hub, &mut state, crate::addr::ip_group(ip)).await;
     match (&state, &end) {
         (State::Joined { room, id, session, .. }, End::Dropped | End::Socket(_)) => {
             // Maybe a network blip: hold the place for the grace period.
@@ -303,7 +317,8 @@ where
     let _ = tokio::time::timeout(hub.heartbeat, socket.close()).await;
 }
 
-async fn drive<S>(socket: &mut S, hub: &Hub, state: &mut State) -> End
+/// The session's loop; `client` is the socket's address as per-address limits count it.
+async fn drive<S>(socket: &mut S, hub: &Hub, state: &mut State, client: IpAddr) -> End
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
 {
@@ -337,7 +352,7 @@ where
                 let handled = if counted && !rate.take() {
                     Err(Handled::Client(ClientError::RateLimited(hub.rate)))
                 } else {
-                    handle_frame(frame, hub, state, socket, send_limit).await
+                    handle_frame(frame, hub, state, socket, send_limit, client).await
                 };
                 if let Err(mistake) = handled {
                     match mistake {
@@ -444,6 +459,7 @@ async fn handle_frame<S>(
     state: &mut State,
     socket: &mut S,
     send_limit: Duration,
+    client: IpAddr,
 ) -> Result<(), Handled>
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
@@ -474,7 +490,7 @@ where
                 None => random_key(),
             };
             let (outbox, inbox) = crate::rooms::outbox();
-            let joiner = Joiner { name, key: key.clone(), media, password, listed, outbox };
+            let joiner = Joiner { name, key: key.clone(), media, password, listed, outbox, ip: client };
             let joined = hub.rooms.join(&room, joiner).await.map_err(ended)?.map_err(ClientError::Refused)?;
             tracing::info!(%room, peer = %joined.id, resumed = joined.resumed, "peer joined");
             hub.metrics.message("join");

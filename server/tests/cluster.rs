@@ -144,7 +144,7 @@ async fn capacity_and_passwords_hold_across_nodes() {
 
 #[tokio::test]
 async fn the_server_wide_limits_are_cluster_wide() {
-    let config = HubConfig { limits: Limits { room_capacity: 4, max_rooms: 2, max_peers: 3 }, ..config(4) };
+    let config = HubConfig { limits: Limits { max_rooms: 2, max_peers: 3, ..Limits::rooms_of(4) }, ..config(4) };
     let cluster = Cluster::start(2, config).await;
     let (_a, _) = cluster.node(0).join("a", "A").await;
     let (_b, _) = cluster.node(1).join("b", "B").await;
@@ -266,4 +266,64 @@ async fn the_chat_history_in_a_welcome_is_bounded_by_bytes_on_every_node() {
     assert!(bytes <= confab_server::rooms::WELCOME_CHAT_BYTES, "{bytes} bytes of chat in a welcome");
     assert!(!chat.is_empty() && chat.len() < sent.len());
     assert_eq!(chat[..], sent[sent.len() - chat.len()..], "the newest, oldest first");
+}
+
+#[tokio::test]
+async fn places_per_address_are_counted_over_all_nodes_held_places_included() {
+    let limits = Limits { max_rooms: 20, max_peers: 40, max_places_per_ip: 3, ..Limits::rooms_of(4) };
+    let config = HubConfig { limits, resume_grace: Duration::from_secs(60), ..config(4) };
+    let cluster = Cluster::start(2, config).await;
+    // One host churns through both nodes: join a fresh room, drop the connection.
+    let mut welcomed = 0;
+    for i in 0..12 {
+        let mut churner = cluster.node(i % 2).connect_from_ip("127.0.0.2").await;
+        let secret = format!("churn-secret-{i:04}-0123456789");
+        churner.send(&secret_join(&format!("churn-{i}"), "Churn", &secret, None)).await;
+        match churner.recv().await {
+            ServerMsg::Welcome { .. } => welcomed += 1,
+            ServerMsg::Error { code: ErrorCode::TooManyPlaces, .. } => {}
+            other => panic!("expected a welcome or too_many_places, got {other:?}"),
+        }
+    }
+    assert_eq!(welcomed, 3);
+    assert_eq!(cluster.node(0).hub.rooms.room_count().await.unwrap(), 3);
+    // Others get in on either node.
+    cluster.node(0).connect_from_ip("127.0.0.3").await.join("fresh", "Other").await;
+    cluster.node(1).connect_from_ip("127.0.0.4").await.join("fresh", "Another").await;
+    // A place that goes frees its count, wherever it was made.
+    let mut kept = cluster.node(1).connect_from_ip("127.0.0.2").await;
+    kept.send(&secret_join("churn-0", "Churn", "churn-secret-0000-0123456789", None)).await;
+    assert!(matches!(kept.recv().await, ServerMsg::Welcome { resumed: true, .. }));
+    kept.send(&ClientMsg::Leave).await;
+    cluster.node(0).wait_for_room_count(3).await;
+    let mut again = cluster.node(0).connect_from_ip("127.0.0.2").await;
+    again.join("one-more", "Churn").await;
+}
+
+#[tokio::test]
+async fn joins_per_address_per_second_are_counted_over_all_nodes() {
+    let limits = Limits { max_joins_per_ip_per_sec: 3, ..Limits::rooms_of(4) };
+    let cluster = Cluster::start(2, HubConfig { limits, ..config(4) }).await;
+    let mut joins = 0;
+    let retry_after = loop {
+        assert!(joins < 30, "{joins} joins in a row were taken");
+        let (mut hasty, answer) = {
+            let mut client = cluster.node(joins % 2).connect_from_ip("127.0.0.2").await;
+            client.send(&join_msg(format!("room-{joins}"), "Hasty")).await;
+            let answer = client.recv().await;
+            (client, answer)
+        };
+        match answer {
+            ServerMsg::Welcome { .. } => {
+                joins += 1;
+                hasty.send(&ClientMsg::Leave).await;
+            }
+            ServerMsg::Error { code: ErrorCode::TooManyJoins, retry_after_ms, .. } => break retry_after_ms,
+            other => panic!("expected a welcome or too_many_joins, got {other:?}"),
+        }
+    };
+    assert!(joins >= 3, "refused after {joins} joins");
+    let retry_after = retry_after.expect("too_many_joins says when to try again");
+    assert!((1..=1000).contains(&retry_after), "retry after {retry_after} ms");
+    cluster.node(1).connect_from_ip("127.0.0.3").await.join("elsewhere", "Patient").await;
 }

@@ -163,7 +163,7 @@ const MAX_GUESSES: u32 = confab_server::session::MAX_MISTAKES;
 #[tokio::test]
 async fn server_wide_limits_refuse_with_a_typed_error() {
     let server = TestServer::with(HubConfig {
-        limits: Limits { room_capacity: 6, max_rooms: 2, max_peers: 3 },
+        limits: Limits { max_rooms: 2, max_peers: 3, ..Limits::rooms_of(6) },
         ..HubConfig::default()
     })
     .await;
@@ -259,7 +259,7 @@ async fn ten_thousand_join_leave_cycles_leave_nothing_behind() {
     const PARALLEL: usize = 16;
     let server = Arc::new(
         TestServer::with(HubConfig {
-            limits: Limits { room_capacity: 2, max_rooms: 100, max_peers: 200 },
+            limits: Limits { max_rooms: 100, max_peers: 200, ..Limits::rooms_of(2) },
             max_connections_per_ip: PARALLEL * 4,
             ..HubConfig::default()
         })
@@ -361,4 +361,73 @@ async fn only_rooms_their_creators_listed_appear_on_the_start_page() {
     let (_, body) = get(&server, confab_protocol::ROOMS_PATH).await;
     let listed: Vec<confab_protocol::ListedRoom> = serde_json::from_str(&body).unwrap();
     assert_eq!(listed.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), vec!["locked"]);
+}
+
+/// A join with a secret (so that a dropped connection's place is held for its return).
+fn held_join(room: &str, name: &str, secret: &str) -> ClientMsg {
+    join_with_secret(room, name, &format!("{secret}-0123456789abcdef"))
+}
+
+#[tokio::test]
+async fn churn_from_one_address_cannot_fill_the_server_and_other_hosts_still_join() {
+    // connect → join a fresh room → drop, in a loop from one host: each dropped place (and its
+    // room) is held for the grace period while the connection is free again at once.
+    let server = TestServer::with(HubConfig {
+        limits: Limits { max_rooms: 20, max_peers: 40, max_places_per_ip: 4, ..Limits::rooms_of(6) },
+        resume_grace: Duration::from_secs(60),
+        ..HubConfig::default()
+    })
+    .await;
+    let mut welcomed = 0;
+    let mut refused = 0;
+    for i in 0..50 {
+        let mut churner = server.connect_from_ip("127.0.0.2").await;
+        churner.send(&held_join(&format!("churn-{i}"), "Churn", &format!("churn-{i}"))).await;
+        match churner.recv().await {
+            ServerMsg::Welcome { .. } => welcomed += 1,
+            ServerMsg::Error { code: ErrorCode::TooManyPlaces, .. } => refused += 1,
+            other => panic!("expected a welcome or too_many_places, got {other:?}"),
+        }
+        drop(churner);
+    }
+    assert_eq!((welcomed, refused), (4, 46));
+    // The places are held, not lost: each one can still be taken back by its tab.
+    let mut back = server.connect_from_ip("127.0.0.2").await;
+    back.send(&held_join("churn-0", "Churn", "churn-0")).await;
+    assert!(matches!(back.recv().await, ServerMsg::Welcome { resumed: true, .. }));
+    // Everyone else still gets in.
+    for (i, host) in ["127.0.0.3", "127.0.0.4", "127.0.0.5"].into_iter().enumerate() {
+        let mut other = server.connect_from_ip(host).await;
+        other.join(&format!("fresh-{i}"), "Someone").await;
+    }
+}
+
+#[tokio::test]
+async fn joins_from_one_address_are_limited_per_second_and_others_are_not() {
+    let server = TestServer::with(HubConfig {
+        limits: Limits { max_joins_per_ip_per_sec: 3, ..Limits::rooms_of(6) },
+        ..HubConfig::default()
+    })
+    .await;
+    let mut hasty = server.connect_from_ip("127.0.0.2").await;
+    let mut joins = 0;
+    let retry_after = loop {
+        assert!(joins < 30, "{joins} joins in a row were taken");
+        hasty.send(&join_msg(format!("room-{joins}"), "Hasty")).await;
+        match hasty.recv().await {
+            ServerMsg::Welcome { .. } => {
+                joins += 1;
+                hasty.send(&ClientMsg::Leave).await;
+            }
+            ServerMsg::Error { code: ErrorCode::TooManyJoins, retry_after_ms, .. } => break retry_after_ms,
+            other => panic!("expected a welcome or too_many_joins, got {other:?}"),
+        }
+    };
+    assert!(joins >= 3, "refused after {joins} joins");
+    let retry_after = retry_after.expect("too_many_joins says when to try again");
+    assert!((1..=1000).contains(&retry_after), "retry after {retry_after} ms");
+    // Another host is not held up, and the socket stays usable: after the wait it joins.
+    server.connect_from_ip("127.0.0.3").await.join("elsewhere", "Patient").await;
+    tokio::time::sleep(Duration::from_millis(retry_after)).await;
+    hasty.join("at-last", "Hasty").await;
 }

@@ -4,9 +4,11 @@
 --       8 announcement (ServerMsg JSON, or '' for none), 9 salt lookup saw, 10 digest of the
 --       given password with that salt ('' if none given), 11 new salt, 12 new digest (for a
 --       room this join creates; '' for no password), 13 listed '1'|'0', 14 room capacity,
---       15 max rooms, 16 max peers.
+--       15 max rooms, 16 max peers, 17 the joiner's address (as per-address limits count it),
+--       18 max places per address, 19 max joins per address per window, 20 the window in ms.
 -- Returns {'ok', resumed 0|1, locked 0|1, other members' PeerInfo JSON..., chat...} as
--- {status, resumed, locked, peers, chat}, or {status} when refused.
+-- {status, resumed, locked, peers, chat}, or {status} when refused ({status, ms} for a refusal
+-- that time lifts: 'too_many_joins').
 local room, key, mode, id, session, node = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local info, announce = ARGV[7], ARGV[8]
 local keys_key, meta, route_key = P .. 'keys:' .. room, P .. 'meta:' .. room, P .. 'route:' .. room
@@ -41,6 +43,17 @@ end
 if current then return { 'retry' } end
 local salt = redis.call('HGET', meta, 'salt') or ''
 if salt ~= ARGV[9] then return { 'retry' } end
+-- A new place: the joiner's address first, so that one host cannot use up what the cluster has
+-- for everyone. Joins count in a window that starts with the address's first.
+local ip = ARGV[17]
+local joins_key, places_key = P .. 'joins:' .. ip, P .. 'places:' .. ip
+if tonumber(redis.call('GET', joins_key) or '0') >= tonumber(ARGV[19]) then
+  return { 'too_many_joins', redis.call('PTTL', joins_key) }
+end
+if redis.call('INCR', joins_key) == 1 then redis.call('PEXPIRE', joins_key, ARGV[20]) end
+if tonumber(redis.call('GET', places_key) or '0') >= tonumber(ARGV[18]) then
+  return { 'too_many_places' }
+end
 if tonumber(redis.call('GET', P .. 'peer_count') or '0') >= tonumber(ARGV[16]) then
   return { 'server_full' }
 end
@@ -52,7 +65,7 @@ if redis.call('EXISTS', route_key) == 1 then
   if redis.call('HLEN', route_key) >= tonumber(ARGV[14]) then return { 'full' } end
 else
   if redis.call('SCARD', P .. 'rooms') >= tonumber(ARGV[15]) then return { 'server_full' } end
-  redis.call('DEL', meta, P .. 'chat:' .. room, P .. 'peers:' .. room, keys_key)
+  redis.call('DEL', meta, P .. 'chat:' .. room, P .. 'peers:' .. room, keys_key, P .. 'ips:' .. room)
   if ARGV[11] ~= '' then redis.call('HSET', meta, 'salt', ARGV[11], 'digest', ARGV[12]) end
   redis.call('HSET', meta, 'listed', ARGV[13])
   redis.call('SADD', P .. 'rooms', room)
@@ -61,6 +74,8 @@ end
 redis.call('HSET', route_key, id, route_string(node, session, true, key))
 redis.call('HSET', P .. 'peers:' .. room, id, info)
 redis.call('HSET', keys_key, key, id)
+redis.call('HSET', P .. 'ips:' .. room, id, ip)
+redis.call('INCR', places_key)
 redis.call('INCR', P .. 'peer_count')
 redis.call('SADD', P .. 'node_rooms:' .. node, room)
 broadcast(room, id, announce)

@@ -7,6 +7,9 @@
 --   confab:keys:R    hash  key -> id (who may resume which place)
 --   confab:meta:R    hash  salt, digest (password), listed
 --   confab:chat:R    list  ChatMessage JSON, oldest first
+--   confab:ips:R     hash  id -> the client address that made the place
+-- Per client address A (IPv6: its /64): confab:places:A (its places, attached or held),
+-- confab:joins:A (its joins in the current window; expires with the window).
 -- Cluster-wide: confab:rooms, confab:listed (sets of names), confab:peer_count, confab:ids,
 -- confab:nodes (set), confab:alive:N (presence, expires), confab:node_rooms:N (set of rooms
 -- where node N has members). Node N receives its deliveries on channel confab:node:N.
@@ -65,11 +68,16 @@ local function remove(room, id)
     redis.call('HDEL', P .. 'keys:' .. room, r.key)
   end
   redis.call('DECR', P .. 'peer_count')
+  local ip = redis.call('HGET', P .. 'ips:' .. room, id)
+  if ip then
+    redis.call('HDEL', P .. 'ips:' .. room, id)
+    if redis.call('DECR', P .. 'places:' .. ip) <= 0 then redis.call('DEL', P .. 'places:' .. ip) end
+  end
   broadcast(room, nil, '{"type":"peer_left","id":' .. id .. '}')
   forget_node_if_gone(room, r.node)
   if redis.call('HLEN', P .. 'route:' .. room) == 0 then
     redis.call('DEL', P .. 'peers:' .. room, P .. 'route:' .. room, P .. 'keys:' .. room,
-      P .. 'meta:' .. room, P .. 'chat:' .. room)
+      P .. 'meta:' .. room, P .. 'chat:' .. room, P .. 'ips:' .. room)
     redis.call('SREM', P .. 'rooms', room)
     redis.call('SREM', P .. 'listed', room)
   end
