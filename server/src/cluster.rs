@@ -39,6 +39,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
 /// The prefix of every key and channel (the scripts use the same).
@@ -197,13 +198,18 @@ impl Cluster {
             Some(p) => (hex(&new_salt), hex(&salted_digest(&new_salt, p))),
             None => (String::new(), String::new()),
         };
+        let passwords = &self.limits.passwords;
         // Optimistic: look, decide, and let the script check that nothing changed in between.
         for _ in 0..8 {
-            let (old_id, old_info, salt, fresh): (String, String, String, u64) =
+            let (old_id, old_info, salt, digest, fresh): (String, String, String, String, u64) =
                 self.shared.scripts.lookup.arg(room.as_str()).arg(&joiner.key.0).invoke_async(&mut redis).await?;
-            let digest = match (password, unhex16(&salt)) {
-                (Some(p), Some(salt)) => hex(&salted_digest(&salt, p)),
-                _ => String::new(),
+            // The password is checked here, in constant time, against the digest the room had
+            // when we looked; the script takes the verdict only if the room still has that
+            // digest, and keeps the guessing budgets.
+            let verdict = match (password, unhex16(&salt), unhex32(&digest)) {
+                (None, _, _) => "",
+                (Some(p), Some(salt), Some(digest)) if bool::from(salted_digest(&salt, p).ct_eq(&digest)) => "1",
+                (Some(_), _, _) => "0",
             };
             let (mode, id, announce) = match old_id.parse::<u64>() {
                 Ok(id) => {
@@ -246,7 +252,14 @@ impl Cluster {
                 .arg(joiner.ip.to_string())
                 .arg(self.limits.max_places_per_ip)
                 .arg(self.limits.max_joins_per_ip_per_sec)
-                .arg(u64::try_from(JOIN_WINDOW.as_millis()).unwrap_or(u64::MAX))
+                .arg(millis(JOIN_WINDOW))
+                .arg(verdict)
+                .arg(passwords.failures_per_ip)
+                .arg(millis(passwords.ip_window))
+                .arg(passwords.free_failures_per_room)
+                .arg(millis(passwords.room_delay))
+                .arg(millis(passwords.room_max_delay))
+                .arg(millis(passwords.room_memory))
                 .invoke_async(&mut redis)
                 .await?;
             let answer = JoinAnswer::parse(answer, &self.limits)?;
@@ -443,6 +456,11 @@ impl JoinAnswer {
                 Ok(JoinAnswer::Refused(JoinError::TooManyJoins { retry_after: Duration::from_millis(ms) }))
             }
             "too_many_places" => Ok(JoinAnswer::Refused(JoinError::TooManyPlaces { max: limits.max_places_per_ip })),
+            "too_many_attempts" => {
+                let ms: i64 = redis::from_redis_value(items.next().ok_or_else(|| bad("retry after"))?)?;
+                let ms = u64::try_from(ms).ok().filter(|ms| *ms > 0).unwrap_or(1000);
+                Ok(JoinAnswer::Refused(JoinError::TooManyAttempts { retry_after: Duration::from_millis(ms) }))
+            }
             "password_required" => Ok(JoinAnswer::Refused(JoinError::PasswordRequired)),
             "wrong_password" => Ok(JoinAnswer::Refused(JoinError::WrongPassword)),
             "server_full" => Ok(JoinAnswer::Refused(JoinError::ServerFull)),
@@ -650,15 +668,28 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex16(s: &str) -> Option<[u8; 16]> {
-    if s.len() != 32 {
+fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N {
         return None;
     }
-    let mut out = [0u8; 16];
+    let mut out = [0u8; N];
     for (i, byte) in out.iter_mut().enumerate() {
         *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
     Some(out)
+}
+
+fn unhex16(s: &str) -> Option<[u8; 16]> {
+    unhex(s)
+}
+
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    unhex(s)
+}
+
+/// A duration in whole milliseconds, as scripts take it.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -682,5 +713,8 @@ mod tests {
         assert_eq!(unhex16(&hex(&salt)), Some(salt));
         assert_eq!(unhex16(""), None);
         assert_eq!(unhex16("zz"), None);
+        let digest: [u8; 32] = rand::random();
+        assert_eq!(unhex32(&hex(&digest)), Some(digest));
+        assert_eq!(unhex32(&hex(&salt)), None);
     }
 }

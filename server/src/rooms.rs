@@ -190,15 +190,71 @@ pub enum JoinError {
         /// The configured most.
         max: usize,
     },
+    /// Too many wrong passwords from the joiner's address, or for this room: the password was
+    /// not checked.
+    #[error("too many wrong passwords; try again in {} s", retry_after.as_millis().div_ceil(1000))]
+    TooManyAttempts {
+        /// When a password will be checked again.
+        retry_after: Duration,
+    },
 }
 
 impl JoinError {
     /// How long until a join refused this way may be taken, for refusals that time lifts.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            JoinError::TooManyJoins { retry_after } => Some(*retry_after),
+            JoinError::TooManyJoins { retry_after } | JoinError::TooManyAttempts { retry_after } => Some(*retry_after),
             _ => None,
         }
+    }
+}
+
+/// How password guessing is slowed down: a budget of wrong passwords per client address, and
+/// per room a wait before each attempt that doubles with every wrong password beyond the first
+/// few. While either holds, passwords are not checked at all (a right one is refused too), so
+/// the answers reveal nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordLimits {
+    /// Wrong passwords one client address may give, over all rooms, within `ip_window`.
+    pub failures_per_ip: u32,
+    /// The window of `failures_per_ip`, from the address's first wrong password.
+    pub ip_window: Duration,
+    /// Wrong passwords (from anyone) a room takes before each further attempt must wait.
+    pub free_failures_per_room: u32,
+    /// The first wait; it doubles with each further wrong password, up to `room_max_delay`.
+    pub room_delay: Duration,
+    /// The longest wait.
+    pub room_max_delay: Duration,
+    /// How long a room remembers its wrong passwords after the last one (a right password, or
+    /// the room's end, forgets them at once).
+    pub room_memory: Duration,
+}
+
+impl PasswordLimits {
+    /// No budget and no waits.
+    pub fn unlimited() -> Self {
+        PasswordLimits {
+            failures_per_ip: u32::MAX,
+            ip_window: Duration::from_secs(60),
+            free_failures_per_room: u32::MAX,
+            room_delay: Duration::from_secs(1),
+            room_max_delay: Duration::from_secs(60),
+            room_memory: Duration::from_secs(600),
+        }
+    }
+
+    /// The wait before the next attempt on a room that has had `failures` wrong passwords.
+    pub fn room_wait(&self, failures: u32) -> Option<Duration> {
+        let beyond = failures.checked_sub(self.free_failures_per_room)?;
+        Some(self.room_delay.saturating_mul(1 << beyond.min(30)).min(self.room_max_delay))
+    }
+}
+
+impl Default for PasswordLimits {
+    /// The server's defaults: 10 wrong passwords a minute per address; per room 3, then waits of
+    /// 1 s, 2 s, 4 s … up to a minute, forgotten after 10 minutes without one.
+    fn default() -> Self {
+        PasswordLimits { failures_per_ip: 10, free_failures_per_room: 3, ..PasswordLimits::unlimited() }
     }
 }
 
@@ -217,6 +273,8 @@ pub struct Limits {
     /// The most joins one client address may make in a second (counted from its first; a resume
     /// does not count).
     pub max_joins_per_ip_per_sec: u32,
+    /// How password guessing is slowed down.
+    pub passwords: PasswordLimits,
 }
 
 impl Limits {
@@ -228,6 +286,7 @@ impl Limits {
             max_peers: usize::MAX,
             max_places_per_ip: usize::MAX,
             max_joins_per_ip_per_sec: u32::MAX,
+            passwords: PasswordLimits::unlimited(),
         }
     }
 }
@@ -241,6 +300,7 @@ impl Default for Limits {
             max_peers: 20_000,
             max_places_per_ip: 32,
             max_joins_per_ip_per_sec: 10,
+            passwords: PasswordLimits::default(),
         }
     }
 }
@@ -402,6 +462,35 @@ struct Room {
     chat: VecDeque<(usize, ChatMessage)>,
     /// Shown on the start page.
     listed: bool,
+    /// Wrong passwords given for this room.
+    guesses: Guesses,
+}
+
+/// A room's recent wrong passwords.
+#[derive(Debug, Default)]
+struct Guesses {
+    /// How many, since the room began, the last right password or `room_memory` of quiet.
+    failures: u32,
+    /// When the last one came.
+    last: Option<Instant>,
+    /// No password is checked before this.
+    wait_until: Option<Instant>,
+}
+
+impl Guesses {
+    /// How long until a password may be checked, if it may not be now.
+    fn wait(&mut self, now: Instant, limits: &PasswordLimits) -> Option<Duration> {
+        if self.last.is_some_and(|last| now.duration_since(last) >= limits.room_memory) {
+            *self = Guesses::default();
+        }
+        self.wait_until.map(|until| until.saturating_duration_since(now)).filter(|wait| !wait.is_zero())
+    }
+
+    fn failed(&mut self, now: Instant, limits: &PasswordLimits) {
+        self.failures = self.failures.saturating_add(1);
+        self.last = Some(now);
+        self.wait_until = limits.room_wait(self.failures).map(|wait| now + wait);
+    }
 }
 
 /// Everything behind the registry's lock.
@@ -415,6 +504,8 @@ struct State {
     places: HashMap<IpAddr, usize>,
     /// Joins per client address in the last [`JOIN_WINDOW`].
     joins: Windows,
+    /// Wrong passwords per client address in the last [`PasswordLimits::ip_window`].
+    failed_passwords: Windows,
 }
 
 /// The in-memory registry of rooms.
@@ -435,7 +526,13 @@ impl Rooms {
     /// An empty registry with these limits.
     pub fn with_limits(limits: Limits) -> Self {
         let limits = Limits { room_capacity: limits.room_capacity.max(1), ..limits };
-        let state = State { rooms: HashMap::new(), peers: 0, places: HashMap::new(), joins: Windows::new(JOIN_WINDOW) };
+        let state = State {
+            rooms: HashMap::new(),
+            peers: 0,
+            places: HashMap::new(),
+            joins: Windows::new(JOIN_WINDOW),
+            failed_passwords: Windows::new(limits.passwords.ip_window),
+        };
         Rooms { state: Mutex::new(state), limits, next_id: AtomicU64::new(1) }
     }
 
@@ -495,7 +592,22 @@ impl Rooms {
             Some(entry) => {
                 match (&entry.password, &password) {
                     (Some(_), None) => return Err(JoinError::PasswordRequired),
-                    (Some(expected), Some(given)) if !expected.matches(given) => return Err(JoinError::WrongPassword),
+                    (Some(expected), Some(given)) => {
+                        let limits = &self.limits.passwords;
+                        let (failed, window_left) = state.failed_passwords.count(ip, now);
+                        if failed >= limits.failures_per_ip {
+                            return Err(JoinError::TooManyAttempts { retry_after: window_left });
+                        }
+                        if let Some(wait) = entry.guesses.wait(now, limits) {
+                            return Err(JoinError::TooManyAttempts { retry_after: wait });
+                        }
+                        if !expected.matches(given) {
+                            entry.guesses.failed(now, limits);
+                            state.failed_passwords.add(ip, now);
+                            return Err(JoinError::WrongPassword);
+                        }
+                        entry.guesses = Guesses::default();
+                    }
                     _ => {}
                 }
                 if entry.members.len() >= self.limits.room_capacity {
@@ -514,6 +626,7 @@ impl Rooms {
                     password,
                     chat: VecDeque::new(),
                     listed,
+                    guesses: Guesses::default(),
                 })
             }
         };
@@ -913,6 +1026,40 @@ mod tests {
         rooms.join(&room("r"), from_ip("C", [10, 0, 0, 2])).unwrap();
         assert!(rooms.detach(&room("r"), a.id, a.session));
         assert!(rooms.join(&room("r"), from_ip("A", [10, 0, 0, 1])).unwrap().resumed);
+    }
+
+    #[test]
+    fn room_waits_double_up_to_the_longest() {
+        let secs = Duration::from_secs;
+        let limits = PasswordLimits {
+            free_failures_per_room: 2,
+            room_delay: secs(1),
+            room_max_delay: secs(5),
+            ..PasswordLimits::unlimited()
+        };
+        let waits: Vec<_> = (0..7).map(|failures| limits.room_wait(failures)).collect();
+        assert_eq!(waits, [None, None, Some(secs(1)), Some(secs(2)), Some(secs(4)), Some(secs(5)), Some(secs(5))]);
+        assert_eq!(limits.room_wait(u32::MAX), Some(secs(5)));
+        assert_eq!(PasswordLimits::unlimited().room_wait(u32::MAX - 1), None);
+    }
+
+    #[test]
+    fn a_room_forgets_its_wrong_passwords_after_a_quiet_while() {
+        let limits = PasswordLimits {
+            free_failures_per_room: 1,
+            room_memory: Duration::from_secs(10),
+            ..PasswordLimits::unlimited()
+        };
+        let mut guesses = Guesses::default();
+        let t0 = Instant::now();
+        assert_eq!(guesses.wait(t0, &limits), None);
+        guesses.failed(t0, &limits);
+        guesses.failed(t0, &limits);
+        assert_eq!(guesses.wait(t0, &limits), Some(Duration::from_secs(2)));
+        assert_eq!(guesses.wait(t0 + Duration::from_secs(2), &limits), None);
+        assert_eq!(guesses.failures, 2, "the count stays after the wait");
+        assert_eq!(guesses.wait(t0 + Duration::from_secs(10), &limits), None);
+        assert_eq!(guesses.failures, 0, "forgotten after a quiet while");
     }
 
     #[test]

@@ -132,6 +132,7 @@ impl ClientError {
             ClientError::Refused(JoinError::ServerFull) => ErrorCode::ServerFull,
             ClientError::Refused(JoinError::TooManyJoins { .. }) => ErrorCode::TooManyJoins,
             ClientError::Refused(JoinError::TooManyPlaces { .. }) => ErrorCode::TooManyPlaces,
+            ClientError::Refused(JoinError::TooManyAttempts { .. }) => ErrorCode::TooManyAttempts,
             ClientError::InvalidPassword => ErrorCode::InvalidPassword,
             ClientError::InvalidChat => ErrorCode::InvalidChat,
             ClientError::AlreadyJoined(_) => ErrorCode::AlreadyJoined,

@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use confab_server::rooms::PasswordLimits;
 
 const TTL: Duration = Duration::from_millis(800);
 
@@ -326,4 +327,135 @@ async fn joins_per_address_per_second_are_counted_over_all_nodes() {
     let retry_after = retry_after.expect("too_many_joins says when to try again");
     assert!((1..=1000).contains(&retry_after), "retry after {retry_after} ms");
     cluster.node(1).connect_from_ip("127.0.0.3").await.join("elsewhere", "Patient").await;
+}
+
+fn password_join(room: &str, password: &str) -> ClientMsg {
+    ClientMsg::Join {
+        room: room.into(),
+        name: "Guess".into(),
+        secret: None,
+        password: Some(password.into()),
+        listed: false,
+        media: MediaState::default(),
+    }
+}
+
+/// Tries `password` for `room` on `node` from `ip`, on a new connection; the answer.
+async fn attempt(node: &TestServer, ip: &str, room: &str, password: &str) -> ServerMsg {
+    let mut client = node.connect_from_ip(ip).await;
+    client.send(&password_join(room, password)).await;
+    client.recv().await
+}
+
+fn retry_after_of(answer: &ServerMsg) -> u64 {
+    match answer {
+        ServerMsg::Error { code: ErrorCode::TooManyAttempts, retry_after_ms: Some(ms), .. } => *ms,
+        other => panic!("expected too_many_attempts with a retry-after, got {other:?}"),
+    }
+}
+
+fn is_wrong(answer: &ServerMsg) -> bool {
+    matches!(answer, ServerMsg::Error { code: ErrorCode::WrongPassword, .. })
+}
+
+#[tokio::test]
+async fn the_wrong_password_budget_of_an_address_is_cluster_wide() {
+    let passwords =
+        PasswordLimits { failures_per_ip: 3, ip_window: Duration::from_secs(3600), ..PasswordLimits::unlimited() };
+    let cluster =
+        Cluster::start(2, HubConfig { limits: Limits { passwords, ..Limits::rooms_of(6) }, ..config(6) }).await;
+    let (_ada, answer) =
+        cluster.node(0).send_join(&secret_join("vault", "Ada", "ada-secret-0123456789", Some("pw"))).await;
+    assert!(matches!(answer, ServerMsg::Welcome { locked: true, .. }), "{answer:?}");
+    for guess in 0..3 {
+        assert!(is_wrong(&attempt(cluster.node(guess % 2), "127.0.0.2", "vault", "nope").await));
+    }
+    for node in 0..2 {
+        let wait = retry_after_of(&attempt(cluster.node(node), "127.0.0.2", "vault", "pw").await);
+        assert!((1..=3_600_000).contains(&wait), "retry after {wait} ms");
+    }
+    assert!(matches!(attempt(cluster.node(1), "127.0.0.3", "vault", "pw").await, ServerMsg::Welcome { .. }));
+}
+
+#[tokio::test]
+async fn a_room_under_guessing_makes_attempts_wait_on_every_node() {
+    let passwords = PasswordLimits {
+        free_failures_per_room: 2,
+        room_delay: Duration::from_millis(400),
+        room_max_delay: Duration::from_millis(1600),
+        ..PasswordLimits::unlimited()
+    };
+    let cluster =
+        Cluster::start(2, HubConfig { limits: Limits { passwords, ..Limits::rooms_of(6) }, ..config(6) }).await;
+    let (_ada, answer) =
+        cluster.node(0).send_join(&secret_join("vault", "Ada", "ada-secret-0123456789", Some("pw"))).await;
+    assert!(matches!(answer, ServerMsg::Welcome { locked: true, .. }), "{answer:?}");
+    let mut hosts = (2..200).map(|n| format!("127.0.0.{n}"));
+    let mut host = move || hosts.next().unwrap();
+    assert!(is_wrong(&attempt(cluster.node(0), &host(), "vault", "one").await));
+    assert!(is_wrong(&attempt(cluster.node(1), &host(), "vault", "two").await));
+    for (i, expected) in [400, 800, 1600].into_iter().enumerate() {
+        let wait = retry_after_of(&attempt(cluster.node(i % 2), &host(), "vault", "pw").await);
+        assert!(wait <= expected && wait > expected / 2, "waited {wait} ms where {expected} ms was due");
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        assert!(is_wrong(&attempt(cluster.node((i + 1) % 2), &host(), "vault", "wrong again").await));
+    }
+    let wait = retry_after_of(&attempt(cluster.node(1), &host(), "vault", "pw").await);
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+    assert!(matches!(attempt(cluster.node(1), &host(), "vault", "pw").await, ServerMsg::Welcome { .. }));
+    // The right password made the room forget its failures.
+    assert!(is_wrong(&attempt(cluster.node(0), &host(), "vault", "after").await));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn password_guessing_from_one_host_slows_to_the_stated_rate_in_a_cluster() {
+    let cluster = Arc::new(Cluster::start(2, HubConfig::default()).await);
+    let (_ada, answer) =
+        cluster.node(0).send_join(&secret_join("vault", "Ada", "ada-secret-0123456789", Some("correct horse"))).await;
+    assert!(matches!(answer, ServerMsg::Welcome { locked: true, .. }), "{answer:?}");
+    let duration = Duration::from_secs(3);
+    let started = tokio::time::Instant::now();
+    let tasks: Vec<_> = (0..16)
+        .map(|worker| {
+            let cluster = cluster.clone();
+            tokio::spawn(async move {
+                let (mut answered, mut wrong, mut guess) = (0u64, 0u64, 0u64);
+                'connect: while started.elapsed() < duration {
+                    let mut guesser = cluster.node(worker % 2).connect_from_ip("127.0.0.2").await;
+                    while started.elapsed() < duration {
+                        guess += 1;
+                        let msg = password_join("vault", &format!("guess-{worker}-{guess}"));
+                        if guesser.ws.send(Message::Text(msg.to_json().into())).await.is_err() {
+                            continue 'connect;
+                        }
+                        loop {
+                            match guesser.ws.next().await {
+                                Some(Ok(Message::Text(text))) => {
+                                    answered += 1;
+                                    wrong += u64::from(is_wrong(&ServerMsg::from_json(&text).unwrap()));
+                                    break;
+                                }
+                                Some(Ok(Message::Close(_)) | Err(_)) | None => continue 'connect,
+                                Some(Ok(_)) => continue,
+                            }
+                        }
+                    }
+                }
+                (answered, wrong)
+            })
+        })
+        .collect();
+    let (mut answered, mut wrong) = (0, 0);
+    for task in tasks {
+        let (a, w) = task.await.unwrap();
+        answered += a;
+        wrong += w;
+    }
+    println!(
+        "two nodes, one host, 16 sockets, {} s: {answered} answers, {wrong} passwords checked ({:.1} a second)",
+        duration.as_secs(),
+        wrong as f64 / duration.as_secs_f64()
+    );
+    let limits = PasswordLimits::default();
+    assert!(wrong <= u64::from(limits.failures_per_ip.min(limits.free_failures_per_room + 2)), "{wrong} checked");
 }

@@ -8,8 +8,11 @@
 --   confab:meta:R    hash  salt, digest (password), listed
 --   confab:chat:R    list  ChatMessage JSON, oldest first
 --   confab:ips:R     hash  id -> the client address that made the place
+--   confab:guesses:R counter (expires) wrong passwords given for the room
+--   confab:guess_wait:R  string (expires) present while attempts on the room must wait
 -- Per client address A (IPv6: its /64): confab:places:A (its places, attached or held),
--- confab:joins:A (its joins in the current window; expires with the window).
+-- confab:joins:A (its joins in the current window), confab:failed:A (its wrong passwords in
+-- the current window); the last two expire with their windows.
 -- Cluster-wide: confab:rooms, confab:listed (sets of names), confab:peer_count, confab:ids,
 -- confab:nodes (set), confab:alive:N (presence, expires), confab:node_rooms:N (set of rooms
 -- where node N has members). Node N receives its deliveries on channel confab:node:N.
@@ -77,7 +80,8 @@ local function remove(room, id)
   forget_node_if_gone(room, r.node)
   if redis.call('HLEN', P .. 'route:' .. room) == 0 then
     redis.call('DEL', P .. 'peers:' .. room, P .. 'route:' .. room, P .. 'keys:' .. room,
-      P .. 'meta:' .. room, P .. 'chat:' .. room, P .. 'ips:' .. room)
+      P .. 'meta:' .. room, P .. 'chat:' .. room, P .. 'ips:' .. room, P .. 'guesses:' .. room,
+      P .. 'guess_wait:' .. room)
     redis.call('SREM', P .. 'rooms', room)
     redis.call('SREM', P .. 'listed', room)
   end
