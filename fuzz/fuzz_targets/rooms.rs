@@ -69,7 +69,8 @@ fuzz_target!(|ops: Vec<Op>| {
                         | JoinError::WrongPassword
                         | JoinError::ServerFull
                         | JoinError::TooManyJoins { .. }
-                        | JoinError::TooManyPlaces { .. },
+                        | JoinError::TooManyPlaces { .. }
+                        | JoinError::TooManyAttempts { .. },
                     ) => {}
                 }
             }
@@ -121,6 +122,12 @@ fuzz_target!(|ops: Vec<Op>| {
         for r in ROOMS {
             assert!(rooms.member_count(&RoomName::parse(r).unwrap()) <= CAPACITY);
         }
+        // The start page's list agrees with the rooms, fullest first.
+        let listed = rooms.listed(ROOMS.len());
+        for r in &listed {
+            assert_eq!(r.people, rooms.member_count(&r.name), "a listed count is stale");
+        }
+        assert!(listed.windows(2).all(|w| (w[1].people, &w[0].name) < (w[0].people, &w[1].name)));
     }
     // Everyone leaves: nothing is left behind.
     for a in attached.drain(..) {

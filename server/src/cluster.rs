@@ -80,6 +80,7 @@ struct Scripts {
     chat: Script,
     leave: Script,
     reap: Script,
+    listed: Script,
 }
 
 macro_rules! with_prelude {
@@ -98,6 +99,7 @@ impl Scripts {
             chat: with_prelude!("cluster/chat.lua"),
             leave: with_prelude!("cluster/leave.lua"),
             reap: with_prelude!("cluster/reap.lua"),
+            listed: with_prelude!("cluster/listed.lua"),
         }
     }
 }
@@ -371,27 +373,18 @@ impl Cluster {
         self.shared.lock_ended().remove(&(id, session)).unwrap_or(Ended::Dropped)
     }
 
-    /// The rooms listed on the start page, fullest first, at most `limit`.
+    /// The rooms listed on the start page, fullest first, at most `limit`: one script that
+    /// reads a sorted set and the `limit` rooms it answers with, however many rooms are listed.
     pub async fn listed(&self, limit: usize) -> Result<Vec<ListedRoom>, Unavailable> {
         let mut redis = self.shared.redis.clone();
-        let names: Vec<String> = redis.smembers(key("listed")).await?;
-        let mut pipe = redis::pipe();
-        for name in &names {
-            pipe.hlen(key(&format!("route:{name}"))).hexists(key(&format!("meta:{name}")), "salt");
-        }
-        let counts: Vec<(usize, bool)> =
-            if names.is_empty() { Vec::new() } else { pipe.query_async(&mut redis).await? };
-        let mut listed: Vec<ListedRoom> = names
+        let flat: Vec<(String, usize, bool)> = self.shared.scripts.listed.arg(limit).invoke_async(&mut redis).await?;
+        Ok(flat
             .into_iter()
-            .zip(counts)
-            .filter(|(_, (people, _))| *people > 0)
-            .filter_map(|(name, (people, locked))| {
+            .filter(|(_, people, _)| *people > 0)
+            .filter_map(|(name, people, locked)| {
                 Some(ListedRoom { name: RoomName::parse(&name).ok()?, people, locked })
             })
-            .collect();
-        listed.sort_by(|a, b| b.people.cmp(&a.people).then_with(|| a.name.cmp(&b.name)));
-        listed.truncate(limit);
-        Ok(listed)
+            .collect())
     }
 
     /// How many rooms exist in the cluster.

@@ -20,8 +20,8 @@ use confab_protocol::{
     ChatMessage, DisplayName, ListedRoom, MediaState, PeerId, PeerInfo, PeerKey, RoomName, ServerMsg, Signal,
 };
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -506,6 +506,19 @@ struct State {
     joins: Windows,
     /// Wrong passwords per client address in the last [`PasswordLimits::ip_window`].
     failed_passwords: Windows,
+    /// The listed rooms in the start page's order, fullest first (then by name), so that a
+    /// listing reads only what it answers.
+    listed: BTreeSet<(Reverse<usize>, RoomName)>,
+}
+
+/// Moves `room` in the start page's order from `before` members to `after` (0: not there).
+fn relist(listed: &mut BTreeSet<(Reverse<usize>, RoomName)>, room: &RoomName, before: usize, after: usize) {
+    if before > 0 {
+        listed.remove(&(Reverse(before), room.clone()));
+    }
+    if after > 0 {
+        listed.insert((Reverse(after), room.clone()));
+    }
 }
 
 /// The in-memory registry of rooms.
@@ -532,6 +545,7 @@ impl Rooms {
             places: HashMap::new(),
             joins: Windows::new(JOIN_WINDOW),
             failed_passwords: Windows::new(limits.passwords.ip_window),
+            listed: BTreeSet::new(),
         };
         Rooms { state: Mutex::new(state), limits, next_id: AtomicU64::new(1) }
     }
@@ -636,6 +650,9 @@ impl Rooms {
         let locked = entry.password.is_some();
         let chat = welcome_chat(entry.chat.iter().map(|(bytes, m)| (*bytes, m.clone())));
         entry.members.push(Member { info: info.clone(), outbox: Some(joiner.outbox), session, ip });
+        if entry.listed {
+            relist(&mut state.listed, room, entry.members.len() - 1, entry.members.len());
+        }
         let slow = deliver_to_all_but(&entry.members, id, &ServerMsg::PeerJoined { peer: info });
         state.peers += 1;
         *state.places.entry(ip).or_default() += 1;
@@ -741,19 +758,16 @@ impl Rooms {
     /// The rooms listed on the start page, fullest first, at most `limit`.
     pub fn listed(&self, limit: usize) -> Vec<ListedRoom> {
         let state = self.lock();
-        let mut listed: Vec<ListedRoom> = state
-            .rooms
+        state
+            .listed
             .iter()
-            .filter(|(_, room)| room.listed)
-            .map(|(name, room)| ListedRoom {
+            .take(limit)
+            .map(|(Reverse(people), name)| ListedRoom {
                 name: name.clone(),
-                people: room.members.len(),
-                locked: room.password.is_some(),
+                people: *people,
+                locked: state.rooms.get(name).is_some_and(|r| r.password.is_some()),
             })
-            .collect();
-        listed.sort_by(|a, b| b.people.cmp(&a.people).then_with(|| a.name.cmp(&b.name)));
-        listed.truncate(limit);
-        listed
+            .collect()
     }
 
     /// How many rooms exist.
@@ -816,11 +830,15 @@ fn deliver_to_all_but(members: &[Member], except: PeerId, msg: &ServerMsg) -> Ve
 /// Removes `gone` from `room`, announces each removal to those who stay (which may find more
 /// slow members, removed in turn), and drops the room once empty.
 fn remove(state: &mut State, room: &RoomName, mut gone: Vec<PeerId>) {
-    let State { rooms, peers, places, .. } = state;
-    let Some(members) = rooms.get_mut(room).map(|r| &mut r.members) else { return };
+    let State { rooms, peers, places, listed, .. } = state;
+    let Some(entry) = rooms.get_mut(room) else { return };
+    let members = &mut entry.members;
     while let Some(id) = gone.pop() {
         let Some(at) = members.iter().position(|m| m.info.id == id) else { continue };
         let member = members.remove(at);
+        if entry.listed {
+            relist(listed, room, members.len() + 1, members.len());
+        }
         *peers -= 1;
         if let Some(n) = places.get_mut(&member.ip) {
             *n -= 1;
@@ -1026,6 +1044,31 @@ mod tests {
         rooms.join(&room("r"), from_ip("C", [10, 0, 0, 2])).unwrap();
         assert!(rooms.detach(&room("r"), a.id, a.session));
         assert!(rooms.join(&room("r"), from_ip("A", [10, 0, 0, 1])).unwrap().resumed);
+    }
+
+    fn listed_joiner(name: &str) -> Joiner {
+        Joiner { listed: true, ..joiner(name, outbox().0) }
+    }
+
+    #[test]
+    fn the_listing_follows_joins_leaves_and_expiries_fullest_first() {
+        let rooms = Rooms::new(4);
+        let summary = |rooms: &Rooms, limit| {
+            rooms.listed(limit).into_iter().map(|r| (r.name.to_string(), r.people)).collect::<Vec<_>>()
+        };
+        let b = rooms.join(&room("b"), listed_joiner("B1")).unwrap();
+        rooms.join(&room("a"), listed_joiner("A1")).unwrap();
+        rooms.join(&room("hidden"), joiner("H", outbox().0)).unwrap();
+        // Later joiners cannot list a room, and their joins count.
+        let b2 = rooms.join(&room("b"), joiner("B2", outbox().0)).unwrap();
+        assert_eq!(summary(&rooms, 10), [("b".to_owned(), 2), ("a".to_owned(), 1)]);
+        assert_eq!(summary(&rooms, 1), [("b".to_owned(), 2)]);
+        rooms.leave(&room("b"), b2.id, b2.session);
+        assert_eq!(summary(&rooms, 10), [("a".to_owned(), 1), ("b".to_owned(), 1)], "equal counts by name");
+        assert!(rooms.detach(&room("b"), b.id, b.session));
+        assert_eq!(summary(&rooms, 10).len(), 2, "a held place still counts");
+        rooms.expire(&room("b"), b.id, b.session);
+        assert_eq!(summary(&rooms, 10), [("a".to_owned(), 1)]);
     }
 
     #[test]

@@ -410,9 +410,11 @@ async fn a_room_under_guessing_makes_attempts_wait_on_every_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn password_guessing_from_one_host_slows_to_the_stated_rate_in_a_cluster() {
     let cluster = Arc::new(Cluster::start(2, HubConfig::default()).await);
-    let (_ada, answer) =
+    let (ada, answer) =
         cluster.node(0).send_join(&secret_join("vault", "Ada", "ada-secret-0123456789", Some("correct horse"))).await;
     assert!(matches!(answer, ServerMsg::Welcome { locked: true, .. }), "{answer:?}");
+    let (_ada_tx, mut ada_rx) = ada.ws.split();
+    tokio::spawn(async move { while let Some(Ok(_)) = ada_rx.next().await {} });
     let duration = Duration::from_secs(3);
     let started = tokio::time::Instant::now();
     let tasks: Vec<_> = (0..16)
@@ -458,4 +460,60 @@ async fn password_guessing_from_one_host_slows_to_the_stated_rate_in_a_cluster()
     );
     let limits = PasswordLimits::default();
     assert!(wrong <= u64::from(limits.failures_per_ip.min(limits.free_failures_per_room + 2)), "{wrong} checked");
+}
+
+/// The commands Redis has run since its statistics were last reset (scripts' own included).
+async fn redis_calls(redis: &Redis) -> u64 {
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut c).await.unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_info:") && !l.starts_with("cmdstat_config"))
+        .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+async fn reset_redis_stats(redis: &Redis) {
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut c).await.unwrap();
+}
+
+#[tokio::test]
+async fn listing_open_rooms_costs_redis_what_it_answers_not_what_is_listed() {
+    let cluster = Cluster::start(2, HubConfig { max_connections_per_ip: 1000, ..config(6) }).await;
+    let mut clients = Vec::new();
+    for i in 0..150 {
+        clients.push(cluster.node(i % 2).join_listed(&format!("room-{i:03}"), "One").await);
+    }
+    for name in ["A", "B", "C"] {
+        clients.push(cluster.node(1).join_listed("zeta", name).await);
+    }
+    reset_redis_stats(&cluster.redis).await;
+    let (status, body) = cluster.node(0).http_get(confab_protocol::ROOMS_PATH).await;
+    let calls = redis_calls(&cluster.redis).await;
+    assert_eq!(status, 200);
+    let listed: Vec<confab_protocol::ListedRoom> = serde_json::from_str(&body).unwrap();
+    assert_eq!(listed.len(), 50);
+    assert_eq!((listed[0].name.as_str(), listed[0].people), ("zeta", 3));
+    let expected: Vec<String> = (0..49).map(|i| format!("room-{i:03}")).collect();
+    assert_eq!(listed[1..].iter().map(|r| r.name.to_string()).collect::<Vec<_>>(), expected);
+    // One script: a range of the sorted set and the 50 rooms' password flags (and the nodes'
+    // own presence traffic meanwhile); not two commands for each of the 151 listed rooms.
+    println!("one listing of 50 of 151 rooms: {calls} Redis commands");
+    assert!(calls <= 50 + 20, "{calls} Redis commands for one listing");
+    // It follows leaves.
+    clients.pop().unwrap().send(&ClientMsg::Leave).await;
+    clients.pop().unwrap().send(&ClientMsg::Leave).await;
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let listed = cluster.node(1).hub.rooms.listed(50).await.unwrap();
+            if listed.iter().all(|r| r.people == 1) && listed[0].name.as_str() == "room-000" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("zeta never fell back in line");
 }

@@ -564,7 +564,10 @@ async fn guess_from_one_host(server: &Arc<TestServer>, room: &'static str, durat
 async fn password_guessing_from_one_host_slows_to_the_stated_rate() {
     // The defaults: 10 wrong passwords a minute per address; per room 3, then waits from 1 s.
     let server = Arc::new(TestServer::with(HubConfig::default()).await);
-    let _ada = locked_room(&server, "vault", "correct horse battery staple").await;
+    let ada = locked_room(&server, "vault", "correct horse battery staple").await;
+    // Ada stays in the room (reading answers the server's pings), so the room stays the same.
+    let (_ada_tx, mut ada_rx) = ada.ws.split();
+    tokio::spawn(async move { while let Some(Ok(_)) = ada_rx.next().await {} });
     // CONFAB_GUESS_SECS=65 shows the rate past the first minute.
     let secs = std::env::var("CONFAB_GUESS_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     let duration = Duration::from_secs(secs);
@@ -589,5 +592,56 @@ async fn password_guessing_from_one_host_slows_to_the_stated_rate() {
     let windows = duration.as_secs().div_ceil(limits.ip_window.as_secs());
     let allowed = allowed.min(windows * u64::from(limits.failures_per_ip));
     assert!(wrong <= allowed, "{wrong} passwords checked where {allowed} were allowed");
+    assert_eq!(server.hub.rooms.member_count(&RoomName::parse("vault").unwrap()).await.unwrap(), 1);
     assert!(answered > wrong, "the refusals are answered");
+}
+
+/// `GET /api/rooms`, decoded: (name, people) in the order given.
+async fn listing(server: &TestServer) -> Vec<(String, usize)> {
+    let (status, body) = server.http_get(confab_protocol::ROOMS_PATH).await;
+    assert_eq!(status, 200);
+    let listed: Vec<confab_protocol::ListedRoom> = serde_json::from_str(&body).unwrap();
+    listed.into_iter().map(|r| (r.name.to_string(), r.people)).collect()
+}
+
+#[tokio::test]
+async fn the_start_page_lists_the_fifty_fullest_rooms_and_follows_joins_and_leaves() {
+    let server = TestServer::with(HubConfig {
+        limits: Limits::rooms_of(6),
+        max_connections_per_ip: 1000,
+        resume_grace: Duration::from_millis(100),
+        ..HubConfig::default()
+    })
+    .await;
+    let mut clients = Vec::new();
+    for i in 0..60 {
+        clients.push(server.join_listed(&format!("room-{i:02}"), "One").await);
+    }
+    let mut zeta = Vec::new();
+    for name in ["A", "B", "C"] {
+        zeta.push(server.join_listed("zeta", name).await);
+    }
+    let names = |range: std::ops::Range<usize>| range.map(|i| (format!("room-{i:02}"), 1)).collect::<Vec<_>>();
+    let listed = listing(&server).await;
+    assert_eq!(listed[0], ("zeta".to_owned(), 3));
+    assert_eq!(listed[1..], names(0..49)[..]);
+    // Two leave zeta (one closes, one drops and is held, then expires): it falls back in line.
+    zeta[0].send(&ClientMsg::Leave).await;
+    drop(zeta.remove(1));
+    tokio::time::timeout(PATIENCE, async {
+        while listing(&server).await != names(0..50) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("zeta never fell back in line");
+    // An emptied room goes from the list.
+    clients[0].send(&ClientMsg::Leave).await;
+    tokio::time::timeout(PATIENCE, async {
+        while listing(&server).await != names(1..51) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the emptied room stayed listed");
 }

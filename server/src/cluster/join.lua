@@ -96,7 +96,6 @@ else
   if ARGV[11] ~= '' then redis.call('HSET', meta, 'salt', ARGV[11], 'digest', ARGV[12]) end
   redis.call('HSET', meta, 'listed', ARGV[13])
   redis.call('SADD', P .. 'rooms', room)
-  if ARGV[13] == '1' then redis.call('SADD', P .. 'listed', room) end
 end
 redis.call('HSET', route_key, id, route_string(node, session, true, key))
 redis.call('HSET', P .. 'peers:' .. room, id, info)
@@ -105,5 +104,8 @@ redis.call('HSET', P .. 'ips:' .. room, id, ip)
 redis.call('INCR', places_key)
 redis.call('INCR', P .. 'peer_count')
 redis.call('SADD', P .. 'node_rooms:' .. node, room)
+if redis.call('HGET', meta, 'listed') == '1' then
+  redis.call('ZADD', P .. 'listed_by_people', -redis.call('HLEN', route_key), room)
+end
 broadcast(room, id, announce)
 return answer(0)

@@ -13,7 +13,9 @@
 -- Per client address A (IPv6: its /64): confab:places:A (its places, attached or held),
 -- confab:joins:A (its joins in the current window), confab:failed:A (its wrong passwords in
 -- the current window); the last two expire with their windows.
--- Cluster-wide: confab:rooms, confab:listed (sets of names), confab:peer_count, confab:ids,
+-- Cluster-wide: confab:rooms (set of names), confab:listed_by_people (sorted set: the listed
+-- rooms, scored by minus their member count, so that ZRANGE gives the fullest first and equal
+-- counts by name), confab:peer_count, confab:ids,
 -- confab:nodes (set), confab:alive:N (presence, expires), confab:node_rooms:N (set of rooms
 -- where node N has members). Node N receives its deliveries on channel confab:node:N.
 local P = 'confab:'
@@ -78,12 +80,15 @@ local function remove(room, id)
   end
   broadcast(room, nil, '{"type":"peer_left","id":' .. id .. '}')
   forget_node_if_gone(room, r.node)
-  if redis.call('HLEN', P .. 'route:' .. room) == 0 then
+  local left = redis.call('HLEN', P .. 'route:' .. room)
+  if left == 0 then
     redis.call('DEL', P .. 'peers:' .. room, P .. 'route:' .. room, P .. 'keys:' .. room,
       P .. 'meta:' .. room, P .. 'chat:' .. room, P .. 'ips:' .. room, P .. 'guesses:' .. room,
       P .. 'guess_wait:' .. room)
     redis.call('SREM', P .. 'rooms', room)
-    redis.call('SREM', P .. 'listed', room)
+    redis.call('ZREM', P .. 'listed_by_people', room)
+  elseif redis.call('HGET', P .. 'meta:' .. room, 'listed') == '1' then
+    redis.call('ZADD', P .. 'listed_by_people', -left, room)
   end
   return true
 end

@@ -94,6 +94,36 @@ impl TestServer {
         (client, id)
     }
 
+    /// A plain HTTP GET of `path`; the status and the body.
+    pub async fn http_get(&self, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = TcpStream::connect(self.addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr);
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        tokio::time::timeout(PATIENCE, stream.read_to_string(&mut response)).await.unwrap().unwrap();
+        let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("an HTTP status line");
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        (status, body)
+    }
+
+    /// Joins `room` as a room its creator listed on the start page (or a later joiner of it).
+    pub async fn join_listed(&self, room: &str, name: &str) -> Client {
+        let mut client = self.connect().await;
+        client
+            .send(&ClientMsg::Join {
+                room: room.into(),
+                name: name.into(),
+                secret: None,
+                password: None,
+                listed: true,
+                media: MediaState::default(),
+            })
+            .await;
+        assert!(matches!(client.recv().await, ServerMsg::Welcome { .. }));
+        client
+    }
+
     /// Waits until the registry has `n` rooms (cleanup after a disconnect is asynchronous).
     pub async fn wait_for_room_count(&self, n: usize) {
         tokio::time::timeout(PATIENCE, async {
