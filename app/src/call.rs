@@ -988,10 +988,15 @@ async fn run(inner: Rc<RefCell<Inner>>) {
     ui.phase.set(Phase::Joining);
     let mut failures: u32 = 0;
     loop {
+        let mut wait_at_least = 0;
         match connect_once(&inner).await {
             Ended::ForGood => return,
             Ended::AfterWelcome => failures = 0,
             Ended::BeforeWelcome => failures += 1,
+            Ended::JoinLater { after_ms } => {
+                failures += 1;
+                wait_at_least = after_ms;
+            }
         }
         {
             let state = inner.borrow();
@@ -1002,7 +1007,7 @@ async fn run(inner: Rc<RefCell<Inner>>) {
                 state.ui.phase.set(Phase::Reconnecting);
             }
         }
-        let wait = BACKOFF_FIRST_MS.saturating_mul(1 << failures.min(4)).min(BACKOFF_MAX_MS);
+        let wait = BACKOFF_FIRST_MS.saturating_mul(1 << failures.min(4)).min(BACKOFF_MAX_MS).max(wait_at_least);
         TimeoutFuture::new(wait).await;
     }
 }
@@ -1015,7 +1020,16 @@ enum Ended {
     AfterWelcome,
     /// The socket could not be opened or dropped before a welcome: back off.
     BeforeWelcome,
+    /// The server takes no join from this address for a moment (`too_many_joins`): try again
+    /// after that long.
+    JoinLater {
+        /// The server's `retry_after_ms`.
+        after_ms: u32,
+    },
 }
+
+/// The longest wait a `too_many_joins` answer may impose before the next try.
+const JOIN_LATER_MAX_MS: u64 = 10_000;
 
 /// Opens one socket, joins, and handles server messages until the socket ends.
 async fn connect_once(inner: &Rc<RefCell<Inner>>) -> Ended {
@@ -1051,10 +1065,17 @@ async fn connect_once(inner: &Rc<RefCell<Inner>>) -> Ended {
     });
     let mut welcomed = false;
     let mut replaced = false;
+    let mut join_later = None;
     let read = async {
         while let Some(frame) = frames.next().await {
             match frame {
                 Ok(Message::Text(text)) => match ServerMsg::from_json(&text) {
+                    // Too many joins from this network just now: this socket gives up and the
+                    // next one tries after the wait (the call goes on meanwhile, if it had begun).
+                    Ok(ServerMsg::Error { code: ErrorCode::TooManyJoins, retry_after_ms, .. }) => {
+                        join_later = Some(retry_after_ms.unwrap_or(1000).min(JOIN_LATER_MAX_MS));
+                        break;
+                    }
                     Ok(msg) => {
                         welcomed |= matches!(msg, ServerMsg::Welcome { .. });
                         handle(inner, msg).await;
@@ -1085,6 +1106,10 @@ async fn connect_once(inner: &Rc<RefCell<Inner>>) -> Ended {
         ui.phase.set(Phase::Refused(ui.texts.opened_elsewhere.into()));
         call.hang_up();
         return Ended::ForGood;
+    }
+    if let Some(after_ms) = join_later {
+        // At most JOIN_LATER_MAX_MS: fits.
+        return Ended::JoinLater { after_ms: u32::try_from(after_ms).unwrap_or(u32::MAX) };
     }
     if welcomed {
         Ended::AfterWelcome
@@ -1160,9 +1185,18 @@ async fn handle(inner: &Rc<RefCell<Inner>>, msg: ServerMsg) {
             state.ui.add_chat(vec![message], state.me.as_ref());
             Ok(())
         }
-        ServerMsg::Error { code, message } => {
+        ServerMsg::Error { code, message, retry_after_ms } => {
             let ui = inner.borrow().ui;
             match code {
+                ErrorCode::TooManyAttempts => {
+                    let secs = retry_after_ms.unwrap_or(1000).div_ceil(1000);
+                    ui.phase.set(Phase::PasswordWait { secs });
+                    Call(inner.clone()).hang_up();
+                }
+                ErrorCode::TooManyPlaces => {
+                    ui.phase.set(Phase::Refused(ui.texts.too_many_places.into()));
+                    Call(inner.clone()).hang_up();
+                }
                 ErrorCode::RoomFull => {
                     ui.phase.set(Phase::RoomFull);
                     Call(inner.clone()).hang_up();

@@ -217,6 +217,8 @@ pub struct Texts {
     pub room_full: &'static str,
     pub needs_password: &'static str,
     pub wrong_password: &'static str,
+    pub password_wait: fn(u64) -> String,
+    pub too_many_places: &'static str,
     pub could_not_join: fn(&str) -> String,
     pub reconnecting_server: &'static str,
     pub waiting: &'static str,
@@ -255,6 +257,7 @@ fn ko_rule(e: NameError) -> String {
         NameError::Empty => "비어 있으면 안 됩니다".into(),
         NameError::TooLong { max } => format!("{max}자를 넘을 수 없습니다"),
         NameError::ControlCharacter => "제어 문자를 쓸 수 없습니다".into(),
+        NameError::FormatCharacter => "보이지 않는 서식 문자를 쓸 수 없습니다".into(),
     }
 }
 
@@ -341,6 +344,12 @@ pub static EN: Texts = Texts {
     room_full: "Room is full. Try again later, or pick another room name.",
     needs_password: "This room has a password.",
     wrong_password: "Wrong password. Check it and try again.",
+    password_wait: |secs| {
+        let wait = if secs == 1 { "1 second".to_owned() } else { format!("{secs} seconds") };
+        format!("Too many wrong passwords. Wait {wait}, then try again.")
+    },
+    too_many_places: "Too many people from your network are in calls on this server right now. \
+                      Try again in a while.",
     could_not_join: |why| format!("Could not join: {why}"),
     reconnecting_server: "Reconnecting to the server… (connected calls go on)",
     waiting: "Waiting for someone to join — share this link",
@@ -455,6 +464,8 @@ pub static KO: Texts = Texts {
     room_full: "방이 가득 찼습니다. 나중에 다시 시도하거나 다른 방 이름을 고르세요.",
     needs_password: "이 방에는 비밀번호가 있습니다.",
     wrong_password: "비밀번호가 틀렸습니다. 확인하고 다시 시도하세요.",
+    password_wait: |secs| format!("비밀번호가 너무 여러 번 틀렸습니다. {secs}초 뒤에 다시 시도하세요."),
+    too_many_places: "지금 이 서버에서 같은 네트워크의 통화 참여자가 너무 많습니다. 잠시 뒤에 다시 시도하세요.",
     could_not_join: |why| format!("참여할 수 없습니다: {why}"),
     reconnecting_server: "서버에 다시 연결하는 중… (연결된 통화는 계속됩니다)",
     waiting: "다른 사람을 기다리는 중 — 이 링크를 공유하세요",
@@ -512,6 +523,7 @@ mod tests {
             assert!(!texts.join_room.is_empty() && !texts.connected.is_empty());
             assert!((texts.people)(2).contains('2'));
             assert!((texts.room_name_error)(NameError::TooLong { max: 64 }).contains("64"));
+            assert!(!(texts.your_name_error)(NameError::FormatCharacter).is_empty());
         }
         assert_ne!(EN.join_room, KO.join_room);
     }

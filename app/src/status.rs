@@ -102,6 +102,12 @@ pub enum Phase {
         /// A password was given and refused.
         wrong: bool,
     },
+    /// Too many wrong passwords (from this network, or for this room): no password is checked
+    /// for this many seconds.
+    PasswordWait {
+        /// How long, in whole seconds, rounded up.
+        secs: u64,
+    },
     /// The server refused the join for another reason; its message.
     Refused(String),
     /// The connection to the server dropped; reconnecting. Connections already made keep
@@ -114,7 +120,14 @@ impl Phase {
     /// `Reconnecting` the connections already made keep their media flowing, so the controls
     /// stay.)
     pub fn is_over(&self) -> bool {
-        matches!(self, Phase::MediaFailed(_) | Phase::RoomFull | Phase::NeedsPassword { .. } | Phase::Refused(_))
+        matches!(
+            self,
+            Phase::MediaFailed(_)
+                | Phase::RoomFull
+                | Phase::NeedsPassword { .. }
+                | Phase::PasswordWait { .. }
+                | Phase::Refused(_)
+        )
     }
 }
 
@@ -229,6 +242,7 @@ pub fn status_line(t: &Texts, phase: &Phase, peers: &[PeerState]) -> String {
         Phase::RoomFull => t.room_full.into(),
         Phase::NeedsPassword { wrong: false } => t.needs_password.into(),
         Phase::NeedsPassword { wrong: true } => t.wrong_password.into(),
+        Phase::PasswordWait { secs } => (t.password_wait)(*secs),
         Phase::Refused(message) => (t.could_not_join)(message),
         Phase::Reconnecting => t.reconnecting_server.into(),
         Phase::InRoom if peers.is_empty() => t.waiting.into(),
@@ -313,6 +327,8 @@ mod tests {
         assert_eq!(status_line(&EN, &Phase::NeedsPassword { wrong: false }, &[]), "This room has a password.");
         assert!(status_line(&EN, &Phase::NeedsPassword { wrong: true }, &[]).starts_with("Wrong password"));
         assert!(status_line(&EN, &Phase::Reconnecting, &[]).starts_with("Reconnecting to the server"));
+        assert!(status_line(&EN, &Phase::PasswordWait { secs: 30 }, &[]).contains("30 seconds"));
+        assert!(status_line(&KO, &Phase::PasswordWait { secs: 30 }, &[]).contains("30초"));
     }
 
     #[test]
@@ -343,6 +359,7 @@ mod tests {
         assert!(Phase::RoomFull.is_over());
         assert!(Phase::Refused("no".into()).is_over());
         assert!(Phase::NeedsPassword { wrong: true }.is_over());
+        assert!(Phase::PasswordWait { secs: 1 }.is_over());
         assert!(Phase::MediaFailed(MediaProblem::Denied).is_over());
         assert!(!Phase::InRoom.is_over());
         assert!(!Phase::Reconnecting.is_over(), "media between peers outlives the server connection");

@@ -34,7 +34,8 @@ const say = (...a) => console.error('==>', ...a);
 // Limits out of the way of the load (defaults protect a real deployment from one client).
 const LOAD_FLAGS = [
   '--rate-burst', '100000', '--rate-per-second', '1000000', '--max-connections-per-ip', '30000',
-  '--max-connections', '30000', '--max-peers', '30000', '--max-rooms', '30000', '--log', 'warn',
+  '--max-connections', '30000', '--max-peers', '30000', '--max-rooms', '30000',
+  '--max-places-per-ip', '30000', '--max-joins-per-ip-per-sec', '1000000', '--log', 'warn',
 ];
 
 /** Runs a program, stderr shown, and parses the last line of its stdout as JSON. */

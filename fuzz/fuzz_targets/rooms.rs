@@ -6,10 +6,9 @@
 
 use arbitrary::Arbitrary;
 use confab_protocol::{DisplayName, MediaState, PeerId, PeerKey, RoomName, ServerMsg, Signal};
-use confab_server::rooms::{JoinError, Joiner, Limits, Rooms, OUTBOX_CAPACITY};
+use confab_server::rooms::{outbox, Inbox, JoinError, Joiner, Limits, Rooms};
 use libfuzzer_sys::fuzz_target;
 use std::collections::HashMap;
-use tokio::sync::mpsc;
 
 const ROOMS: [&str; 3] = ["a", "b", "c"];
 const CAPACITY: usize = 3;
@@ -31,11 +30,12 @@ struct Attached {
     room: RoomName,
     id: PeerId,
     session: u64,
-    inbox: mpsc::Receiver<ServerMsg>,
+    inbox: Inbox,
 }
 
 fuzz_target!(|ops: Vec<Op>| {
-    let rooms = Rooms::with_limits(Limits { room_capacity: CAPACITY, max_rooms: 2, max_peers: 7 });
+    let rooms =
+        Rooms::with_limits(Limits { max_rooms: 2, max_peers: 7, max_places_per_ip: 3, ..Limits::rooms_of(CAPACITY) });
     // Every attachment made, in order; `who` picks one.
     let mut attached: Vec<Attached> = Vec::new();
     // Which room each id ever joined: a message about an id must come from that room.
@@ -45,7 +45,7 @@ fuzz_target!(|ops: Vec<Op>| {
         match op {
             Op::Join { room, key, password, muted } => {
                 let room = RoomName::parse(ROOMS[usize::from(room) % ROOMS.len()]).unwrap();
-                let (outbox, inbox) = mpsc::channel(OUTBOX_CAPACITY);
+                let (outbox, inbox) = outbox();
                 let joiner = Joiner {
                     name: DisplayName::parse("fuzz").unwrap(),
                     key: PeerKey(format!("key-{}", key % 8)),
@@ -53,6 +53,7 @@ fuzz_target!(|ops: Vec<Op>| {
                     password: password.map(|p| format!("pw{}", p % 3)),
                     listed: key % 2 == 0,
                     outbox,
+                    ip: std::net::IpAddr::from([192, 0, 2, key % 4]),
                 };
                 match rooms.join(&room, joiner) {
                     Ok(joined) => {
@@ -63,7 +64,14 @@ fuzz_target!(|ops: Vec<Op>| {
                         attached.push(Attached { room, id: joined.id, session: joined.session, inbox });
                     }
                     Err(JoinError::Full { capacity }) => assert_eq!(capacity, CAPACITY),
-                    Err(JoinError::PasswordRequired | JoinError::WrongPassword | JoinError::ServerFull) => {}
+                    Err(
+                        JoinError::PasswordRequired
+                        | JoinError::WrongPassword
+                        | JoinError::ServerFull
+                        | JoinError::TooManyJoins { .. }
+                        | JoinError::TooManyPlaces { .. }
+                        | JoinError::TooManyAttempts { .. },
+                    ) => {}
                 }
             }
             Op::Relay { from, to } => {
@@ -114,6 +122,12 @@ fuzz_target!(|ops: Vec<Op>| {
         for r in ROOMS {
             assert!(rooms.member_count(&RoomName::parse(r).unwrap()) <= CAPACITY);
         }
+        // The start page's list agrees with the rooms, fullest first.
+        let listed = rooms.listed(ROOMS.len());
+        for r in &listed {
+            assert_eq!(r.people, rooms.member_count(&r.name), "a listed count is stale");
+        }
+        assert!(listed.windows(2).all(|w| (w[1].people, &w[0].name) < (w[0].people, &w[1].name)));
     }
     // Everyone leaves: nothing is left behind.
     for a in attached.drain(..) {

@@ -55,7 +55,7 @@ pub async fn join(ws: &mut Ws, room: &str, name: &str, n: usize) -> anyhow::Resu
             ServerMsg::Welcome { id, peers, .. } => {
                 return Ok(Joined { id, peers: peers.into_iter().map(|p| p.id).collect() });
             }
-            ServerMsg::Error { code, message } => bail!("join refused: {} ({message})", code.as_str()),
+            ServerMsg::Error { code, message, .. } => bail!("join refused: {} ({message})", code.as_str()),
             _ => continue,
         }
     }

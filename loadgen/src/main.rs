@@ -10,7 +10,8 @@
 //!   hold and what each costs the server in memory.
 //!
 //! The server must allow the load: raise `--rate-burst`, `--rate-per-second`,
-//! `--max-connections-per-ip`, `--max-connections`, `--max-peers` and `--max-rooms`. Build
+//! `--max-connections-per-ip`, `--max-places-per-ip`, `--max-joins-per-ip-per-sec`,
+//! `--max-connections`, `--max-peers` and `--max-rooms`. Build
 //! both in release mode; they share the machine's cores, so the generator is kept lean.
 //!
 //! # Layout

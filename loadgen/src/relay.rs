@@ -461,7 +461,7 @@ async fn peer(mut plan: Plan, shared: Arc<Shared>, slots: Arc<Semaphore>, ready:
                     shared.errors.add("peer_left");
                     partners.retain(|p| p.id != id);
                 }
-                Ok(ServerMsg::Error { code, message }) => shared.errors.note(format!("error:{}", code.as_str()), message),
+                Ok(ServerMsg::Error { code, message, .. }) => shared.errors.note(format!("error:{}", code.as_str()), message),
                 Ok(_) => {}
                 Err(e) => {
                     shared.errors.note("lost_before_start", format!("{e:#}"));
@@ -654,7 +654,7 @@ fn incoming(
             };
             Incoming::Signal(index)
         }
-        Ok(ServerMsg::Error { code, message }) => {
+        Ok(ServerMsg::Error { code, message, .. }) => {
             shared.errors.note(format!("error:{}", code.as_str()), message);
             Incoming::Other
         }

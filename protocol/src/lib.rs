@@ -2,7 +2,8 @@
 //!
 //! Every WebSocket text frame is one JSON object tagged by `"type"`. Messages are named by
 //! direction: [`ClientMsg`] travels browser → server, [`ServerMsg`] server → browser. The crate
-//! knows only serde (and its JSON format), so the same types compile into the axum server and the wasm client.
+//! knows only serde (and its JSON format) and Unicode normalization (for names), so the same
+//! types compile into the axum server and the wasm client.
 //!
 //! # Layout
 //! - [`ClientMsg`] / [`ServerMsg`]: the two message enums.
@@ -27,6 +28,11 @@ use std::fmt;
 /// Largest text frame, in bytes, that a server accepts; a larger one is answered with
 /// [`ErrorCode::TooLarge`]. An SDP offer of a call with audio and video is about 5 KiB.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// Largest SDP (of an offer or an answer) a server relays, in bytes; a larger one is answered
+/// with [`ErrorCode::TooLarge`]. Browsers' descriptions of a call with audio, video and a shared
+/// screen are a few KiB (one with many codecs and simulcast layers about 10 KiB).
+pub const MAX_SDP_BYTES: usize = 32 * 1024;
 
 /// The WebSocket path of the signaling hub, relative to the site's origin.
 pub const WS_PATH: &str = "/ws";
@@ -301,6 +307,10 @@ pub enum ServerMsg {
         code: ErrorCode,
         /// What went wrong, for people.
         message: String,
+        /// For a refusal that time lifts (`too_many_joins`, `too_many_attempts`): how long to
+        /// wait before trying again, in milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -325,7 +335,7 @@ pub enum ErrorCode {
     BadMessage,
     /// The frame was binary; the protocol is JSON text.
     BinaryFrame,
-    /// The frame was larger than [`MAX_FRAME_BYTES`].
+    /// The frame was larger than [`MAX_FRAME_BYTES`], or an SDP larger than [`MAX_SDP_BYTES`].
     TooLarge,
     /// The room name broke the rules of [`RoomName`].
     InvalidRoom,
@@ -353,6 +363,15 @@ pub enum ErrorCode {
     ServerFull,
     /// An empty chat message, or one over [`CHAT_MAX_CHARS`] characters.
     InvalidChat,
+    /// This address (an IPv6 address: its /64) joined rooms faster than the server allows; the
+    /// error's `retry_after_ms` says when a join will be taken again.
+    TooManyJoins,
+    /// This address (an IPv6 address: its /64) holds as many places in rooms as the server
+    /// allows, counting the places of dropped connections held for their return.
+    TooManyPlaces,
+    /// Too many wrong passwords, from this address or for this room: no password is checked
+    /// until the error's `retry_after_ms` has passed.
+    TooManyAttempts,
 }
 
 impl ErrorCode {
@@ -375,6 +394,9 @@ impl ErrorCode {
             ErrorCode::InvalidPassword => "invalid_password",
             ErrorCode::ServerFull => "server_full",
             ErrorCode::InvalidChat => "invalid_chat",
+            ErrorCode::TooManyJoins => "too_many_joins",
+            ErrorCode::TooManyPlaces => "too_many_places",
+            ErrorCode::TooManyAttempts => "too_many_attempts",
         }
     }
 }
@@ -391,6 +413,10 @@ pub enum NameError {
     },
     /// A control character (new line, tab, …).
     ControlCharacter,
+    /// An invisible formatting character (Unicode category Cf: bidi overrides such as U+202E,
+    /// zero-width spaces and joiners, the byte order mark, …), which can make a name look like
+    /// another.
+    FormatCharacter,
 }
 
 impl fmt::Display for NameError {
@@ -399,28 +425,68 @@ impl fmt::Display for NameError {
             NameError::Empty => f.write_str("must not be empty"),
             NameError::TooLong { max } => write!(f, "must be at most {max} characters"),
             NameError::ControlCharacter => f.write_str("must not contain control characters"),
+            NameError::FormatCharacter => f.write_str("must not contain invisible formatting characters"),
         }
     }
 }
 
 impl std::error::Error for NameError {}
 
-fn check_name(raw: &str, max: usize) -> Result<String, NameError> {
-    let trimmed = raw.trim();
-    if trimmed.is_empty() {
-        return Err(NameError::Empty);
-    }
-    if trimmed.chars().count() > max {
-        return Err(NameError::TooLong { max });
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(NameError::ControlCharacter);
-    }
-    Ok(trimmed.to_owned())
+/// The characters of Unicode's general category Cf ("format"), as of Unicode 15.1: invisible
+/// characters that steer how text around them is shown (bidi embeddings, overrides and
+/// isolates, zero-width spaces and joiners, the soft hyphen, the byte order mark, tags, …).
+const FORMAT_CHARACTERS: [(char, char); 21] = [
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{0600}', '\u{0605}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{06DD}', '\u{06DD}'),
+    ('\u{070F}', '\u{070F}'),
+    ('\u{0890}', '\u{0891}'),
+    ('\u{08E2}', '\u{08E2}'),
+    ('\u{180E}', '\u{180E}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{2064}'),
+    ('\u{2066}', '\u{206F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFF9}', '\u{FFFB}'),
+    ('\u{110BD}', '\u{110BD}'),
+    ('\u{110CD}', '\u{110CD}'),
+    ('\u{13430}', '\u{1343F}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0001}', '\u{E0001}'),
+    ('\u{E0020}', '\u{E007F}'),
+];
+
+/// True for a character of Unicode's general category Cf (see [`FORMAT_CHARACTERS`]).
+pub fn is_format_character(c: char) -> bool {
+    FORMAT_CHARACTERS.iter().any(|&(first, last)| (first..=last).contains(&c))
 }
 
-/// A room's name: trimmed, 1 to [`RoomName::MAX_CHARS`] characters, no control characters.
-/// Any script is welcome (`회의실` is a fine room).
+/// Trims `raw`, brings it to Unicode NFC (so that a name typed with combining accents and one
+/// typed precomposed are the same name, on the server and in the browser alike) and checks the
+/// rules.
+fn check_name(raw: &str, max: usize) -> Result<String, NameError> {
+    use unicode_normalization::UnicodeNormalization;
+    let name: String = raw.trim().nfc().collect();
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if name.chars().any(char::is_control) {
+        return Err(NameError::ControlCharacter);
+    }
+    if name.chars().any(is_format_character) {
+        return Err(NameError::FormatCharacter);
+    }
+    if name.chars().count() > max {
+        return Err(NameError::TooLong { max });
+    }
+    Ok(name)
+}
+
+/// A room's name: trimmed, in Unicode NFC, 1 to [`RoomName::MAX_CHARS`] characters, no control
+/// or format characters (see [`NameError`]). Any script is welcome (`회의실` is a fine room).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[serde(try_from = "String", into = "String")]
 pub struct RoomName(String);
@@ -440,8 +506,9 @@ impl RoomName {
     }
 }
 
-/// A participant's name: trimmed, 1 to [`DisplayName::MAX_CHARS`] characters, no control
-/// characters.
+/// A participant's name: trimmed, in Unicode NFC, 1 to [`DisplayName::MAX_CHARS`] characters,
+/// no control characters and no format characters (a right-to-left override or a zero-width
+/// space could make one person's name pass for another's).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash)]
 #[serde(try_from = "String", into = "String")]
 pub struct DisplayName(String);
@@ -509,7 +576,12 @@ impl ServerMsg {
 
     /// An error message with its human text.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
-        ServerMsg::Error { code, message: message.into() }
+        ServerMsg::Error { code, message: message.into(), retry_after_ms: None }
+    }
+
+    /// An error message that says when to try again.
+    pub fn error_retry_after(code: ErrorCode, message: impl Into<String>, retry_after_ms: u64) -> Self {
+        ServerMsg::Error { code, message: message.into(), retry_after_ms: Some(retry_after_ms) }
     }
 }
 

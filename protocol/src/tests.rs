@@ -233,6 +233,9 @@ fn error_round_trip_for_every_code() {
         (ErrorCode::ServerFull, "server_full"),
         (ErrorCode::InvalidChat, "invalid_chat"),
         (ErrorCode::RateLimited, "rate_limited"),
+        (ErrorCode::TooManyJoins, "too_many_joins"),
+        (ErrorCode::TooManyPlaces, "too_many_places"),
+        (ErrorCode::TooManyAttempts, "too_many_attempts"),
     ];
     for (code, wire) in codes {
         assert_eq!(code.as_str(), wire);
@@ -241,6 +244,19 @@ fn error_round_trip_for_every_code() {
             json!({"type": "error", "code": wire, "message": "why"}),
         );
     }
+}
+
+#[test]
+fn errors_that_time_lifts_say_when_to_try_again() {
+    assert_server_round_trip(
+        ServerMsg::error_retry_after(ErrorCode::TooManyAttempts, "wait", 1500),
+        json!({"type": "error", "code": "too_many_attempts", "message": "wait", "retry_after_ms": 1500}),
+    );
+    // Older servers sent no such field.
+    assert_eq!(
+        ServerMsg::from_json(r#"{"type":"error","code":"too_many_joins","message":"m"}"#).unwrap(),
+        ServerMsg::error(ErrorCode::TooManyJoins, "m")
+    );
 }
 
 #[test]
@@ -293,4 +309,54 @@ fn names_are_validated_when_decoded() {
 fn name_errors_read_as_sentences() {
     assert_eq!(NameError::Empty.to_string(), "must not be empty");
     assert_eq!(NameError::TooLong { max: 64 }.to_string(), "must be at most 64 characters");
+    assert_eq!(NameError::FormatCharacter.to_string(), "must not contain invisible formatting characters");
+}
+
+#[test]
+fn names_with_format_characters_are_refused() {
+    // A right-to-left override makes "Ada\u{202E}txt.exe" read as "Adaexe.txt"; zero-width and
+    // bidi characters let a name pass for another one.
+    for bad in [
+        "Ada\u{202E}txt.exe",
+        "A\u{200B}da",
+        "\u{200D}Ada",
+        "Ada\u{2066}",
+        "\u{FEFF}Ada",
+        "Ad\u{00AD}a",
+        "Ada\u{E0041}",
+        "Ada\u{061C}",
+    ] {
+        assert_eq!(DisplayName::parse(bad), Err(NameError::FormatCharacter), "{bad:?}");
+        assert_eq!(RoomName::parse(bad), Err(NameError::FormatCharacter), "{bad:?}");
+    }
+    assert!(is_format_character('\u{202E}'));
+    assert!(!is_format_character('a'));
+    assert!(!is_format_character('가'));
+    assert!(!is_format_character(' '));
+    // Names in other scripts, with accents or emoji stay welcome.
+    for good in ["회의실", "José", "Zoë 🎉", "محمد", "שלום", "Ada Lovelace"] {
+        assert_eq!(person(good).as_str(), good);
+    }
+}
+
+#[test]
+fn names_are_compared_in_nfc() {
+    // "é" typed as e + combining acute accent is the same name as the precomposed é.
+    let decomposed = person("Jose\u{301}");
+    assert_eq!(decomposed.as_str(), "Jos\u{e9}");
+    assert_eq!(decomposed, person("Jos\u{e9}"));
+    assert_eq!(room("cafe\u{301}"), room("caf\u{e9}"));
+    // Korean typed as separate jamo composes into syllables.
+    assert_eq!(person("\u{1100}\u{1161}").as_str(), "가");
+    // The limit counts characters after normalization.
+    let accented = "e\u{301}".repeat(DisplayName::MAX_CHARS);
+    assert_eq!(person(&accented).as_str().chars().count(), DisplayName::MAX_CHARS);
+    // Decoding normalizes too, so both sides agree on what arrived.
+    let msg = r#"{"type":"peer_joined","peer":{"id":1,"name":"Jose\u0301","key":"k"}}"#;
+    match ServerMsg::from_json(msg).unwrap() {
+        ServerMsg::PeerJoined { peer } => assert_eq!(peer.name.as_str(), "Jos\u{e9}"),
+        other => panic!("{other:?}"),
+    }
+    let bidi = r#"{"type":"peer_joined","peer":{"id":1,"name":"Ada\u202e","key":"k"}}"#;
+    assert!(ServerMsg::from_json(bidi).is_err());
 }

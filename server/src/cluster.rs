@@ -27,7 +27,10 @@
 //! The layout assumes one Redis (with replicas if wanted), not Redis Cluster: scripts touch keys
 //! they derive from the room name.
 
-use crate::rooms::{salted_digest, JoinError, Joined, Joiner, Limits, Outbox, RelayError, CHAT_HISTORY};
+use crate::rooms::{
+    salted_digest, welcome_chat, JoinError, Joined, Joiner, Limits, Outbox, RelayError, SendError, CHAT_HISTORY,
+    JOIN_WINDOW,
+};
 use confab_protocol::{ChatMessage, ListedRoom, MediaState, PeerId, PeerInfo, RoomName, ServerMsg, Signal};
 use futures::StreamExt;
 use redis::aio::ConnectionManager;
@@ -36,7 +39,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
 /// The prefix of every key and channel (the scripts use the same).
@@ -77,6 +80,7 @@ struct Scripts {
     chat: Script,
     leave: Script,
     reap: Script,
+    listed: Script,
 }
 
 macro_rules! with_prelude {
@@ -95,6 +99,7 @@ impl Scripts {
             chat: with_prelude!("cluster/chat.lua"),
             leave: with_prelude!("cluster/leave.lua"),
             reap: with_prelude!("cluster/reap.lua"),
+            listed: with_prelude!("cluster/listed.lua"),
         }
     }
 }
@@ -195,13 +200,18 @@ impl Cluster {
             Some(p) => (hex(&new_salt), hex(&salted_digest(&new_salt, p))),
             None => (String::new(), String::new()),
         };
+        let passwords = &self.limits.passwords;
         // Optimistic: look, decide, and let the script check that nothing changed in between.
         for _ in 0..8 {
-            let (old_id, old_info, salt, fresh): (String, String, String, u64) =
+            let (old_id, old_info, salt, digest, fresh): (String, String, String, String, u64) =
                 self.shared.scripts.lookup.arg(room.as_str()).arg(&joiner.key.0).invoke_async(&mut redis).await?;
-            let digest = match (password, unhex16(&salt)) {
-                (Some(p), Some(salt)) => hex(&salted_digest(&salt, p)),
-                _ => String::new(),
+            // The password is checked here, in constant time, against the digest the room had
+            // when we looked; the script takes the verdict only if the room still has that
+            // digest, and keeps the guessing budgets.
+            let verdict = match (password, unhex16(&salt), unhex32(&digest)) {
+                (None, _, _) => "",
+                (Some(p), Some(salt), Some(digest)) if bool::from(salted_digest(&salt, p).ct_eq(&digest)) => "1",
+                (Some(_), _, _) => "0",
             };
             let (mode, id, announce) = match old_id.parse::<u64>() {
                 Ok(id) => {
@@ -241,9 +251,20 @@ impl Cluster {
                 .arg(self.limits.room_capacity)
                 .arg(self.limits.max_rooms)
                 .arg(self.limits.max_peers)
+                .arg(joiner.ip.to_string())
+                .arg(self.limits.max_places_per_ip)
+                .arg(self.limits.max_joins_per_ip_per_sec)
+                .arg(millis(JOIN_WINDOW))
+                .arg(verdict)
+                .arg(passwords.failures_per_ip)
+                .arg(millis(passwords.ip_window))
+                .arg(passwords.free_failures_per_room)
+                .arg(millis(passwords.room_delay))
+                .arg(millis(passwords.room_max_delay))
+                .arg(millis(passwords.room_memory))
                 .invoke_async(&mut redis)
                 .await?;
-            let answer = JoinAnswer::parse(answer, self.limits.room_capacity)?;
+            let answer = JoinAnswer::parse(answer, &self.limits)?;
             let (resumed, locked, peers, chat) = match answer {
                 JoinAnswer::Retry => continue,
                 JoinAnswer::Refused(e) => return Ok(Err(e)),
@@ -352,27 +373,18 @@ impl Cluster {
         self.shared.lock_ended().remove(&(id, session)).unwrap_or(Ended::Dropped)
     }
 
-    /// The rooms listed on the start page, fullest first, at most `limit`.
+    /// The rooms listed on the start page, fullest first, at most `limit`: one script that
+    /// reads a sorted set and the `limit` rooms it answers with, however many rooms are listed.
     pub async fn listed(&self, limit: usize) -> Result<Vec<ListedRoom>, Unavailable> {
         let mut redis = self.shared.redis.clone();
-        let names: Vec<String> = redis.smembers(key("listed")).await?;
-        let mut pipe = redis::pipe();
-        for name in &names {
-            pipe.hlen(key(&format!("route:{name}"))).hexists(key(&format!("meta:{name}")), "salt");
-        }
-        let counts: Vec<(usize, bool)> =
-            if names.is_empty() { Vec::new() } else { pipe.query_async(&mut redis).await? };
-        let mut listed: Vec<ListedRoom> = names
+        let flat: Vec<(String, usize, bool)> = self.shared.scripts.listed.arg(limit).invoke_async(&mut redis).await?;
+        Ok(flat
             .into_iter()
-            .zip(counts)
-            .filter(|(_, (people, _))| *people > 0)
-            .filter_map(|(name, (people, locked))| {
+            .filter(|(_, people, _)| *people > 0)
+            .filter_map(|(name, people, locked)| {
                 Some(ListedRoom { name: RoomName::parse(&name).ok()?, people, locked })
             })
-            .collect();
-        listed.sort_by(|a, b| b.people.cmp(&a.people).then_with(|| a.name.cmp(&b.name)));
-        listed.truncate(limit);
-        Ok(listed)
+            .collect())
     }
 
     /// How many rooms exist in the cluster.
@@ -408,7 +420,7 @@ enum JoinAnswer {
 }
 
 impl JoinAnswer {
-    fn parse(value: Value, capacity: usize) -> Result<Self, Unavailable> {
+    fn parse(value: Value, limits: &Limits) -> Result<Self, Unavailable> {
         let bad = |what: &str| Unavailable(format!("unexpected join answer: {what}"));
         let Value::Array(items) = value else { return Err(bad("not an array")) };
         let mut items = items.into_iter();
@@ -422,11 +434,26 @@ impl JoinAnswer {
                 let mut peers: Vec<PeerInfo> = peers.iter().filter_map(|p| serde_json::from_str(p).ok()).collect();
                 // Ids grow with every join in the cluster: by id is in the order they joined.
                 peers.sort_by_key(|p| p.id);
-                let chat = chat.iter().filter_map(|c| serde_json::from_str(c).ok()).collect();
+                let chat = welcome_chat(chat.iter().map(|c| (c.len(), c)))
+                    .into_iter()
+                    .filter_map(|c| serde_json::from_str(c).ok())
+                    .collect();
                 Ok(JoinAnswer::Ok { resumed: resumed == 1, locked: locked == 1, peers, chat })
             }
             "retry" => Ok(JoinAnswer::Retry),
-            "full" => Ok(JoinAnswer::Refused(JoinError::Full { capacity })),
+            "full" => Ok(JoinAnswer::Refused(JoinError::Full { capacity: limits.room_capacity })),
+            "too_many_joins" => {
+                let ms: i64 = redis::from_redis_value(items.next().ok_or_else(|| bad("retry after"))?)?;
+                // A key without a time to live cannot happen inside the script; a second then.
+                let ms = u64::try_from(ms).ok().filter(|ms| *ms > 0).unwrap_or(1000);
+                Ok(JoinAnswer::Refused(JoinError::TooManyJoins { retry_after: Duration::from_millis(ms) }))
+            }
+            "too_many_places" => Ok(JoinAnswer::Refused(JoinError::TooManyPlaces { max: limits.max_places_per_ip })),
+            "too_many_attempts" => {
+                let ms: i64 = redis::from_redis_value(items.next().ok_or_else(|| bad("retry after"))?)?;
+                let ms = u64::try_from(ms).ok().filter(|ms| *ms > 0).unwrap_or(1000);
+                Ok(JoinAnswer::Refused(JoinError::TooManyAttempts { retry_after: Duration::from_millis(ms) }))
+            }
             "password_required" => Ok(JoinAnswer::Refused(JoinError::PasswordRequired)),
             "wrong_password" => Ok(JoinAnswer::Refused(JoinError::WrongPassword)),
             "server_full" => Ok(JoinAnswer::Refused(JoinError::ServerFull)),
@@ -499,7 +526,7 @@ impl Shared {
                     let local = self.lock_local();
                     for id in to {
                         let Some(l) = local.get(&id) else { continue };
-                        if let Err(mpsc::error::TrySendError::Full(_)) = l.outbox.try_send(msg.clone()) {
+                        if let Err(SendError::Full) = l.outbox.try_send(msg.clone()) {
                             tracing::warn!(peer = %id, "outbox full: removing a peer that does not keep up");
                             slow.push((id, l.session));
                         }
@@ -634,15 +661,28 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex16(s: &str) -> Option<[u8; 16]> {
-    if s.len() != 32 {
+fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N {
         return None;
     }
-    let mut out = [0u8; 16];
+    let mut out = [0u8; N];
     for (i, byte) in out.iter_mut().enumerate() {
         *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
     Some(out)
+}
+
+fn unhex16(s: &str) -> Option<[u8; 16]> {
+    unhex(s)
+}
+
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    unhex(s)
+}
+
+/// A duration in whole milliseconds, as scripts take it.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -666,5 +706,8 @@ mod tests {
         assert_eq!(unhex16(&hex(&salt)), Some(salt));
         assert_eq!(unhex16(""), None);
         assert_eq!(unhex16("zz"), None);
+        let digest: [u8; 32] = rand::random();
+        assert_eq!(unhex32(&hex(&digest)), Some(digest));
+        assert_eq!(unhex32(&hex(&salt)), None);
     }
 }

@@ -120,7 +120,7 @@ struct Connections {
 /// How to set up a [`Hub`].
 #[derive(Debug, Clone)]
 pub struct HubConfig {
-    /// Room capacity and server-wide totals.
+    /// Room capacity, server-wide totals and per-address limits.
     pub limits: Limits,
     /// STUN server URLs for the browsers.
     pub stun_urls: Vec<String>,
@@ -145,7 +145,7 @@ pub struct HubConfig {
 impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
-            limits: Limits { room_capacity: 6, max_rooms: 10_000, max_peers: 20_000 },
+            limits: Limits::default(),
             stun_urls: vec!["stun:stun.l.google.com:19302".into(), "stun:stun1.l.google.com:19302".into()],
             turn: None,
             ice_transport_policy: IceTransportPolicy::All,
@@ -336,7 +336,7 @@ async fn upgrade(
         .max_frame_size(HARD_FRAME_LIMIT)
         .on_upgrade(move |socket| async move {
             let _counted = counted;
-            session::run(socket, hub.clone()).await
+            session::run(socket, hub.clone(), peer.ip()).await
         })
 }
 

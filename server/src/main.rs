@@ -6,7 +6,7 @@ use clap::Parser;
 use confab_protocol::IceTransportPolicy;
 use confab_server::cluster::{Cluster, ClusterConfig};
 use confab_server::registry::Registry;
-use confab_server::rooms::Rooms;
+use confab_server::rooms::{PasswordLimits, Rooms};
 use confab_server::session::RateLimit;
 use confab_server::turn::{EmbeddedConfig, EmbeddedTurn, Quota};
 use confab_server::{app, Hub, HubConfig, Limits, Origins, TurnConfig};
@@ -137,6 +137,38 @@ struct Args {
     /// connection comes from the proxy's address: raise this accordingly.
     #[arg(long, env = "CONFAB_MAX_CONNECTIONS_PER_IP", default_value_t = 32)]
     max_connections_per_ip: usize,
+
+    /// The most places in rooms one client address (an IPv6 address: its /64) may hold at once,
+    /// counting the places of dropped connections held for their return (`--resume-grace-ms`).
+    /// Behind a reverse proxy raise it as `--max-connections-per-ip`.
+    #[arg(long, env = "CONFAB_MAX_PLACES_PER_IP", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    max_places_per_ip: u32,
+
+    /// The most joins one client address (an IPv6 address: its /64) may make per second; more
+    /// are refused with `too_many_joins` until the second is over. Taking back a held place
+    /// (a reconnect) does not count.
+    #[arg(long, env = "CONFAB_MAX_JOINS_PER_IP_PER_SEC", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    max_joins_per_ip_per_sec: u32,
+
+    /// Wrong room passwords one client address (an IPv6 address: its /64) may give, over all
+    /// rooms, within `--password-failure-window-secs`; after that its joins to rooms with a
+    /// password are refused with `too_many_attempts` (unchecked) until the window ends.
+    #[arg(long, env = "CONFAB_PASSWORD_FAILURES_PER_IP", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    password_failures_per_ip: u32,
+
+    /// The window of `--password-failures-per-ip`, in seconds, from the address's first wrong
+    /// password.
+    #[arg(long, env = "CONFAB_PASSWORD_FAILURE_WINDOW_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    password_failure_window_secs: u64,
+
+    /// Wrong passwords (from anyone) a room takes before each further attempt must wait: 1 s,
+    /// then twice as long after each wrong password, up to `--password-max-delay-secs`.
+    #[arg(long, env = "CONFAB_PASSWORD_FREE_FAILURES_PER_ROOM", default_value_t = 3)]
+    password_free_failures_per_room: u32,
+
+    /// The longest wait between password attempts on one room, in seconds.
+    #[arg(long, env = "CONFAB_PASSWORD_MAX_DELAY_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    password_max_delay_secs: u64,
 
     /// Messages one socket may send in a burst before the per-second rate applies.
     #[arg(long, env = "CONFAB_RATE_BURST", default_value_t = confab_server::session::RATE_BURST)]
@@ -269,8 +301,20 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let shutdown = CancellationToken::new();
-    let limits =
-        Limits { room_capacity: usize::from(args.room_capacity), max_rooms: args.max_rooms, max_peers: args.max_peers };
+    let limits = Limits {
+        room_capacity: usize::from(args.room_capacity),
+        max_rooms: args.max_rooms,
+        max_peers: args.max_peers,
+        max_places_per_ip: usize::try_from(args.max_places_per_ip).unwrap_or(usize::MAX),
+        max_joins_per_ip_per_sec: args.max_joins_per_ip_per_sec,
+        passwords: PasswordLimits {
+            failures_per_ip: args.password_failures_per_ip,
+            ip_window: Duration::from_secs(args.password_failure_window_secs),
+            free_failures_per_room: args.password_free_failures_per_room,
+            room_max_delay: Duration::from_secs(args.password_max_delay_secs),
+            ..PasswordLimits::default()
+        },
+    };
     let registry = match &args.redis_url {
         None => Registry::Memory(Rooms::with_limits(limits)),
         Some(url) => {

@@ -7,6 +7,8 @@ use crate::rooms::{JoinError, Joined, Joiner, RelayError, Rooms};
 use confab_protocol::{ListedRoom, MediaState, PeerId, RoomName, Signal};
 
 /// Where rooms live.
+// One per process: the in-memory variant being larger costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Registry {
     /// In this process: one node serves every room.

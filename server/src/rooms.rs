@@ -11,29 +11,143 @@
 //! announcements). Each attachment has a session number, so a late cleanup of an old socket
 //! cannot remove a member that a newer socket has resumed.
 //!
-//! Each attached member is reached through a bounded [`Outbox`]. A member whose outbox is full is
-//! not keeping up; it is removed from its room (its session then ends) rather than letting its
-//! queue grow without limit or silently losing part of a negotiation.
+//! Each attached member is reached through a bounded [`Outbox`] (at most [`OUTBOX_CAPACITY`]
+//! messages and [`OUTBOX_BYTES`] bytes). A member whose outbox is full is not keeping up; it is
+//! removed from its room (its session then ends) rather than letting its queue grow without limit
+//! or silently losing part of a negotiation.
 
 use confab_protocol::{
     ChatMessage, DisplayName, ListedRoom, MediaState, PeerId, PeerInfo, PeerKey, RoomName, ServerMsg, Signal,
 };
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 use tokio::sync::mpsc;
-
-/// Messages queued for one member's socket.
-pub type Outbox = mpsc::Sender<ServerMsg>;
+use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
 
 /// How many recent chat messages a room keeps for those who join later or reconnect.
 pub const CHAT_HISTORY: usize = 50;
 
+/// The most bytes of chat history (JSON-encoded messages) one welcome carries: the newest
+/// messages that fit (50 messages of 1,000 characters would be about 150 KB).
+pub const WELCOME_CHAT_BYTES: usize = 32 * 1024;
+
 /// How many messages may wait for one member before it counts as too slow.
 pub const OUTBOX_CAPACITY: usize = 128;
+
+/// How many bytes may wait for one member before it counts as too slow (see [`weight`]): 128
+/// messages of up to 64 KiB would otherwise be 8 MiB per socket.
+pub const OUTBOX_BYTES: usize = 1024 * 1024;
+
+/// The sending half of one member's queue of outgoing messages, bounded by messages and by bytes.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    tx: mpsc::Sender<ServerMsg>,
+    /// The weight of the messages queued now, shared with the [`Inbox`].
+    queued: Arc<AtomicUsize>,
+    max_bytes: usize,
+}
+
+/// The receiving half of a member's queue, read by its session.
+#[derive(Debug)]
+pub struct Inbox {
+    rx: mpsc::Receiver<ServerMsg>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// A queue of [`OUTBOX_CAPACITY`] messages and [`OUTBOX_BYTES`] bytes.
+pub fn outbox() -> (Outbox, Inbox) {
+    outbox_bounded(OUTBOX_CAPACITY, OUTBOX_BYTES)
+}
+
+/// A queue of at most `messages` messages weighing at most `bytes` together.
+pub fn outbox_bounded(messages: usize, bytes: usize) -> (Outbox, Inbox) {
+    let (tx, rx) = mpsc::channel(messages.max(1));
+    let queued = Arc::new(AtomicUsize::new(0));
+    (Outbox { tx, queued: queued.clone(), max_bytes: bytes }, Inbox { rx, queued })
+}
+
+/// Why a message was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The queue is at one of its bounds: the member does not keep up.
+    Full,
+    /// The member's session is gone.
+    Closed,
+}
+
+impl Outbox {
+    /// Queues `msg`, unless that would pass either bound or the session is gone.
+    pub fn try_send(&self, msg: ServerMsg) -> Result<(), SendError> {
+        let weight = weight(&msg);
+        let before = self.queued.fetch_add(weight, Ordering::AcqRel);
+        if before + weight > self.max_bytes {
+            self.queued.fetch_sub(weight, Ordering::AcqRel);
+            return Err(SendError::Full);
+        }
+        self.tx.try_send(msg).map_err(|e| {
+            self.queued.fetch_sub(weight, Ordering::AcqRel);
+            match e {
+                TrySendError::Full(_) => SendError::Full,
+                TrySendError::Closed(_) => SendError::Closed,
+            }
+        })
+    }
+}
+
+impl Inbox {
+    /// The next queued message; `None` once every [`Outbox`] is gone.
+    pub async fn recv(&mut self) -> Option<ServerMsg> {
+        let msg = self.rx.recv().await?;
+        self.queued.fetch_sub(weight(&msg), Ordering::AcqRel);
+        Some(msg)
+    }
+
+    /// The next queued message, if one is there now.
+    pub fn try_recv(&mut self) -> Result<ServerMsg, TryRecvError> {
+        let msg = self.rx.try_recv()?;
+        self.queued.fetch_sub(weight(&msg), Ordering::AcqRel);
+        Ok(msg)
+    }
+}
+
+/// What a queued message counts for against [`OUTBOX_BYTES`]: the text it carries (SDP,
+/// candidate, chat, names and keys) plus a fixed 64 bytes for the rest.
+pub fn weight(msg: &ServerMsg) -> usize {
+    let carried = match msg {
+        ServerMsg::Signal { signal: Signal::Offer { sdp } | Signal::Answer { sdp }, .. } => sdp.len(),
+        ServerMsg::Signal { signal: Signal::Candidate(c), .. } => {
+            c.candidate.len() + c.sdp_mid.as_ref().map_or(0, String::len)
+        }
+        ServerMsg::Chat { message } => message.text.len() + message.name.as_str().len() + message.from.0.len(),
+        ServerMsg::PeerJoined { peer } => peer.name.as_str().len() + peer.key.0.len(),
+        ServerMsg::PeerLeft { .. } | ServerMsg::PeerMedia { .. } => 0,
+        // Not queued by the registry; counted as sent.
+        ServerMsg::Welcome { .. } | ServerMsg::Error { .. } | ServerMsg::IceServers { .. } => msg.to_json().len(),
+    };
+    carried + 64
+}
+
+/// The chat a welcome carries, oldest first: the newest messages of `history` (oldest first,
+/// each with its size in bytes) that fit in [`WELCOME_CHAT_BYTES`] together.
+pub(crate) fn welcome_chat<T>(history: impl DoubleEndedIterator<Item = (usize, T)>) -> Vec<T> {
+    let mut total = 0;
+    let mut kept: Vec<T> = history
+        .rev()
+        .take_while(|(bytes, _)| {
+            total += bytes;
+            total <= WELCOME_CHAT_BYTES
+        })
+        .map(|(_, message)| message)
+        .collect();
+    kept.reverse();
+    kept
+}
 
 /// Derives the public key of a join secret: the first 128 bits of its SHA-256, in hex.
 pub fn key_of(secret: &str) -> PeerKey {
@@ -64,9 +178,88 @@ pub enum JoinError {
     /// The server holds as many rooms, or people, as it is configured for.
     #[error("the server is full; try again later")]
     ServerFull,
+    /// The joiner's address made as many joins in the last second as it may.
+    #[error("too many joins from your address; try again in {} ms", retry_after.as_millis())]
+    TooManyJoins {
+        /// When the next join from the address is taken.
+        retry_after: Duration,
+    },
+    /// The joiner's address holds as many places in rooms as it may (held places included).
+    #[error("your address already holds {max} places in rooms on this server")]
+    TooManyPlaces {
+        /// The configured most.
+        max: usize,
+    },
+    /// Too many wrong passwords from the joiner's address, or for this room: the password was
+    /// not checked.
+    #[error("too many wrong passwords; try again in {} s", retry_after.as_millis().div_ceil(1000))]
+    TooManyAttempts {
+        /// When a password will be checked again.
+        retry_after: Duration,
+    },
 }
 
-/// How much one registry holds.
+impl JoinError {
+    /// How long until a join refused this way may be taken, for refusals that time lifts.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            JoinError::TooManyJoins { retry_after } | JoinError::TooManyAttempts { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
+/// How password guessing is slowed down: a budget of wrong passwords per client address, and
+/// per room a wait before each attempt that doubles with every wrong password beyond the first
+/// few. While either holds, passwords are not checked at all (a right one is refused too), so
+/// the answers reveal nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordLimits {
+    /// Wrong passwords one client address may give, over all rooms, within `ip_window`.
+    pub failures_per_ip: u32,
+    /// The window of `failures_per_ip`, from the address's first wrong password.
+    pub ip_window: Duration,
+    /// Wrong passwords (from anyone) a room takes before each further attempt must wait.
+    pub free_failures_per_room: u32,
+    /// The first wait; it doubles with each further wrong password, up to `room_max_delay`.
+    pub room_delay: Duration,
+    /// The longest wait.
+    pub room_max_delay: Duration,
+    /// How long a room remembers its wrong passwords after the last one (a right password, or
+    /// the room's end, forgets them at once).
+    pub room_memory: Duration,
+}
+
+impl PasswordLimits {
+    /// No budget and no waits.
+    pub fn unlimited() -> Self {
+        PasswordLimits {
+            failures_per_ip: u32::MAX,
+            ip_window: Duration::from_secs(60),
+            free_failures_per_room: u32::MAX,
+            room_delay: Duration::from_secs(1),
+            room_max_delay: Duration::from_secs(60),
+            room_memory: Duration::from_secs(600),
+        }
+    }
+
+    /// The wait before the next attempt on a room that has had `failures` wrong passwords.
+    pub fn room_wait(&self, failures: u32) -> Option<Duration> {
+        let beyond = failures.checked_sub(self.free_failures_per_room)?;
+        Some(self.room_delay.saturating_mul(1 << beyond.min(30)).min(self.room_max_delay))
+    }
+}
+
+impl Default for PasswordLimits {
+    /// The server's defaults: 10 wrong passwords a minute per address; per room 3, then waits of
+    /// 1 s, 2 s, 4 s … up to a minute, forgotten after 10 minutes without one.
+    fn default() -> Self {
+        PasswordLimits { failures_per_ip: 10, free_failures_per_room: 3, ..PasswordLimits::unlimited() }
+    }
+}
+
+/// How much one registry holds, and how much of it one client address may take. Addresses are
+/// counted as [`crate::addr::ip_group`] gives them (an IPv6 address by its /64).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// The most members one room may hold (at least one).
@@ -75,12 +268,94 @@ pub struct Limits {
     pub max_rooms: usize,
     /// The most members at once, over all rooms (detached ones included).
     pub max_peers: usize,
+    /// The most places one client address may hold at once, attached or held for a resume.
+    pub max_places_per_ip: usize,
+    /// The most joins one client address may make in a second (counted from its first; a resume
+    /// does not count).
+    pub max_joins_per_ip_per_sec: u32,
+    /// How password guessing is slowed down.
+    pub passwords: PasswordLimits,
 }
 
 impl Limits {
-    /// Rooms of `room_capacity`, with no server-wide limit.
+    /// Rooms of `room_capacity`, with no server-wide or per-address limit.
     pub fn rooms_of(room_capacity: usize) -> Self {
-        Limits { room_capacity, max_rooms: usize::MAX, max_peers: usize::MAX }
+        Limits {
+            room_capacity,
+            max_rooms: usize::MAX,
+            max_peers: usize::MAX,
+            max_places_per_ip: usize::MAX,
+            max_joins_per_ip_per_sec: u32::MAX,
+            passwords: PasswordLimits::unlimited(),
+        }
+    }
+}
+
+impl Default for Limits {
+    /// The server's defaults (`confab --help`).
+    fn default() -> Self {
+        Limits {
+            room_capacity: 6,
+            max_rooms: 10_000,
+            max_peers: 20_000,
+            max_places_per_ip: 32,
+            max_joins_per_ip_per_sec: 10,
+            passwords: PasswordLimits::default(),
+        }
+    }
+}
+
+/// The window over which [`Limits::max_joins_per_ip_per_sec`] counts.
+pub const JOIN_WINDOW: Duration = Duration::from_secs(1);
+
+/// Counts events per client address in fixed windows, each starting with the address's first
+/// event; ended windows are forgotten as time passes, so memory follows the addresses seen in
+/// the last window only.
+#[derive(Debug)]
+struct Windows {
+    length: Duration,
+    by_ip: HashMap<IpAddr, (Instant, u32)>,
+    /// When each window began, oldest first.
+    started: VecDeque<(Instant, IpAddr)>,
+}
+
+impl Windows {
+    fn new(length: Duration) -> Self {
+        Windows { length, by_ip: HashMap::new(), started: VecDeque::new() }
+    }
+
+    fn forget_ended(&mut self, now: Instant) {
+        while let Some(&(start, ip)) = self.started.front() {
+            if now.duration_since(start) < self.length {
+                break;
+            }
+            self.started.pop_front();
+            if self.by_ip.get(&ip).is_some_and(|(s, _)| *s == start) {
+                self.by_ip.remove(&ip);
+            }
+        }
+    }
+
+    /// The events of `ip` in its current window, and how long until that window ends.
+    fn count(&mut self, ip: IpAddr, now: Instant) -> (u32, Duration) {
+        self.forget_ended(now);
+        match self.by_ip.get(&ip) {
+            Some((start, n)) => (*n, self.length.saturating_sub(now.duration_since(*start))),
+            None => (0, self.length),
+        }
+    }
+
+    /// Counts one event of `ip`.
+    fn add(&mut self, ip: IpAddr, now: Instant) {
+        self.forget_ended(now);
+        let started = &mut self.started;
+        self.by_ip
+            .entry(ip)
+            .or_insert_with(|| {
+                started.push_back((now, ip));
+                (now, 0)
+            })
+            .1 += 1;
     }
 }
 
@@ -142,6 +417,8 @@ pub struct Joiner {
     pub listed: bool,
     /// Where its messages go.
     pub outbox: Outbox,
+    /// Its client address, as per-address limits count it ([`crate::addr::ip_group`]).
+    pub ip: IpAddr,
 }
 
 /// A successful join.
@@ -170,6 +447,8 @@ struct Member {
     outbox: Option<Outbox>,
     /// The session number of the current attachment.
     session: u64,
+    /// The client address whose place this is (the one that made it).
+    ip: IpAddr,
 }
 
 /// One room.
@@ -179,19 +458,67 @@ struct Room {
     members: Vec<Member>,
     /// Set by the member who created the room.
     password: Option<Password>,
-    /// The last [`CHAT_HISTORY`] chat messages.
-    chat: VecDeque<ChatMessage>,
+    /// The last [`CHAT_HISTORY`] chat messages, each with its size as JSON.
+    chat: VecDeque<(usize, ChatMessage)>,
     /// Shown on the start page.
     listed: bool,
+    /// Wrong passwords given for this room.
+    guesses: Guesses,
+}
+
+/// A room's recent wrong passwords.
+#[derive(Debug, Default)]
+struct Guesses {
+    /// How many, since the room began, the last right password or `room_memory` of quiet.
+    failures: u32,
+    /// When the last one came.
+    last: Option<Instant>,
+    /// No password is checked before this.
+    wait_until: Option<Instant>,
+}
+
+impl Guesses {
+    /// How long until a password may be checked, if it may not be now.
+    fn wait(&mut self, now: Instant, limits: &PasswordLimits) -> Option<Duration> {
+        if self.last.is_some_and(|last| now.duration_since(last) >= limits.room_memory) {
+            *self = Guesses::default();
+        }
+        self.wait_until.map(|until| until.saturating_duration_since(now)).filter(|wait| !wait.is_zero())
+    }
+
+    fn failed(&mut self, now: Instant, limits: &PasswordLimits) {
+        self.failures = self.failures.saturating_add(1);
+        self.last = Some(now);
+        self.wait_until = limits.room_wait(self.failures).map(|wait| now + wait);
+    }
 }
 
 /// Everything behind the registry's lock.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     /// Rooms by name; a room exists only while it has members.
     rooms: HashMap<RoomName, Room>,
     /// Members over all rooms.
     peers: usize,
+    /// Members (attached or detached) by the client address that made each place.
+    places: HashMap<IpAddr, usize>,
+    /// Joins per client address in the last [`JOIN_WINDOW`].
+    joins: Windows,
+    /// Wrong passwords per client address in the last [`PasswordLimits::ip_window`].
+    failed_passwords: Windows,
+    /// The listed rooms in the start page's order, fullest first (then by name), so that a
+    /// listing reads only what it answers.
+    listed: BTreeSet<(Reverse<usize>, RoomName)>,
+}
+
+/// Moves `room` in the start page's order from `before` members to `after` (0: not there).
+fn relist(listed: &mut BTreeSet<(Reverse<usize>, RoomName)>, room: &RoomName, before: usize, after: usize) {
+    if before > 0 {
+        listed.remove(&(Reverse(before), room.clone()));
+    }
+    if after > 0 {
+        listed.insert((Reverse(after), room.clone()));
+    }
 }
 
 /// The in-memory registry of rooms.
@@ -212,7 +539,15 @@ impl Rooms {
     /// An empty registry with these limits.
     pub fn with_limits(limits: Limits) -> Self {
         let limits = Limits { room_capacity: limits.room_capacity.max(1), ..limits };
-        Rooms { state: Mutex::default(), limits, next_id: AtomicU64::new(1) }
+        let state = State {
+            rooms: HashMap::new(),
+            peers: 0,
+            places: HashMap::new(),
+            joins: Windows::new(JOIN_WINDOW),
+            failed_passwords: Windows::new(limits.passwords.ip_window),
+            listed: BTreeSet::new(),
+        };
+        Rooms { state: Mutex::new(state), limits, next_id: AtomicU64::new(1) }
     }
 
     /// The most members one room may hold.
@@ -245,12 +580,24 @@ impl Rooms {
             let entry = &state.rooms[room];
             let peers = entry.members.iter().filter(|m| m.info.id != id).map(|m| m.info.clone()).collect();
             let locked = entry.password.is_some();
-            let chat = entry.chat.iter().cloned().collect();
+            let chat = welcome_chat(entry.chat.iter().map(|(bytes, m)| (*bytes, m.clone())));
             if media_changed {
                 let slow = deliver_to_all_but(&entry.members, id, &ServerMsg::PeerMedia { id, media: joiner.media });
                 remove(state, room, slow);
             }
             return Ok(Joined { id, session, peers, resumed: true, locked, chat });
+        }
+        // A new place: the joiner's address first, so that one host cannot use up what the
+        // server has for everyone.
+        let now = Instant::now();
+        let ip = joiner.ip;
+        let (joins, window_left) = state.joins.count(ip, now);
+        if joins >= self.limits.max_joins_per_ip_per_sec {
+            return Err(JoinError::TooManyJoins { retry_after: window_left });
+        }
+        state.joins.add(ip, now);
+        if state.places.get(&ip).is_some_and(|n| *n >= self.limits.max_places_per_ip) {
+            return Err(JoinError::TooManyPlaces { max: self.limits.max_places_per_ip });
         }
         if state.peers >= self.limits.max_peers {
             return Err(JoinError::ServerFull);
@@ -259,7 +606,22 @@ impl Rooms {
             Some(entry) => {
                 match (&entry.password, &password) {
                     (Some(_), None) => return Err(JoinError::PasswordRequired),
-                    (Some(expected), Some(given)) if !expected.matches(given) => return Err(JoinError::WrongPassword),
+                    (Some(expected), Some(given)) => {
+                        let limits = &self.limits.passwords;
+                        let (failed, window_left) = state.failed_passwords.count(ip, now);
+                        if failed >= limits.failures_per_ip {
+                            return Err(JoinError::TooManyAttempts { retry_after: window_left });
+                        }
+                        if let Some(wait) = entry.guesses.wait(now, limits) {
+                            return Err(JoinError::TooManyAttempts { retry_after: wait });
+                        }
+                        if !expected.matches(given) {
+                            entry.guesses.failed(now, limits);
+                            state.failed_passwords.add(ip, now);
+                            return Err(JoinError::WrongPassword);
+                        }
+                        entry.guesses = Guesses::default();
+                    }
                     _ => {}
                 }
                 if entry.members.len() >= self.limits.room_capacity {
@@ -278,6 +640,7 @@ impl Rooms {
                     password,
                     chat: VecDeque::new(),
                     listed,
+                    guesses: Guesses::default(),
                 })
             }
         };
@@ -285,10 +648,14 @@ impl Rooms {
         let info = PeerInfo { id, name: joiner.name, key: joiner.key, media: joiner.media };
         let peers = entry.members.iter().map(|m| m.info.clone()).collect();
         let locked = entry.password.is_some();
-        let chat = entry.chat.iter().cloned().collect();
-        entry.members.push(Member { info: info.clone(), outbox: Some(joiner.outbox), session });
+        let chat = welcome_chat(entry.chat.iter().map(|(bytes, m)| (*bytes, m.clone())));
+        entry.members.push(Member { info: info.clone(), outbox: Some(joiner.outbox), session, ip });
+        if entry.listed {
+            relist(&mut state.listed, room, entry.members.len() - 1, entry.members.len());
+        }
         let slow = deliver_to_all_but(&entry.members, id, &ServerMsg::PeerJoined { peer: info });
         state.peers += 1;
+        *state.places.entry(ip).or_default() += 1;
         remove(state, room, slow);
         Ok(Joined { id, session, peers, resumed: false, locked, chat })
     }
@@ -324,7 +691,8 @@ impl Rooms {
         if entry.chat.len() == CHAT_HISTORY {
             entry.chat.pop_front();
         }
-        entry.chat.push_back(message.clone());
+        let bytes = serde_json::to_string(&message).map_or(0, |json| json.len());
+        entry.chat.push_back((bytes, message.clone()));
         let msg = ServerMsg::Chat { message };
         let slow: Vec<PeerId> =
             entry.members.iter().filter(|m| deliver(m, msg.clone()) == Delivery::TooSlow).map(|m| m.info.id).collect();
@@ -390,19 +758,16 @@ impl Rooms {
     /// The rooms listed on the start page, fullest first, at most `limit`.
     pub fn listed(&self, limit: usize) -> Vec<ListedRoom> {
         let state = self.lock();
-        let mut listed: Vec<ListedRoom> = state
-            .rooms
+        state
+            .listed
             .iter()
-            .filter(|(_, room)| room.listed)
-            .map(|(name, room)| ListedRoom {
+            .take(limit)
+            .map(|(Reverse(people), name)| ListedRoom {
                 name: name.clone(),
-                people: room.members.len(),
-                locked: room.password.is_some(),
+                people: *people,
+                locked: state.rooms.get(name).is_some_and(|r| r.password.is_some()),
             })
-            .collect();
-        listed.sort_by(|a, b| b.people.cmp(&a.people).then_with(|| a.name.cmp(&b.name)));
-        listed.truncate(limit);
-        listed
+            .collect()
     }
 
     /// How many rooms exist.
@@ -422,7 +787,7 @@ impl Rooms {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the map half-updated in a way later calls
-        // would trip over (every update is a single push, field write or retain), so a poisoned
+        // would trip over (every update is a single push, removal or field write), so a poisoned
         // lock is usable.
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -444,8 +809,8 @@ fn deliver(member: &Member, msg: ServerMsg) -> Delivery {
     let Some(outbox) = &member.outbox else { return Delivery::Gone };
     match outbox.try_send(msg) {
         Ok(()) => Delivery::Queued,
-        Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Gone,
-        Err(mpsc::error::TrySendError::Full(_)) => {
+        Err(SendError::Closed) => Delivery::Gone,
+        Err(SendError::Full) => {
             tracing::warn!(peer = %member.info.id, "outbox full: removing a peer that does not keep up");
             Delivery::TooSlow
         }
@@ -465,15 +830,22 @@ fn deliver_to_all_but(members: &[Member], except: PeerId, msg: &ServerMsg) -> Ve
 /// Removes `gone` from `room`, announces each removal to those who stay (which may find more
 /// slow members, removed in turn), and drops the room once empty.
 fn remove(state: &mut State, room: &RoomName, mut gone: Vec<PeerId>) {
-    let State { rooms, peers } = state;
-    let Some(members) = rooms.get_mut(room).map(|r| &mut r.members) else { return };
+    let State { rooms, peers, places, listed, .. } = state;
+    let Some(entry) = rooms.get_mut(room) else { return };
+    let members = &mut entry.members;
     while let Some(id) = gone.pop() {
-        let before = members.len();
-        members.retain(|m| m.info.id != id);
-        if members.len() == before {
-            continue;
+        let Some(at) = members.iter().position(|m| m.info.id == id) else { continue };
+        let member = members.remove(at);
+        if entry.listed {
+            relist(listed, room, members.len() + 1, members.len());
         }
         *peers -= 1;
+        if let Some(n) = places.get_mut(&member.ip) {
+            *n -= 1;
+            if *n == 0 {
+                places.remove(&member.ip);
+            }
+        }
         for slow in deliver_to_all_but(members, id, &ServerMsg::PeerLeft { id }) {
             if !gone.contains(&slow) {
                 gone.push(slow);
@@ -493,8 +865,8 @@ mod tests {
         RoomName::parse(name).unwrap()
     }
 
-    fn outbox() -> (Outbox, mpsc::Receiver<ServerMsg>) {
-        mpsc::channel(OUTBOX_CAPACITY)
+    fn outbox() -> (Outbox, Inbox) {
+        super::outbox()
     }
 
     fn joiner(name: &str, outbox: Outbox) -> Joiner {
@@ -505,6 +877,7 @@ mod tests {
             password: None,
             listed: false,
             outbox,
+            ip: IpAddr::from([192, 0, 2, 1]),
         }
     }
 
@@ -602,7 +975,7 @@ mod tests {
     fn a_member_that_does_not_keep_up_is_removed_and_announced() {
         let rooms = Rooms::new(2);
         let (a_tx, mut a_rx) = outbox();
-        let (slow_tx, _slow_rx) = mpsc::channel(1);
+        let (slow_tx, _slow_rx) = outbox_bounded(1, OUTBOX_BYTES);
         let a = rooms.join(&room("r"), joiner("A", a_tx)).unwrap().id;
         let slow = rooms.join(&room("r"), joiner("Slow", slow_tx)).unwrap().id;
         let _ = a_rx.try_recv();
@@ -611,6 +984,141 @@ mod tests {
         rooms.relay(&room("r"), a, slow, offer).unwrap();
         assert_eq!(a_rx.try_recv().unwrap(), ServerMsg::PeerLeft { id: slow });
         assert_eq!(rooms.member_count(&room("r")), 1);
+    }
+
+    #[test]
+    fn an_outbox_is_full_at_its_message_bound_or_its_byte_bound() {
+        let (tx, mut rx) = outbox_bounded(3, 2 * (1000 + 64));
+        let offer = |n: usize| ServerMsg::Signal { from: PeerId(1), signal: Signal::Offer { sdp: "v".repeat(n) } };
+        tx.try_send(offer(1000)).unwrap();
+        tx.try_send(offer(1000)).unwrap();
+        assert!(matches!(tx.try_send(offer(1)), Err(SendError::Full)), "over the byte bound");
+        // Reading frees its bytes.
+        rx.try_recv().unwrap();
+        tx.try_send(offer(1)).unwrap();
+        tx.try_send(offer(1)).unwrap();
+        assert!(matches!(tx.try_send(offer(1)), Err(SendError::Full)), "over the message bound");
+        drop(rx);
+        assert!(matches!(tx.try_send(offer(1)), Err(SendError::Closed)));
+    }
+
+    #[test]
+    fn a_welcome_carries_the_newest_chat_that_fits() {
+        let history = (0..10).map(|i| (WELCOME_CHAT_BYTES / 4, i));
+        assert_eq!(welcome_chat(history), vec![6, 7, 8, 9]);
+        assert_eq!(welcome_chat([(WELCOME_CHAT_BYTES + 1, 0)].into_iter()), Vec::<i32>::new());
+        assert_eq!(welcome_chat([(10, 'a'), (10, 'b')].into_iter()), vec!['a', 'b']);
+    }
+
+    fn from_ip(name: &str, ip: [u8; 4]) -> Joiner {
+        Joiner { ip: IpAddr::from(ip), ..joiner(name, outbox().0) }
+    }
+
+    #[test]
+    fn places_per_address_count_held_places_and_free_up_when_they_go() {
+        let rooms = Rooms::with_limits(Limits { max_places_per_ip: 2, ..Limits::rooms_of(4) });
+        let a = rooms.join(&room("a"), from_ip("A", [10, 0, 0, 1])).unwrap();
+        let b = rooms.join(&room("b"), from_ip("B", [10, 0, 0, 1])).unwrap();
+        // A place held for a resume still counts.
+        assert!(rooms.detach(&room("a"), a.id, a.session));
+        assert_eq!(
+            rooms.join(&room("c"), from_ip("C", [10, 0, 0, 1])).unwrap_err(),
+            JoinError::TooManyPlaces { max: 2 }
+        );
+        // Another address is not affected, and the held place can still be resumed.
+        rooms.join(&room("c"), from_ip("D", [10, 0, 0, 2])).unwrap();
+        assert!(rooms.join(&room("a"), from_ip("A", [10, 0, 0, 9])).unwrap().resumed);
+        rooms.leave(&room("b"), b.id, b.session);
+        rooms.join(&room("c"), from_ip("C", [10, 0, 0, 1])).unwrap();
+    }
+
+    #[test]
+    fn joins_per_address_are_counted_per_second_and_resumes_are_free() {
+        let rooms = Rooms::with_limits(Limits { max_joins_per_ip_per_sec: 2, ..Limits::rooms_of(4) });
+        let a = rooms.join(&room("r"), from_ip("A", [10, 0, 0, 1])).unwrap();
+        rooms.join(&room("r"), from_ip("B", [10, 0, 0, 1])).unwrap();
+        match rooms.join(&room("r"), from_ip("C", [10, 0, 0, 1])) {
+            Err(JoinError::TooManyJoins { retry_after }) => assert!(retry_after <= JOIN_WINDOW),
+            other => panic!("expected too many joins, got {other:?}"),
+        }
+        rooms.join(&room("r"), from_ip("C", [10, 0, 0, 2])).unwrap();
+        assert!(rooms.detach(&room("r"), a.id, a.session));
+        assert!(rooms.join(&room("r"), from_ip("A", [10, 0, 0, 1])).unwrap().resumed);
+    }
+
+    fn listed_joiner(name: &str) -> Joiner {
+        Joiner { listed: true, ..joiner(name, outbox().0) }
+    }
+
+    #[test]
+    fn the_listing_follows_joins_leaves_and_expiries_fullest_first() {
+        let rooms = Rooms::new(4);
+        let summary = |rooms: &Rooms, limit| {
+            rooms.listed(limit).into_iter().map(|r| (r.name.to_string(), r.people)).collect::<Vec<_>>()
+        };
+        let b = rooms.join(&room("b"), listed_joiner("B1")).unwrap();
+        rooms.join(&room("a"), listed_joiner("A1")).unwrap();
+        rooms.join(&room("hidden"), joiner("H", outbox().0)).unwrap();
+        // Later joiners cannot list a room, and their joins count.
+        let b2 = rooms.join(&room("b"), joiner("B2", outbox().0)).unwrap();
+        assert_eq!(summary(&rooms, 10), [("b".to_owned(), 2), ("a".to_owned(), 1)]);
+        assert_eq!(summary(&rooms, 1), [("b".to_owned(), 2)]);
+        rooms.leave(&room("b"), b2.id, b2.session);
+        assert_eq!(summary(&rooms, 10), [("a".to_owned(), 1), ("b".to_owned(), 1)], "equal counts by name");
+        assert!(rooms.detach(&room("b"), b.id, b.session));
+        assert_eq!(summary(&rooms, 10).len(), 2, "a held place still counts");
+        rooms.expire(&room("b"), b.id, b.session);
+        assert_eq!(summary(&rooms, 10), [("a".to_owned(), 1)]);
+    }
+
+    #[test]
+    fn room_waits_double_up_to_the_longest() {
+        let secs = Duration::from_secs;
+        let limits = PasswordLimits {
+            free_failures_per_room: 2,
+            room_delay: secs(1),
+            room_max_delay: secs(5),
+            ..PasswordLimits::unlimited()
+        };
+        let waits: Vec<_> = (0..7).map(|failures| limits.room_wait(failures)).collect();
+        assert_eq!(waits, [None, None, Some(secs(1)), Some(secs(2)), Some(secs(4)), Some(secs(5)), Some(secs(5))]);
+        assert_eq!(limits.room_wait(u32::MAX), Some(secs(5)));
+        assert_eq!(PasswordLimits::unlimited().room_wait(u32::MAX - 1), None);
+    }
+
+    #[test]
+    fn a_room_forgets_its_wrong_passwords_after_a_quiet_while() {
+        let limits = PasswordLimits {
+            free_failures_per_room: 1,
+            room_memory: Duration::from_secs(10),
+            ..PasswordLimits::unlimited()
+        };
+        let mut guesses = Guesses::default();
+        let t0 = Instant::now();
+        assert_eq!(guesses.wait(t0, &limits), None);
+        guesses.failed(t0, &limits);
+        guesses.failed(t0, &limits);
+        assert_eq!(guesses.wait(t0, &limits), Some(Duration::from_secs(2)));
+        assert_eq!(guesses.wait(t0 + Duration::from_secs(2), &limits), None);
+        assert_eq!(guesses.failures, 2, "the count stays after the wait");
+        assert_eq!(guesses.wait(t0 + Duration::from_secs(10), &limits), None);
+        assert_eq!(guesses.failures, 0, "forgotten after a quiet while");
+    }
+
+    #[test]
+    fn windows_end_and_are_forgotten() {
+        let mut windows = Windows::new(Duration::from_secs(1));
+        let (ip, other) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
+        let t0 = Instant::now();
+        windows.add(ip, t0);
+        windows.add(ip, t0 + Duration::from_millis(300));
+        windows.add(other, t0 + Duration::from_millis(500));
+        assert_eq!(windows.count(ip, t0 + Duration::from_millis(600)), (2, Duration::from_millis(400)));
+        assert_eq!(windows.count(ip, t0 + Duration::from_millis(1000)), (0, Duration::from_secs(1)));
+        assert_eq!(windows.by_ip.len(), 1, "the ended window is forgotten");
+        assert_eq!(windows.count(other, t0 + Duration::from_millis(1000)).0, 1);
+        assert_eq!(windows.count(other, t0 + Duration::from_millis(1600)).0, 0);
+        assert!(windows.by_ip.is_empty() && windows.started.is_empty());
     }
 
     #[test]

@@ -13,17 +13,17 @@
 //! WebSocket and over anything else that speaks its `Message` type.
 
 use crate::registry::OutboxEnd;
-use crate::rooms::{key_of, random_key, JoinError, Joiner, Outbox, RelayError, OUTBOX_CAPACITY};
+use crate::rooms::{key_of, random_key, Inbox, JoinError, Joiner, RelayError};
 use crate::Hub;
 use axum::extract::ws::{CloseFrame, Message};
 use confab_protocol::{
-    valid_secret, ClientMsg, DisplayName, ErrorCode, NameError, PeerId, PeerKey, RoomName, ServerMsg, Signal, CHAT_MAX_CHARS,
-    MAX_FRAME_BYTES, PASSWORD_MAX_CHARS,
+    valid_secret, ClientMsg, DisplayName, ErrorCode, NameError, PeerId, PeerKey, RoomName, ServerMsg, Signal,
+    CHAT_MAX_CHARS, MAX_FRAME_BYTES, MAX_SDP_BYTES, PASSWORD_MAX_CHARS,
 };
 use futures::{Sink, SinkExt, Stream, StreamExt};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// WebSocket close codes the server uses.
@@ -82,6 +82,9 @@ pub enum ClientError {
     /// A text frame over the size cap.
     #[error("message of {0} bytes is over the limit of {MAX_FRAME_BYTES} bytes")]
     TooLarge(usize),
+    /// An offer or answer whose SDP is over the size cap.
+    #[error("an SDP of {0} bytes is over the limit of {MAX_SDP_BYTES} bytes")]
+    SdpTooLarge(usize),
     /// A bad room name.
     #[error("room name {0}")]
     InvalidRoom(NameError),
@@ -120,13 +123,16 @@ impl ClientError {
         match self {
             ClientError::BadMessage(_) => ErrorCode::BadMessage,
             ClientError::BinaryFrame => ErrorCode::BinaryFrame,
-            ClientError::TooLarge(_) => ErrorCode::TooLarge,
+            ClientError::TooLarge(_) | ClientError::SdpTooLarge(_) => ErrorCode::TooLarge,
             ClientError::InvalidRoom(_) => ErrorCode::InvalidRoom,
             ClientError::InvalidName(_) => ErrorCode::InvalidName,
             ClientError::Refused(JoinError::Full { .. }) => ErrorCode::RoomFull,
             ClientError::Refused(JoinError::PasswordRequired) => ErrorCode::PasswordRequired,
             ClientError::Refused(JoinError::WrongPassword) => ErrorCode::WrongPassword,
             ClientError::Refused(JoinError::ServerFull) => ErrorCode::ServerFull,
+            ClientError::Refused(JoinError::TooManyJoins { .. }) => ErrorCode::TooManyJoins,
+            ClientError::Refused(JoinError::TooManyPlaces { .. }) => ErrorCode::TooManyPlaces,
+            ClientError::Refused(JoinError::TooManyAttempts { .. }) => ErrorCode::TooManyAttempts,
             ClientError::InvalidPassword => ErrorCode::InvalidPassword,
             ClientError::InvalidChat => ErrorCode::InvalidChat,
             ClientError::AlreadyJoined(_) => ErrorCode::AlreadyJoined,
@@ -138,7 +144,18 @@ impl ClientError {
     }
 
     fn to_msg(&self) -> ServerMsg {
-        ServerMsg::error(self.code(), self.to_string())
+        match self {
+            ClientError::Refused(refused) => match refused.retry_after() {
+                // Rounded up: trying again after this many milliseconds is never too early.
+                Some(after) => ServerMsg::error_retry_after(
+                    self.code(),
+                    self.to_string(),
+                    u64::try_from(after.as_micros().div_ceil(1000)).unwrap_or(u64::MAX).max(1),
+                ),
+                None => ServerMsg::error(self.code(), self.to_string()),
+            },
+            _ => ServerMsg::error(self.code(), self.to_string()),
+        }
     }
 }
 
@@ -203,7 +220,7 @@ enum State {
         /// This attachment's session number in the registry.
         session: u64,
         /// Messages the registry queued for this socket.
-        inbox: mpsc::Receiver<ServerMsg>,
+        inbox: Inbox,
         /// This participant's key (its TURN credentials are minted for it).
         key: PeerKey,
     },
@@ -258,13 +275,13 @@ impl Mistakes {
     }
 }
 
-/// Runs one connection until it ends, then removes it from its room.
-pub async fn run<S>(mut socket: S, hub: Arc<Hub>)
+/// Runs one connection from client address `ip` until it ends, then removes it from its room.
+pub async fn run<S>(mut socket: S, hub: Arc<Hub>, ip: IpAddr)
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
 {
     let mut state = State::Lobby;
-    let end = drive(&mut socket, &hub, &mut state).await;
+    let end = drive(&mut socket, &hub, &mut state, crate::addr::ip_group(ip)).await;
     match (&state, &end) {
         (State::Joined { room, id, session, .. }, End::Dropped | End::Socket(_)) => {
             // Maybe a network blip: hold the place for the grace period.
@@ -303,7 +320,8 @@ where
     let _ = tokio::time::timeout(hub.heartbeat, socket.close()).await;
 }
 
-async fn drive<S>(socket: &mut S, hub: &Hub, state: &mut State) -> End
+/// The session's loop; `client` is the socket's address as per-address limits count it.
+async fn drive<S>(socket: &mut S, hub: &Hub, state: &mut State, client: IpAddr) -> End
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
 {
@@ -341,7 +359,7 @@ where
                 let handled = if counted && !rate.take() {
                     Err(Handled::Client(ClientError::RateLimited(hub.rate)))
                 } else {
-                    handle_frame(frame, hub, state, socket, send_limit).await
+                    handle_frame(frame, hub, state, socket, send_limit, client).await
                 };
                 if let Err(mistake) = handled {
                     match mistake {
@@ -456,6 +474,7 @@ async fn handle_frame<S>(
     state: &mut State,
     socket: &mut S,
     send_limit: Duration,
+    client: IpAddr,
 ) -> Result<(), Handled>
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
@@ -485,8 +504,8 @@ where
                 Some(_) => return Err(ClientError::InvalidSecret.into()),
                 None => random_key(),
             };
-            let (outbox, inbox): (Outbox, _) = mpsc::channel(OUTBOX_CAPACITY);
-            let joiner = Joiner { name, key: key.clone(), media, password, listed, outbox };
+            let (outbox, inbox) = crate::rooms::outbox();
+            let joiner = Joiner { name, key: key.clone(), media, password, listed, outbox, ip: client };
             let joined = hub.rooms.join(&room, joiner).await.map_err(ended)?.map_err(ClientError::Refused)?;
             tracing::info!(%room, peer = %joined.id, resumed = joined.resumed, "peer joined");
             hub.metrics.message("join");
@@ -510,11 +529,14 @@ where
             let State::Joined { room, id, .. } = state else {
                 return Err(ClientError::NotJoined.into());
             };
-            let kind = match signal {
-                Signal::Offer { .. } => "offer",
-                Signal::Answer { .. } => "answer",
-                Signal::Candidate(_) => "candidate",
+            let (kind, sdp_bytes) = match &signal {
+                Signal::Offer { sdp } => ("offer", sdp.len()),
+                Signal::Answer { sdp } => ("answer", sdp.len()),
+                Signal::Candidate(_) => ("candidate", 0),
             };
+            if sdp_bytes > MAX_SDP_BYTES {
+                return Err(ClientError::SdpTooLarge(sdp_bytes).into());
+            }
             hub.rooms.relay(room, *id, to, signal).await.map_err(ended)?.map_err(ClientError::UnknownPeer)?;
             hub.metrics.message(kind);
             Ok(())

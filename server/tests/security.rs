@@ -8,6 +8,7 @@ mod common;
 
 use common::*;
 use confab_protocol::IceTransportPolicy;
+use confab_server::rooms::PasswordLimits;
 use confab_server::{Origins, TurnConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite;
@@ -163,7 +164,7 @@ const MAX_GUESSES: u32 = confab_server::session::MAX_MISTAKES;
 #[tokio::test]
 async fn server_wide_limits_refuse_with_a_typed_error() {
     let server = TestServer::with(HubConfig {
-        limits: Limits { room_capacity: 6, max_rooms: 2, max_peers: 3 },
+        limits: Limits { max_rooms: 2, max_peers: 3, ..Limits::rooms_of(6) },
         ..HubConfig::default()
     })
     .await;
@@ -294,7 +295,7 @@ async fn ten_thousand_join_leave_cycles_leave_nothing_behind() {
     const PARALLEL: usize = 16;
     let server = Arc::new(
         TestServer::with(HubConfig {
-            limits: Limits { room_capacity: 2, max_rooms: 100, max_peers: 200 },
+            limits: Limits { max_rooms: 100, max_peers: 200, ..Limits::rooms_of(2) },
             max_connections_per_ip: PARALLEL * 4,
             ..HubConfig::default()
         })
@@ -396,4 +397,286 @@ async fn only_rooms_their_creators_listed_appear_on_the_start_page() {
     let (_, body) = get(&server, confab_protocol::ROOMS_PATH).await;
     let listed: Vec<confab_protocol::ListedRoom> = serde_json::from_str(&body).unwrap();
     assert_eq!(listed.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), vec!["locked"]);
+}
+
+/// A join with a secret (so that a dropped connection's place is held for its return).
+fn held_join(room: &str, name: &str, secret: &str) -> ClientMsg {
+    join_with_secret(room, name, &format!("{secret}-0123456789abcdef"))
+}
+
+#[tokio::test]
+async fn churn_from_one_address_cannot_fill_the_server_and_other_hosts_still_join() {
+    // connect → join a fresh room → drop, in a loop from one host: each dropped place (and its
+    // room) is held for the grace period while the connection is free again at once.
+    let server = TestServer::with(HubConfig {
+        limits: Limits { max_rooms: 20, max_peers: 40, max_places_per_ip: 4, ..Limits::rooms_of(6) },
+        resume_grace: Duration::from_secs(60),
+        ..HubConfig::default()
+    })
+    .await;
+    let mut welcomed = 0;
+    let mut refused = 0;
+    for i in 0..50 {
+        let mut churner = server.connect_from_ip("127.0.0.2").await;
+        churner.send(&held_join(&format!("churn-{i}"), "Churn", &format!("churn-{i}"))).await;
+        match churner.recv().await {
+            ServerMsg::Welcome { .. } => welcomed += 1,
+            ServerMsg::Error { code: ErrorCode::TooManyPlaces, .. } => refused += 1,
+            other => panic!("expected a welcome or too_many_places, got {other:?}"),
+        }
+        drop(churner);
+    }
+    assert_eq!((welcomed, refused), (4, 46));
+    // The places are held, not lost: each one can still be taken back by its tab.
+    let mut back = server.connect_from_ip("127.0.0.2").await;
+    back.send(&held_join("churn-0", "Churn", "churn-0")).await;
+    assert!(matches!(back.recv().await, ServerMsg::Welcome { resumed: true, .. }));
+    // Everyone else still gets in.
+    for (i, host) in ["127.0.0.3", "127.0.0.4", "127.0.0.5"].into_iter().enumerate() {
+        let mut other = server.connect_from_ip(host).await;
+        other.join(&format!("fresh-{i}"), "Someone").await;
+    }
+}
+
+#[tokio::test]
+async fn joins_from_one_address_are_limited_per_second_and_others_are_not() {
+    let server = TestServer::with(HubConfig {
+        limits: Limits { max_joins_per_ip_per_sec: 3, ..Limits::rooms_of(6) },
+        ..HubConfig::default()
+    })
+    .await;
+    let mut hasty = server.connect_from_ip("127.0.0.2").await;
+    let mut joins = 0;
+    let retry_after = loop {
+        assert!(joins < 30, "{joins} joins in a row were taken");
+        hasty.send(&join_msg(format!("room-{joins}"), "Hasty")).await;
+        match hasty.recv().await {
+            ServerMsg::Welcome { .. } => {
+                joins += 1;
+                hasty.send(&ClientMsg::Leave).await;
+            }
+            ServerMsg::Error { code: ErrorCode::TooManyJoins, retry_after_ms, .. } => break retry_after_ms,
+            other => panic!("expected a welcome or too_many_joins, got {other:?}"),
+        }
+    };
+    assert!(joins >= 3, "refused after {joins} joins");
+    let retry_after = retry_after.expect("too_many_joins says when to try again");
+    assert!((1..=1000).contains(&retry_after), "retry after {retry_after} ms");
+    // Another host is not held up, and the socket stays usable: after the wait it joins.
+    server.connect_from_ip("127.0.0.3").await.join("elsewhere", "Patient").await;
+    tokio::time::sleep(Duration::from_millis(retry_after)).await;
+    hasty.join("at-last", "Hasty").await;
+}
+
+/// A room created by Ada (from 127.0.0.1) with `password`, and the socket that holds it.
+async fn locked_room(server: &TestServer, room: &str, password: &str) -> Client {
+    let mut ada = server.connect().await;
+    ada.send(&join_with_password(room, "Ada", Some(password))).await;
+    assert!(matches!(ada.recv().await, ServerMsg::Welcome { locked: true, .. }));
+    ada
+}
+
+/// Tries `password` for `room` from `ip` on a new connection; the answer.
+async fn attempt(server: &TestServer, ip: &str, room: &str, password: &str) -> ServerMsg {
+    let mut client = server.connect_from_ip(ip).await;
+    client.send(&join_with_password(room, "Guess", Some(password))).await;
+    client.recv().await
+}
+
+fn retry_after_of(answer: &ServerMsg) -> u64 {
+    match answer {
+        ServerMsg::Error { code: ErrorCode::TooManyAttempts, retry_after_ms: Some(ms), .. } => *ms,
+        other => panic!("expected too_many_attempts with a retry-after, got {other:?}"),
+    }
+}
+
+fn is_wrong(answer: &ServerMsg) -> bool {
+    matches!(answer, ServerMsg::Error { code: ErrorCode::WrongPassword, .. })
+}
+
+#[tokio::test]
+async fn wrong_passwords_from_one_address_have_a_budget_that_reconnecting_does_not_reset() {
+    let passwords =
+        PasswordLimits { failures_per_ip: 3, ip_window: Duration::from_secs(3600), ..PasswordLimits::unlimited() };
+    let server =
+        TestServer::with(HubConfig { limits: Limits { passwords, ..Limits::rooms_of(6) }, ..HubConfig::default() })
+            .await;
+    let _ada = locked_room(&server, "vault", "correct horse").await;
+    let _other = locked_room(&server, "other-vault", "battery staple").await;
+    for guess in 0..3 {
+        assert!(is_wrong(&attempt(&server, "127.0.0.2", "vault", &format!("guess-{guess}")).await));
+    }
+    // Spent, over every room, and the right password is not even checked.
+    for (room, password) in [("vault", "guess-3"), ("other-vault", "guess"), ("vault", "correct horse")] {
+        let wait = retry_after_of(&attempt(&server, "127.0.0.2", room, password).await);
+        assert!((1..=3_600_000).contains(&wait), "retry after {wait} ms");
+    }
+    // Rooms without a password, and other hosts, are not held up.
+    server.connect_from_ip("127.0.0.2").await.join("open", "Guess").await;
+    assert!(matches!(attempt(&server, "127.0.0.3", "vault", "correct horse").await, ServerMsg::Welcome { .. }));
+}
+
+#[tokio::test]
+async fn a_room_under_guessing_makes_each_further_attempt_wait_twice_as_long() {
+    let passwords = PasswordLimits {
+        free_failures_per_room: 2,
+        room_delay: Duration::from_millis(400),
+        room_max_delay: Duration::from_millis(1600),
+        ..PasswordLimits::unlimited()
+    };
+    let server =
+        TestServer::with(HubConfig { limits: Limits { passwords, ..Limits::rooms_of(6) }, ..HubConfig::default() })
+            .await;
+    let _ada = locked_room(&server, "vault", "correct horse").await;
+    // Guesses from ever new addresses: the room itself slows them down.
+    let mut hosts = (2..200).map(|n| format!("127.0.0.{n}"));
+    let mut host = move || hosts.next().unwrap();
+    assert!(is_wrong(&attempt(&server, &host(), "vault", "one").await));
+    assert!(is_wrong(&attempt(&server, &host(), "vault", "two").await));
+    for expected in [400, 800, 1600, 1600] {
+        // The right password, right after a wrong one, is refused unchecked.
+        let wait = retry_after_of(&attempt(&server, &host(), "vault", "correct horse").await);
+        assert!(wait <= expected && wait > expected / 2, "waited {wait} ms where {expected} ms was due");
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        assert!(is_wrong(&attempt(&server, &host(), "vault", "wrong again").await));
+    }
+    // Another room is not held up.
+    let _bob = locked_room(&server, "other", "pw").await;
+    assert!(is_wrong(&attempt(&server, &host(), "other", "nope").await));
+    // Once the wait is over, the right password gets in and the room forgets its failures.
+    let wait = retry_after_of(&attempt(&server, &host(), "vault", "correct horse").await);
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+    assert!(matches!(attempt(&server, &host(), "vault", "correct horse").await, ServerMsg::Welcome { .. }));
+    assert!(is_wrong(&attempt(&server, &host(), "vault", "after").await));
+    assert!(is_wrong(&attempt(&server, &host(), "vault", "after").await));
+}
+
+/// Guesses the password of `room` from 127.0.0.2 with 16 sockets for `duration` (a new socket
+/// whenever one is closed); returns the answers and how many of them were `wrong_password` (a
+/// password checked).
+async fn guess_from_one_host(server: &Arc<TestServer>, room: &'static str, duration: Duration) -> (u64, u64) {
+    let started = tokio::time::Instant::now();
+    let tasks: Vec<_> = (0..16)
+        .map(|worker| {
+            let server = server.clone();
+            tokio::spawn(async move {
+                let (mut answered, mut wrong, mut guess) = (0u64, 0u64, 0u64);
+                'connect: while started.elapsed() < duration {
+                    let mut guesser = server.connect_from_ip("127.0.0.2").await;
+                    while started.elapsed() < duration {
+                        guess += 1;
+                        let msg = join_with_password(room, "Mallory", Some(&format!("guess-{worker}-{guess}")));
+                        if guesser.ws.send(Message::Text(msg.to_json().into())).await.is_err() {
+                            continue 'connect;
+                        }
+                        loop {
+                            match guesser.ws.next().await {
+                                Some(Ok(Message::Text(text))) => {
+                                    answered += 1;
+                                    wrong += u64::from(is_wrong(&ServerMsg::from_json(&text).unwrap()));
+                                    break;
+                                }
+                                Some(Ok(Message::Close(_)) | Err(_)) | None => continue 'connect,
+                                Some(Ok(_)) => continue,
+                            }
+                        }
+                    }
+                }
+                (answered, wrong)
+            })
+        })
+        .collect();
+    let (mut answered, mut wrong) = (0, 0);
+    for task in tasks {
+        let (a, w) = task.await.unwrap();
+        answered += a;
+        wrong += w;
+    }
+    (answered, wrong)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn password_guessing_from_one_host_slows_to_the_stated_rate() {
+    // The defaults: 10 wrong passwords a minute per address; per room 3, then waits from 1 s.
+    let server = Arc::new(TestServer::with(HubConfig::default()).await);
+    let ada = locked_room(&server, "vault", "correct horse battery staple").await;
+    // Ada stays in the room (reading answers the server's pings), so the room stays the same.
+    let (_ada_tx, mut ada_rx) = ada.ws.split();
+    tokio::spawn(async move { while let Some(Ok(_)) = ada_rx.next().await {} });
+    // CONFAB_GUESS_SECS=65 shows the rate past the first minute.
+    let secs = std::env::var("CONFAB_GUESS_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let duration = Duration::from_secs(secs);
+    let (answered, wrong) = guess_from_one_host(&server, "vault", duration).await;
+    println!(
+        "one host, 16 sockets, {} s: {answered} answers, {wrong} passwords checked ({:.1} a second)",
+        duration.as_secs(),
+        wrong as f64 / duration.as_secs_f64()
+    );
+    // However fast the loop, no more than the per-room allowance (3, then one after each wait:
+    // 1 s, 2 s, 4 s …) and the per-address budget (10 a minute) are checked.
+    let limits = PasswordLimits::default();
+    let mut allowed = u64::from(limits.free_failures_per_room);
+    let mut at = Duration::ZERO;
+    for failures in limits.free_failures_per_room.. {
+        at += limits.room_wait(failures).unwrap();
+        if at > duration {
+            break;
+        }
+        allowed += 1;
+    }
+    let windows = duration.as_secs().div_ceil(limits.ip_window.as_secs());
+    let allowed = allowed.min(windows * u64::from(limits.failures_per_ip));
+    assert!(wrong <= allowed, "{wrong} passwords checked where {allowed} were allowed");
+    assert_eq!(server.hub.rooms.member_count(&RoomName::parse("vault").unwrap()).await.unwrap(), 1);
+    assert!(answered > wrong, "the refusals are answered");
+}
+
+/// `GET /api/rooms`, decoded: (name, people) in the order given.
+async fn listing(server: &TestServer) -> Vec<(String, usize)> {
+    let (status, body) = server.http_get(confab_protocol::ROOMS_PATH).await;
+    assert_eq!(status, 200);
+    let listed: Vec<confab_protocol::ListedRoom> = serde_json::from_str(&body).unwrap();
+    listed.into_iter().map(|r| (r.name.to_string(), r.people)).collect()
+}
+
+#[tokio::test]
+async fn the_start_page_lists_the_fifty_fullest_rooms_and_follows_joins_and_leaves() {
+    let server = TestServer::with(HubConfig {
+        limits: Limits::rooms_of(6),
+        max_connections_per_ip: 1000,
+        resume_grace: Duration::from_millis(100),
+        ..HubConfig::default()
+    })
+    .await;
+    let mut clients = Vec::new();
+    for i in 0..60 {
+        clients.push(server.join_listed(&format!("room-{i:02}"), "One").await);
+    }
+    let mut zeta = Vec::new();
+    for name in ["A", "B", "C"] {
+        zeta.push(server.join_listed("zeta", name).await);
+    }
+    let names = |range: std::ops::Range<usize>| range.map(|i| (format!("room-{i:02}"), 1)).collect::<Vec<_>>();
+    let listed = listing(&server).await;
+    assert_eq!(listed[0], ("zeta".to_owned(), 3));
+    assert_eq!(listed[1..], names(0..49)[..]);
+    // Two leave zeta (one closes, one drops and is held, then expires): it falls back in line.
+    zeta[0].send(&ClientMsg::Leave).await;
+    drop(zeta.remove(1));
+    tokio::time::timeout(PATIENCE, async {
+        while listing(&server).await != names(0..50) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("zeta never fell back in line");
+    // An emptied room goes from the list.
+    clients[0].send(&ClientMsg::Leave).await;
+    tokio::time::timeout(PATIENCE, async {
+        while listing(&server).await != names(1..51) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the emptied room stayed listed");
 }

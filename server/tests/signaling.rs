@@ -132,6 +132,27 @@ async fn every_bad_input_before_joining_gets_a_typed_error_and_the_socket_stays_
 }
 
 #[tokio::test]
+async fn names_with_bidi_overrides_or_zero_width_characters_are_refused_and_names_are_nfc() {
+    let server = TestServer::with(HubConfig { limits: Limits::rooms_of(4), ..HubConfig::default() }).await;
+    let (mut ada, _) = server.join("r", "Ada").await;
+    let mut mallory = server.connect().await;
+    // "Ada\u{202E}nimda" shows as "Adaadmin": refused, and nobody hears of it.
+    for name in ["Ada\u{202E}nimda", "A\u{200B}da", "\u{2067}Ada", "Ada\u{FEFF}"] {
+        mallory.send(&join_msg("r", name)).await;
+        mallory.expect_error(ErrorCode::InvalidName).await;
+    }
+    mallory.send(&join_msg("r\u{202E}", "Mallory")).await;
+    mallory.expect_error(ErrorCode::InvalidRoom).await;
+    ada.expect_nothing().await;
+    // A decomposed "José" arrives as the precomposed one, for the welcome and for the others.
+    mallory.join("r", "Jose\u{301}").await;
+    match ada.recv().await {
+        ServerMsg::PeerJoined { peer } => assert_eq!(peer.name.as_str(), "Jos\u{e9}"),
+        other => panic!("expected peer_joined, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn every_bad_input_after_joining_gets_a_typed_error_and_the_socket_stays_usable() {
     let server = TestServer::start().await;
     let (mut other, other_id) = server.join("elsewhere", "Other").await;
@@ -231,6 +252,23 @@ async fn a_flood_is_rate_limited_then_closed_and_the_peer_it_targets_stays() {
     assert!(relayed <= 2 * confab_server::session::RATE_BURST as usize, "{relayed} of {sent} relayed");
     assert_eq!(server.hub.rooms.member_count(&RoomName::parse("r").unwrap()).await.unwrap(), 1);
     bystander.expect_nothing().await;
+}
+
+#[tokio::test]
+async fn an_sdp_over_the_cap_is_refused_with_a_typed_error_and_not_relayed() {
+    let server = TestServer::start().await;
+    let (mut ada, _) = server.join("r", "Ada").await;
+    let (mut bob, bob_id) = server.join("r", "Bob").await;
+    let _ = ada.recv().await;
+    for signal in [offer(&"v".repeat(MAX_SDP_BYTES + 1)), Signal::Answer { sdp: "v".repeat(MAX_SDP_BYTES + 1) }] {
+        ada.send(&ClientMsg::Signal { to: bob_id, signal }).await;
+        ada.expect_error(ErrorCode::TooLarge).await;
+    }
+    bob.expect_nothing().await;
+    // Up to the cap is relayed; the socket stays usable.
+    let largest = offer(&"v".repeat(MAX_SDP_BYTES));
+    ada.send(&ClientMsg::Signal { to: bob_id, signal: largest.clone() }).await;
+    assert!(matches!(bob.recv().await, ServerMsg::Signal { signal, .. } if signal == largest));
 }
 
 #[tokio::test]
@@ -463,9 +501,8 @@ async fn a_peer_that_stops_reading_is_dropped_and_its_session_ends() {
         }
         false
     });
-    let big = Message::Text(
-        ClientMsg::Signal { to: stuck_id, signal: offer(&"v".repeat(MAX_FRAME_BYTES - 200)) }.to_json().into(),
-    );
+    let big =
+        Message::Text(ClientMsg::Signal { to: stuck_id, signal: offer(&"v".repeat(MAX_SDP_BYTES)) }.to_json().into());
     let pace = Duration::from_secs_f64(1.0 / confab_server::session::RATE_PER_SECOND) * 2;
     let left = tokio::time::timeout(Duration::from_secs(60), async {
         while !reader.is_finished() {
@@ -485,6 +522,63 @@ async fn a_peer_that_stops_reading_is_dropped_and_its_session_ends() {
     })
     .await
     .expect("the stuck session never ended");
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_reading_is_dropped_once_its_queue_passes_its_byte_bound() {
+    // Long heartbeats: the peer that does not read is dropped for its queue, not for silence.
+    let rate = confab_server::session::RateLimit { burst: 10_000.0, per_second: 10_000.0 };
+    let config = HubConfig { heartbeat: Duration::from_secs(20), rate, ..HubConfig::default() };
+    // Small socket buffers on both ends, so that little of what is sent to the stuck peer waits
+    // in the kernel: the rest waits in its queue on the server.
+    let server = TestServer::with_send_buffer(config, 16 * 1024).await;
+    let (mut sender, _) = server.join("r", "Sender").await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stuck = server.connect_with(socket).await;
+    let stuck_id = stuck.join("r", "Stuck").await;
+    let _ = sender.recv().await;
+
+    // Offers of 30 KB: a queue bounded only by its 128 messages would hold 3.8 MB of them.
+    let big = Message::Text(ClientMsg::Signal { to: stuck_id, signal: offer(&"v".repeat(30_000)) }.to_json().into());
+    let (mut tx, mut rx) = sender.ws.split();
+    // What the sender hears (relays after the drop are refused as `unknown_peer`) does not matter.
+    tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
+    let mut sent = 0;
+    tokio::time::timeout(PATIENCE, async {
+        while server.hub.rooms.member_count(&RoomName::parse("r").unwrap()).await.unwrap() == 2 {
+            assert!(sent < 4 * confab_server::rooms::OUTBOX_CAPACITY, "never dropped after {sent} offers");
+            if tx.send(big.clone()).await.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+    })
+    .await
+    .expect("the peer that does not read was never dropped");
+    // Its session hands over what was queued before the drop, then closes with 1013.
+    let received = tokio::time::timeout(PATIENCE, async {
+        let mut received = 0;
+        loop {
+            match stuck.ws.next().await {
+                Some(Ok(Message::Text(text))) => match ServerMsg::from_json(&text).unwrap() {
+                    ServerMsg::Signal { .. } => received += 1,
+                    other => panic!("unexpected {other:?}"),
+                },
+                Some(Ok(Message::Close(frame))) => {
+                    assert_eq!(frame.map(|f| u16::from(f.code)), Some(close_code::TRY_AGAIN_LATER));
+                    return received;
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("expected offers then a close, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the stuck session never ended");
+    println!("dropped after {received} offers of 30 KB were queued or sent ({sent} sent)");
+    // The byte bound (1 MiB: 35 offers) came long before the message bound.
+    assert!(received < confab_server::rooms::OUTBOX_CAPACITY, "{received} offers were taken before the drop");
 }
 
 #[tokio::test]
@@ -561,4 +655,33 @@ async fn chat_reaches_everyone_and_late_joiners_get_the_history() {
     let mut lobby = server.connect().await;
     lobby.send(&ClientMsg::Chat { text: "hello?".into() }).await;
     lobby.expect_error(ErrorCode::NotJoined).await;
+}
+
+/// Sends `n` chat messages of 1,000 Korean characters (3,000 bytes each) and reads them back.
+async fn chat_long_messages(client: &mut Client, n: usize) -> Vec<confab_protocol::ChatMessage> {
+    let mut sent = Vec::new();
+    for i in 0..n {
+        let text = format!("{i:03}{}", "가".repeat(confab_protocol::CHAT_MAX_CHARS - 3));
+        client.send(&ClientMsg::Chat { text }).await;
+        match client.recv().await {
+            ServerMsg::Chat { message } => sent.push(message),
+            other => panic!("expected chat, got {other:?}"),
+        }
+    }
+    sent
+}
+
+#[tokio::test]
+async fn the_chat_history_in_a_welcome_is_bounded_by_bytes_and_keeps_the_newest() {
+    let server = TestServer::with(HubConfig { limits: Limits::rooms_of(3), ..HubConfig::default() }).await;
+    let (mut ada, _) = server.join("r", "Ada").await;
+    let sent = chat_long_messages(&mut ada, confab_server::rooms::CHAT_HISTORY).await;
+    let mut bob = server.connect().await;
+    bob.send(&join_msg("r", "Bob")).await;
+    let ServerMsg::Welcome { chat, .. } = bob.recv().await else { panic!("expected a welcome") };
+    let bytes: usize = chat.iter().map(|m| serde_json::to_string(m).unwrap().len()).sum();
+    println!("the welcome carries {} of {} messages, {bytes} bytes", chat.len(), sent.len());
+    assert!(bytes <= confab_server::rooms::WELCOME_CHAT_BYTES, "{bytes} bytes of chat in a welcome");
+    assert!(!chat.is_empty() && chat.len() < sent.len());
+    assert_eq!(chat[..], sent[sent.len() - chat.len()..], "the newest, oldest first");
 }

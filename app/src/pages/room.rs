@@ -173,7 +173,7 @@ fn CallView(
     let t = texts();
     let ui = CallUi::new(t);
     let controls = Controls::start(&room, &name, password, listed, prefs, preview, ui);
-    let needs_password = move || matches!(ui.phase.get(), Phase::NeedsPassword { .. });
+    let needs_password = move || matches!(ui.phase.get(), Phase::NeedsPassword { .. } | Phase::PasswordWait { .. });
     let typed_password = RwSignal::new(String::new());
     let password_room = room.clone();
     let retry_with_password = {

@@ -7,7 +7,15 @@
 --   confab:keys:R    hash  key -> id (who may resume which place)
 --   confab:meta:R    hash  salt, digest (password), listed
 --   confab:chat:R    list  ChatMessage JSON, oldest first
--- Cluster-wide: confab:rooms, confab:listed (sets of names), confab:peer_count, confab:ids,
+--   confab:ips:R     hash  id -> the client address that made the place
+--   confab:guesses:R counter (expires) wrong passwords given for the room
+--   confab:guess_wait:R  string (expires) present while attempts on the room must wait
+-- Per client address A (IPv6: its /64): confab:places:A (its places, attached or held),
+-- confab:joins:A (its joins in the current window), confab:failed:A (its wrong passwords in
+-- the current window); the last two expire with their windows.
+-- Cluster-wide: confab:rooms (set of names), confab:listed_by_people (sorted set: the listed
+-- rooms, scored by minus their member count, so that ZRANGE gives the fullest first and equal
+-- counts by name), confab:peer_count, confab:ids,
 -- confab:nodes (set), confab:alive:N (presence, expires), confab:node_rooms:N (set of rooms
 -- where node N has members). Node N receives its deliveries on channel confab:node:N.
 local P = 'confab:'
@@ -65,13 +73,22 @@ local function remove(room, id)
     redis.call('HDEL', P .. 'keys:' .. room, r.key)
   end
   redis.call('DECR', P .. 'peer_count')
+  local ip = redis.call('HGET', P .. 'ips:' .. room, id)
+  if ip then
+    redis.call('HDEL', P .. 'ips:' .. room, id)
+    if redis.call('DECR', P .. 'places:' .. ip) <= 0 then redis.call('DEL', P .. 'places:' .. ip) end
+  end
   broadcast(room, nil, '{"type":"peer_left","id":' .. id .. '}')
   forget_node_if_gone(room, r.node)
-  if redis.call('HLEN', P .. 'route:' .. room) == 0 then
+  local left = redis.call('HLEN', P .. 'route:' .. room)
+  if left == 0 then
     redis.call('DEL', P .. 'peers:' .. room, P .. 'route:' .. room, P .. 'keys:' .. room,
-      P .. 'meta:' .. room, P .. 'chat:' .. room)
+      P .. 'meta:' .. room, P .. 'chat:' .. room, P .. 'ips:' .. room, P .. 'guesses:' .. room,
+      P .. 'guess_wait:' .. room)
     redis.call('SREM', P .. 'rooms', room)
-    redis.call('SREM', P .. 'listed', room)
+    redis.call('ZREM', P .. 'listed_by_people', room)
+  elseif redis.call('HGET', P .. 'meta:' .. room, 'listed') == '1' then
+    redis.call('ZADD', P .. 'listed_by_people', -left, room)
   end
   return true
 end

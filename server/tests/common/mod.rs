@@ -4,7 +4,7 @@
 
 pub use confab_protocol::{
     ClientMsg, ErrorCode, IceCandidate, IceServer, MediaState, PeerId, PeerInfo, RoomName, ServerMsg, Signal,
-    MAX_FRAME_BYTES,
+    MAX_FRAME_BYTES, MAX_SDP_BYTES,
 };
 pub use confab_server::session::close_code;
 pub use confab_server::{Hub, HubConfig, Limits};
@@ -41,8 +41,25 @@ impl TestServer {
 
     /// Serves `hub`'s signaling routes on a port of its own.
     async fn serve(hub: Arc<Hub>) -> Self {
+        Self::serve_with_send_buffer(hub, None).await
+    }
+
+    /// Like [`TestServer::with`], with accepted sockets' kernel send buffers fixed at about
+    /// `bytes` (no autotuning): what a client does not read then waits in the server's queues
+    /// rather than in the kernel.
+    pub async fn with_send_buffer(config: HubConfig, bytes: usize) -> Self {
+        Self::serve_with_send_buffer(Arc::new(Hub::new(config, CancellationToken::new())), Some(bytes)).await
+    }
+
+    async fn serve_with_send_buffer(hub: Arc<Hub>, send_buffer: Option<usize>) -> Self {
+        use axum::serve::ListenerExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let listener = listener.tap_io(move |tcp| {
+            if let Some(bytes) = send_buffer {
+                socket2::SockRef::from(&*tcp).set_send_buffer_size(bytes).unwrap();
+            }
+        });
         let app = confab_server::signaling_routes(hub.clone());
         let app = app.into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -54,11 +71,57 @@ impl TestServer {
         Client { ws }
     }
 
+    /// Connects from another host: a loopback address other than 127.0.0.1 (Linux routes all of
+    /// 127/8 to the loopback interface), so that per-address limits see a different client.
+    pub async fn connect_from_ip(&self, ip: &str) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(ip.parse().unwrap(), 0)).unwrap();
+        self.connect_with(socket).await
+    }
+
+    /// Connects through `socket` (bound or tuned by the caller).
+    pub async fn connect_with(&self, socket: tokio::net::TcpSocket) -> Client {
+        let stream = socket.connect(self.addr).await.unwrap();
+        let url = format!("ws://{}/ws", self.addr);
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await.unwrap();
+        Client { ws }
+    }
+
     /// Connects and joins `room`; returns the client and its id, with the welcome checked.
     pub async fn join(&self, room: &str, name: &str) -> (Client, PeerId) {
         let mut client = self.connect().await;
         let id = client.join(room, name).await;
         (client, id)
+    }
+
+    /// A plain HTTP GET of `path`; the status and the body.
+    pub async fn http_get(&self, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = TcpStream::connect(self.addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr);
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        tokio::time::timeout(PATIENCE, stream.read_to_string(&mut response)).await.unwrap().unwrap();
+        let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("an HTTP status line");
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        (status, body)
+    }
+
+    /// Joins `room` as a room its creator listed on the start page (or a later joiner of it).
+    pub async fn join_listed(&self, room: &str, name: &str) -> Client {
+        let mut client = self.connect().await;
+        client
+            .send(&ClientMsg::Join {
+                room: room.into(),
+                name: name.into(),
+                secret: None,
+                password: None,
+                listed: true,
+                media: MediaState::default(),
+            })
+            .await;
+        assert!(matches!(client.recv().await, ServerMsg::Welcome { .. }));
+        client
     }
 
     /// Waits until the registry has `n` rooms (cleanup after a disconnect is asynchronous).
@@ -115,7 +178,7 @@ impl Client {
 
     pub async fn expect_error(&mut self, code: ErrorCode) {
         match self.recv().await {
-            ServerMsg::Error { code: got, message } => {
+            ServerMsg::Error { code: got, message, .. } => {
                 assert_eq!(got, code, "error message was: {message}");
                 assert!(!message.is_empty());
             }
