@@ -8,6 +8,8 @@
 //!   [`cluster`], the same in Redis so that several nodes serve the same rooms.
 //! - [`session`]: one WebSocket from upgrade to close.
 //! - [`addr`]: client addresses as per-address limits count them (IPv6 by /64).
+//! - [`serve`]: the accept loop for HTTP and HTTPS (header-read and idle timeouts, the cap on
+//!   connections that are not WebSockets).
 //! - [`app`] / [`signaling_routes`]: the axum routers; `main.rs` is only configuration glue.
 
 // The pages' view types (from confab-app) are deeply nested; rendering them needs more room.
@@ -19,6 +21,7 @@ pub mod cluster;
 pub mod metrics;
 pub mod registry;
 pub mod rooms;
+pub mod serve;
 pub mod session;
 pub mod tls;
 pub mod turn;
@@ -296,9 +299,8 @@ impl Drop for ConnectionGuard {
 }
 
 /// The signaling endpoint and the operator's endpoints: `GET /ws` upgrades to a WebSocket;
-/// `/healthz`, `/readyz` and `/metrics`. Serve it with
-/// `into_make_service_with_connect_info::<SocketAddr>()` (the per-address limit needs the peer
-/// address).
+/// `/healthz`, `/readyz` and `/metrics`. Serve it with [`serve::Server`] (the per-address limit
+/// needs the peer address it attaches to every request).
 pub fn signaling_routes(hub: Arc<Hub>) -> Router {
     Router::new()
         .route(WS_PATH, get(upgrade))

@@ -6,6 +6,7 @@ pub use confab_protocol::{
     ClientMsg, ErrorCode, IceCandidate, IceServer, MediaState, PeerId, PeerInfo, RoomName, ServerMsg, Signal,
     MAX_FRAME_BYTES,
 };
+pub use confab_server::serve::{ServeConfig, Server};
 pub use confab_server::session::close_code;
 pub use confab_server::{Hub, HubConfig, Limits};
 pub use futures::{SinkExt, StreamExt};
@@ -19,6 +20,19 @@ pub use tokio_util::sync::CancellationToken;
 
 /// Long enough for anything that should happen on loopback; a test that waits this long failed.
 pub const PATIENCE: Duration = Duration::from_secs(5);
+
+/// Serves `router` with `server` (the binary's own accept loop) on a port of its own, until the
+/// test ends.
+pub async fn serve(router: axum::Router, server: Server) -> (SocketAddr, Arc<Server>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Arc::new(server);
+    tokio::spawn({
+        let server = server.clone();
+        async move { server.run(listener, router, CancellationToken::new()).await }
+    });
+    (addr, server)
+}
 
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -41,11 +55,7 @@ impl TestServer {
 
     /// Serves `hub`'s signaling routes on a port of its own.
     async fn serve(hub: Arc<Hub>) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = confab_server::signaling_routes(hub.clone());
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let (addr, _) = serve(confab_server::signaling_routes(hub.clone()), Server::new(ServeConfig::default())).await;
         TestServer { addr, hub }
     }
 
