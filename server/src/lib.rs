@@ -7,7 +7,8 @@
 //! - [`registry`]: where rooms live — [`rooms`], the in-memory registry (join, relay, leave), or
 //!   [`cluster`], the same in Redis so that several nodes serve the same rooms.
 //! - [`session`]: one WebSocket from upgrade to close.
-//! - [`addr`]: client addresses as per-address limits count them (IPv6 by /64).
+//! - [`addr`]: client addresses as per-address limits count them (IPv6 by /64), and the
+//!   trusted proxies whose forwarding headers name them.
 //! - [`serve`]: the accept loop for HTTP and HTTPS (header-read and idle timeouts, the cap on
 //!   connections that are not WebSockets).
 //! - [`app`] / [`signaling_routes`]: the axum routers; `main.rs` is only configuration glue.
@@ -39,6 +40,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub use rooms::Limits;
 pub use turn::TurnConfig;
@@ -83,6 +85,8 @@ pub struct Hub {
     connections: Mutex<Connections>,
     max_connections: usize,
     max_connections_per_ip: usize,
+    /// Whose `X-Forwarded-For`/`Forwarded` headers name the client.
+    pub trusted_proxies: addr::TrustedProxies,
     /// The embedded TURN server, when there is one (for its allocation count).
     embedded_turn: std::sync::OnceLock<Arc<turn::EmbeddedTurn>>,
 }
@@ -141,8 +145,10 @@ pub struct HubConfig {
     pub origins: Origins,
     /// The most open signaling sockets.
     pub max_connections: usize,
-    /// The most open signaling sockets from one IP address.
+    /// The most open signaling sockets from one IP address (IPv6: one /64).
     pub max_connections_per_ip: usize,
+    /// The reverse proxies whose forwarding headers are believed.
+    pub trusted_proxies: addr::TrustedProxies,
 }
 
 impl Default for HubConfig {
@@ -158,6 +164,7 @@ impl Default for HubConfig {
             origins: Origins::SameOrigin,
             max_connections: 20_000,
             max_connections_per_ip: 32,
+            trusted_proxies: addr::TrustedProxies::default(),
         }
     }
 }
@@ -222,6 +229,7 @@ impl Hub {
             connections: Mutex::default(),
             max_connections: config.max_connections,
             max_connections_per_ip: config.max_connections_per_ip,
+            trusted_proxies: config.trusted_proxies,
             embedded_turn: std::sync::OnceLock::new(),
         }
     }
@@ -263,7 +271,8 @@ impl Hub {
         self.connections.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Counts a session from `ip` as open until the guard is dropped, if the limits allow.
+    /// Counts a session from `ip` (an [`addr::ip_group`]) as open until the guard is dropped,
+    /// if the limits allow.
     fn open_connection(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionGuard, Refused> {
         let mut connections = self.lock_connections();
         if connections.total >= self.max_connections {
@@ -317,12 +326,14 @@ async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let admitted = if hub.origins.allows(&headers) { hub.open_connection(peer.ip()) } else { Err(Refused::Origin) };
+    let client = hub.trusted_proxies.client_ip(peer.ip(), &headers);
+    let admitted =
+        if hub.origins.allows(&headers) { hub.open_connection(addr::ip_group(client)) } else { Err(Refused::Origin) };
     let counted = match admitted {
         Ok(guard) => guard,
         Err(refused) => {
             hub.metrics.refused(refused.label());
-            tracing::info!(%peer, origin = ?headers.get(header::ORIGIN), "upgrade refused: {refused}");
+            tracing::info!(%client, %peer, origin = ?headers.get(header::ORIGIN), "upgrade refused: {refused}");
             return refused.into_response();
         }
     };
@@ -330,9 +341,12 @@ async fn upgrade(
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
-        .on_upgrade(move |socket| async move {
-            let _counted = counted;
-            session::run(socket, hub.clone()).await
+        .on_upgrade(move |socket| {
+            async move {
+                let _counted = counted;
+                session::run(socket, hub.clone()).await
+            }
+            .instrument(tracing::info_span!("session", %client))
         })
 }
 
@@ -377,10 +391,22 @@ pub fn app(hub: Arc<Hub>, leptos_options: LeptosOptions) -> Router {
         })
         .fallback(leptos_axum::file_and_error_handler(confab_app::shell))
         .with_state(leptos_options);
+    let proxies = hub.trusted_proxies.clone();
+    let span = move |request: &axum::extract::Request| {
+        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip());
+        let client = peer.map(|peer| proxies.client_ip(peer, request.headers()));
+        tracing::debug_span!(
+            "request",
+            method = %request.method(),
+            uri = %request.uri(),
+            version = ?request.version(),
+            client = client.map(tracing::field::display),
+        )
+    };
     signaling_routes(hub)
         .merge(pages)
         .merge(pkg)
         .layer(axum::middleware::from_fn(assets::cache_headers))
         .layer(tower_http::compression::CompressionLayer::new())
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(span))
 }

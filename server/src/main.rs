@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use confab_protocol::IceTransportPolicy;
+use confab_server::addr::{Cidr, TrustedProxies};
 use confab_server::cluster::{Cluster, ClusterConfig};
 use confab_server::registry::Registry;
 use confab_server::rooms::Rooms;
@@ -103,10 +104,16 @@ struct Args {
     #[arg(long, env = "CONFAB_MAX_CONNECTIONS", default_value_t = 20_000)]
     max_connections: usize,
 
-    /// The most open signaling connections from one IP address. Behind a reverse proxy every
-    /// connection comes from the proxy's address: raise this accordingly.
+    /// The most open signaling connections from one IP address (IPv6: from one /64). Behind a
+    /// reverse proxy, name it in `--trusted-proxies` so that clients are told apart.
     #[arg(long, env = "CONFAB_MAX_CONNECTIONS_PER_IP", default_value_t = 32)]
     max_connections_per_ip: usize,
+
+    /// Reverse proxies whose `X-Forwarded-For` (or else `Forwarded`) header names the client,
+    /// for the per-address limit and the logs: addresses or blocks, comma-separated
+    /// (`127.0.0.1,10.0.0.0/8,fd00::/8`). From anyone else the headers are ignored.
+    #[arg(long, env = "CONFAB_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<Cidr>,
 
     /// The most open connections that are not WebSockets (page, asset and API requests, and
     /// connections kept alive between them). When all are taken, the one idle longest is
@@ -271,6 +278,7 @@ async fn main() -> anyhow::Result<()> {
             origins,
             max_connections: args.max_connections,
             max_connections_per_ip: args.max_connections_per_ip,
+            trusted_proxies: TrustedProxies::new(args.trusted_proxies),
         },
         registry,
         shutdown.clone(),

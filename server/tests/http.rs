@@ -1,13 +1,18 @@
 //! The HTTP server itself over real sockets, as the binary serves: slow clients cut off by the
-//! header-read timeout, and the cap on connections that are not WebSockets.
+//! header-read timeout, the cap on connections that are not WebSockets, and client addresses
+//! behind a trusted proxy.
 
 mod common;
 
 use common::*;
+use confab_server::addr::TrustedProxies;
 use leptos::config::LeptosOptions;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 /// Options for a site without files: pages render all the same (their assets would be 404).
 fn empty_site() -> LeptosOptions {
@@ -285,4 +290,50 @@ async fn tls_connect(addr: SocketAddr) -> tokio_rustls::client::TlsStream<TcpStr
     let tcp = TcpStream::connect(addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
     connector.connect(name, tcp).await.unwrap()
+}
+
+/// Opens a WebSocket whose request says it was forwarded for `forwarded_for`; the HTTP status
+/// if refused.
+async fn connect_via_proxy(server: &TestServer, header: &str, forwarded_for: &str) -> Result<Client, u16> {
+    let mut request = format!("ws://{}/ws", server.addr).into_client_request().unwrap();
+    request.headers_mut().insert(
+        tungstenite::http::HeaderName::from_bytes(header.as_bytes()).unwrap(),
+        HeaderValue::from_str(forwarded_for).unwrap(),
+    );
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((ws, _)) => Ok(Client { ws }),
+        Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(e) => panic!("unexpected handshake failure: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+    // Nobody trusted: whatever the header says, everyone here is 127.0.0.1.
+    let server = TestServer::with(HubConfig { max_connections_per_ip: 1, ..HubConfig::default() }).await;
+    let _first = connect_via_proxy(&server, "x-forwarded-for", "203.0.113.1").await.unwrap();
+    assert_eq!(connect_via_proxy(&server, "x-forwarded-for", "203.0.113.2").await.err(), Some(429));
+    assert_eq!(connect_via_proxy(&server, "forwarded", "for=203.0.113.3").await.err(), Some(429));
+
+    // Loopback is the proxy: each forwarded client is counted apart.
+    let server = TestServer::with(HubConfig {
+        max_connections_per_ip: 1,
+        trusted_proxies: TrustedProxies::new(vec!["127.0.0.0/8".parse().unwrap()]),
+        ..HubConfig::default()
+    })
+    .await;
+    let _a = connect_via_proxy(&server, "x-forwarded-for", "203.0.113.1").await.unwrap();
+    // A client that writes its own header gets its forgery passed on to the left of its address.
+    let _b = connect_via_proxy(&server, "x-forwarded-for", "203.0.113.1, 203.0.113.2").await.unwrap();
+    assert_eq!(connect_via_proxy(&server, "x-forwarded-for", "198.51.100.9, 203.0.113.2").await.err(), Some(429));
+    assert_eq!(connect_via_proxy(&server, "x-forwarded-for", "203.0.113.1").await.err(), Some(429));
+    let _c = connect_via_proxy(&server, "forwarded", "for=192.0.2.60;proto=https").await.unwrap();
+    assert_eq!(connect_via_proxy(&server, "forwarded", r#"for="192.0.2.60:4711""#).await.err(), Some(429));
+    // IPv6 clients count by their /64.
+    let _d = connect_via_proxy(&server, "x-forwarded-for", "2001:db8:1:2::1").await.unwrap();
+    assert_eq!(connect_via_proxy(&server, "x-forwarded-for", "2001:db8:1:2:ffff::9").await.err(), Some(429));
+    let _e = connect_via_proxy(&server, "x-forwarded-for", "2001:db8:1:3::1").await.unwrap();
+    // Without a header the proxy itself is the client.
+    let _proxy = server.connect().await;
+    assert!(tokio_tungstenite::connect_async(format!("ws://{}/ws", server.addr)).await.is_err());
 }
