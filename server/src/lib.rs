@@ -10,7 +10,7 @@
 //! - [`addr`]: client addresses as per-address limits count them (IPv6 by /64), and the
 //!   trusted proxies whose forwarding headers name them.
 //! - [`serve`]: the accept loop for HTTP and HTTPS (header-read and idle timeouts, the cap on
-//!   connections that are not WebSockets).
+//!   connections that are not WebSockets); [`headers`]: the security headers of every page.
 //! - [`app`] / [`signaling_routes`]: the axum routers; `main.rs` is only configuration glue.
 
 // The pages' view types (from confab-app) are deeply nested; rendering them needs more room.
@@ -19,6 +19,7 @@
 pub mod addr;
 pub mod assets;
 pub mod cluster;
+pub mod headers;
 pub mod metrics;
 pub mod registry;
 pub mod rooms;
@@ -379,17 +380,18 @@ async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
 
 /// The whole site: the server-rendered pages, the compiled assets under `site_root`, and `/ws`.
 /// Assets go out precompressed where the build left `.br`/`.gz` files and with cache headers
-/// (see [`assets`]); everything else is compressed on the fly.
+/// (see [`assets`]); everything else is compressed on the fly. Every response carries the
+/// security headers, pages a Content-Security-Policy with a nonce per request (see [`headers`]).
 pub fn app(hub: Arc<Hub>, leptos_options: LeptosOptions) -> Router {
     use leptos_axum::{generate_route_list, LeptosRoutes};
     let routes = generate_route_list(confab_app::App);
     let pkg = assets::pkg_routes(&leptos_options);
     let pages = Router::new()
-        .leptos_routes(&leptos_options, routes, {
+        .leptos_routes_with_context(&leptos_options, routes, headers::provide_csp_nonce, {
             let options = leptos_options.clone();
             move || confab_app::shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler(confab_app::shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context(headers::provide_csp_nonce, confab_app::shell))
         .with_state(leptos_options);
     let proxies = hub.trusted_proxies.clone();
     let span = move |request: &axum::extract::Request| {
@@ -407,6 +409,7 @@ pub fn app(hub: Arc<Hub>, leptos_options: LeptosOptions) -> Router {
         .merge(pages)
         .merge(pkg)
         .layer(axum::middleware::from_fn(assets::cache_headers))
+        .layer(axum::middleware::from_fn(headers::security_headers))
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(span))
 }

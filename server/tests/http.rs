@@ -1,6 +1,6 @@
 //! The HTTP server itself over real sockets, as the binary serves: slow clients cut off by the
-//! header-read timeout, the cap on connections that are not WebSockets, and client addresses
-//! behind a trusted proxy.
+//! header-read timeout, the cap on connections that are not WebSockets, the security headers of
+//! the pages (and HSTS only over HTTPS), and client addresses behind a trusted proxy.
 
 mod common;
 
@@ -249,6 +249,71 @@ async fn connections_that_are_not_websockets_are_capped() {
     for (i, socket) in sockets.iter_mut().enumerate() {
         socket.join(&format!("room{i}"), "Ada").await;
     }
+}
+
+/// Every `<script` tag of `html` (as written by the server).
+fn script_tags(html: &str) -> Vec<&str> {
+    html.match_indices("<script").map(|(at, _)| &html[at..at + html[at..].find('>').unwrap()]).collect()
+}
+
+fn nonce_of(csp: &str) -> &str {
+    let start = csp.find("'nonce-").expect("a nonce in the CSP") + "'nonce-".len();
+    &csp[start..start + csp[start..].find('\'').unwrap()]
+}
+
+#[tokio::test]
+async fn pages_carry_the_security_headers_and_their_scripts_the_nonce() {
+    let (addr, _) = serve(whole_app(), Server::new(ServeConfig::default())).await;
+    let mut nonces = Vec::new();
+    for path in ["/", "/room/x", "/no/such/page"] {
+        let page = get(addr, path).await;
+        assert_eq!(page.status, if path == "/no/such/page" { 404 } else { 200 }, "{path}");
+        let csp = page.header("content-security-policy").unwrap_or_else(|| panic!("no CSP on {path}"));
+        for directive in [
+            "default-src 'none'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+            "connect-src 'self'",
+            "'wasm-unsafe-eval'",
+        ] {
+            assert!(csp.contains(directive), "{path}: {directive} missing from {csp}");
+        }
+        assert!(!csp.contains("unsafe-inline") && !csp.contains("'unsafe-eval'"), "{csp}");
+        let nonce = nonce_of(csp);
+        assert!(nonce.len() >= 22, "{nonce}");
+        let scripts = script_tags(&page.body);
+        assert!(!scripts.is_empty(), "{path}: no hydration script");
+        for tag in scripts {
+            assert!(tag.contains(&format!("nonce=\"{nonce}\"")), "{path}: {tag} lacks the nonce {nonce}");
+        }
+        assert_eq!(page.header("x-frame-options"), Some("DENY"));
+        assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+        assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+        let permissions = page.header("permissions-policy").unwrap_or_default();
+        for feature in ["camera=(self)", "microphone=(self)", "display-capture=(self)"] {
+            assert!(permissions.contains(feature), "{path}: {permissions}");
+        }
+        assert_eq!(page.header("strict-transport-security"), None, "HSTS over plain HTTP");
+        nonces.push(nonce.to_owned());
+    }
+    nonces.dedup();
+    assert_eq!(nonces.len(), 3, "a nonce per response");
+
+    // Other responses are not pages, but are not sniffed or referred either.
+    let health = get(addr, "/healthz").await;
+    assert_eq!(health.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(health.header("referrer-policy"), Some("no-referrer"));
+}
+
+#[tokio::test]
+async fn over_https_pages_also_carry_hsts() {
+    let (addr, _) = serve(whole_app(), Server::new(ServeConfig::default()).with_tls(server_tls())).await;
+    let mut tls = tls_connect(addr).await;
+    let page = get_on(&mut tls, "/room/x").await;
+    assert_eq!(page.status, 200);
+    assert!(page.header("strict-transport-security").is_some_and(|v| v.starts_with("max-age=")));
+    let nonce = nonce_of(page.header("content-security-policy").unwrap()).to_owned();
+    assert!(script_tags(&page.body).iter().all(|tag| tag.contains(&format!("nonce=\"{nonce}\""))));
 }
 
 #[tokio::test]
