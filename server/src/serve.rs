@@ -7,7 +7,8 @@
 //!   (hyper counts that from the end of the previous response, so it also ends idle keep-alive).
 //!   A slowloris client that trickles a header a second is cut off all the same.
 //! - **Idle timeout.** A connection with no request in progress for
-//!   [`ServeConfig::idle_timeout`] is closed (HTTP/2 connections have no header timer).
+//!   [`ServeConfig::idle_timeout`] is closed (HTTP/2 connections have no header timer), and so
+//!   is one whose response has not moved for as long (a client that stopped reading).
 //! - **A cap on connections that are not WebSockets** ([`ServeConfig::max_http_connections`]).
 //!   An upgraded connection leaves the count (the [`crate::Hub`] counts WebSocket sessions).
 //!   When every place is taken, a newcomer takes the place of the connection that has been idle
@@ -61,7 +62,8 @@ pub struct ServeConfig {
     /// How long a client may take to complete the TLS handshake and the headers of its first
     /// request, and on HTTP/1.1 the headers of each later one.
     pub header_read_timeout: Duration,
-    /// How long a connection may stay open with no request in progress.
+    /// How long a connection may stay open with no request in progress, or with a response
+    /// that does not move (its client stopped reading).
     pub idle_timeout: Duration,
     /// The most open connections that are not WebSockets (at least 1).
     pub max_http_connections: usize,
@@ -208,6 +210,8 @@ enum Expired {
     HeaderTimeout,
     /// It stayed idle too long.
     Idle,
+    /// Its response did not move for as long (the client stopped reading).
+    Stalled,
 }
 
 async fn connection(stream: TcpStream, remote: SocketAddr, slot: Slot, shared: Arc<Shared>) {
@@ -248,7 +252,7 @@ where
                 request.extensions_mut().insert(ConnectInfo(remote));
                 request.extensions_mut().insert(scheme);
                 let response = router.oneshot(request).await.unwrap_or_else(|never| match never {});
-                Ok::<_, Infallible>(response.map(|body| Tracked { body, _busy: busy }))
+                Ok::<_, Infallible>(response.map(|body| Tracked { body, busy }))
             }
         }
     });
@@ -384,6 +388,7 @@ impl RequestSlot {
             let mut a = self.conn.activity();
             a.requests += 1;
             a.served = true;
+            a.progress = Instant::now();
         }
         self.conn.wake.notify_one();
         Busy { slot: self.clone() }
@@ -427,13 +432,16 @@ struct Activity {
     served: bool,
     /// Since when no request is in progress (the admission, before the first).
     idle_since: Instant,
+    /// When a request last started or a response last handed over a frame.
+    progress: Instant,
     /// Whether a newcomer took this connection's place.
     evicted: bool,
 }
 
 impl Conn {
     fn new() -> Self {
-        let activity = Activity { requests: 0, served: false, idle_since: Instant::now(), evicted: false };
+        let now = Instant::now();
+        let activity = Activity { requests: 0, served: false, idle_since: now, progress: now, evicted: false };
         Conn { activity: Mutex::new(activity), wake: Notify::new() }
     }
 
@@ -446,8 +454,9 @@ impl Conn {
         self.wake.notify_one();
     }
 
-    /// Completes when the connection should be dropped: evicted, or idle past its deadline
-    /// (the header-read timeout before the first request, the idle timeout after).
+    /// Completes when the connection should be dropped: evicted, idle past its deadline (the
+    /// header-read timeout before the first request, the idle timeout after), or busy with a
+    /// response that has not moved for the idle timeout.
     async fn expired(&self, config: &ServeConfig) -> Expired {
         loop {
             let wake = self.wake.notified();
@@ -456,32 +465,31 @@ impl Conn {
                 if a.evicted {
                     return Expired::Evicted;
                 }
-                (a.requests == 0).then(|| {
-                    if a.served {
-                        (a.idle_since + config.idle_timeout, Expired::Idle)
-                    } else {
-                        (a.idle_since + config.header_read_timeout.min(config.idle_timeout), Expired::HeaderTimeout)
-                    }
-                })
-            };
-            match deadline {
-                Some((at, why)) if at <= Instant::now() => return why,
-                Some((at, _)) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(at) => {}
-                        _ = wake => {}
-                    }
+                if a.requests > 0 {
+                    (a.progress + config.idle_timeout, Expired::Stalled)
+                } else if a.served {
+                    (a.idle_since + config.idle_timeout, Expired::Idle)
+                } else {
+                    (a.idle_since + config.header_read_timeout.min(config.idle_timeout), Expired::HeaderTimeout)
                 }
-                None => wake.await,
+            };
+            let (at, why) = deadline;
+            if at <= Instant::now() {
+                return why;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(at) => {}
+                _ = wake => {}
             }
         }
     }
 }
 
-/// A response body that keeps its connection counted busy until it has been sent.
+/// A response body that keeps its connection counted busy until it has been sent, and notes
+/// each frame it hands over.
 struct Tracked {
     body: Body,
-    _busy: Busy,
+    busy: Busy,
 }
 
 impl hyper::body::Body for Tracked {
@@ -489,7 +497,12 @@ impl hyper::body::Body for Tracked {
     type Error = axum::Error;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(_))) = frame {
+            this.busy.slot.conn.activity().progress = Instant::now();
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {

@@ -251,6 +251,40 @@ async fn connections_that_are_not_websockets_are_capped() {
     }
 }
 
+/// 64 MiB in 64 KiB chunks, as a file would stream.
+async fn big() -> axum::body::Body {
+    let chunk = axum::body::Bytes::from(vec![b'x'; 64 * 1024]);
+    axum::body::Body::from_stream(futures::stream::iter((0..1024).map(move |_| Ok::<_, std::io::Error>(chunk.clone()))))
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_and_one_that_reads_slowly_is_not() {
+    let router = axum::Router::new().route("/big", axum::routing::get(big));
+    let config = ServeConfig { idle_timeout: Duration::from_millis(500), ..ServeConfig::default() };
+    let (addr, server) = serve(router, Server::new(config)).await;
+
+    // Reads 64 KiB every 100 ms for 2 s: four idle timeouts, and the response moves all along.
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /big HTTP/1.1\r\nHost: confab.test\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let n = tokio::time::timeout(PATIENCE, slow.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "a slow reader was dropped");
+    }
+
+    drop(slow);
+    wait_for("a closed connection still counted", || server.http_connections() == 0).await;
+
+    // Stops reading after the first byte: once the socket buffers are full the response stops,
+    // and the connection is dropped.
+    let mut stuck = TcpStream::connect(addr).await.unwrap();
+    stuck.write_all(b"GET /big HTTP/1.1\r\nHost: confab.test\r\n\r\n").await.unwrap();
+    tokio::time::timeout(PATIENCE, stuck.read_exact(&mut buf[..1])).await.unwrap().unwrap();
+    assert_eq!(server.http_connections(), 1);
+    wait_for("a client that stopped reading still connected", || server.http_connections() == 0).await;
+}
+
 /// Every `<script` tag of `html` (as written by the server).
 fn script_tags(html: &str) -> Vec<&str> {
     html.match_indices("<script").map(|(at, _)| &html[at..at + html[at..].find('>').unwrap()]).collect()
