@@ -90,6 +90,8 @@ pub struct Hub {
     pub trusted_proxies: addr::TrustedProxies,
     /// The embedded TURN server, when there is one (for its allocation count).
     embedded_turn: std::sync::OnceLock<Arc<turn::EmbeddedTurn>>,
+    /// The HTTP server's count of connections that are not WebSockets, once attached.
+    http_connections: std::sync::OnceLock<serve::HttpConnections>,
 }
 
 /// Which pages may open `/ws` (browsers send an `Origin` header; other clients do not, and are
@@ -232,6 +234,7 @@ impl Hub {
             max_connections_per_ip: config.max_connections_per_ip,
             trusted_proxies: config.trusted_proxies,
             embedded_turn: std::sync::OnceLock::new(),
+            http_connections: std::sync::OnceLock::new(),
         }
     }
 
@@ -252,6 +255,11 @@ impl Hub {
         let _ = self.embedded_turn.set(turn);
     }
 
+    /// Lets `/metrics` report the HTTP server's connections that are not WebSockets.
+    pub fn attach_http(&self, connections: serve::HttpConnections) {
+        let _ = self.http_connections.set(connections);
+    }
+
     /// What `/metrics` reports now.
     pub async fn snapshot(&self) -> metrics::Snapshot {
         let turn_allocations = match self.embedded_turn.get() {
@@ -265,7 +273,8 @@ impl Hub {
                 (0, 0)
             }
         };
-        metrics::Snapshot { connections: self.connections(), rooms, peers, turn_allocations }
+        let http_connections = self.http_connections.get().map_or(0, serve::HttpConnections::get);
+        metrics::Snapshot { connections: self.connections(), http_connections, rooms, peers, turn_allocations }
     }
 
     fn lock_connections(&self) -> std::sync::MutexGuard<'_, Connections> {

@@ -336,6 +336,7 @@ async fn main() -> anyhow::Result<()> {
             Server::new(config).with_tls(tls)
         }
     };
+    hub.attach_http(server.http_connections_gauge());
     server.run(listener, router, shutdown).await;
     // The HTTP server does not wait for upgraded sockets: give each session the moment it needs
     // to send its close frame (1001), so that browsers hear "going away" rather than a dropped

@@ -136,6 +136,11 @@ impl Server {
         self.connections.lock().conns.len()
     }
 
+    /// A live view of [`Server::http_connections`], for `/metrics` ([`crate::Hub::attach_http`]).
+    pub fn http_connections_gauge(&self) -> HttpConnections {
+        HttpConnections(self.connections.clone())
+    }
+
     /// Serves `router` on `listener` until `shutdown` is cancelled and the connections have
     /// finished (or [`ServeConfig::shutdown_grace`] has passed).
     pub async fn run(&self, listener: TcpListener, router: Router, shutdown: CancellationToken) {
@@ -186,6 +191,17 @@ impl Server {
             .max_buf_size(MAX_HEAD_BYTES);
         builder.http2().timer(TokioTimer::new());
         builder
+    }
+}
+
+/// How many connections of a [`Server`] are open that are not WebSockets, read when asked.
+#[derive(Debug, Clone)]
+pub struct HttpConnections(Arc<Connections>);
+
+impl HttpConnections {
+    /// The number now.
+    pub fn get(&self) -> usize {
+        self.0.lock().conns.len()
     }
 }
 

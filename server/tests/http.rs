@@ -251,6 +251,25 @@ async fn connections_that_are_not_websockets_are_capped() {
     }
 }
 
+#[tokio::test]
+async fn metrics_count_the_connections_that_are_not_websockets() {
+    let hub = Arc::new(Hub::new(HubConfig::default(), CancellationToken::new()));
+    let server = Server::new(ServeConfig::default());
+    hub.attach_http(server.http_connections_gauge());
+    let (addr, _) = serve(confab_server::signaling_routes(hub.clone()), server).await;
+    let _socket = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        assert_eq!(get_on(&mut stream, "/healthz").await.body, "ok");
+        idle.push(stream);
+    }
+    // The two idle ones and the scrape's own; the WebSocket counts apart.
+    let metrics = get(addr, "/metrics").await.body;
+    assert!(metrics.lines().any(|l| l == "confab_http_connections 3"), "{metrics}");
+    assert!(metrics.lines().any(|l| l == "confab_connections 1"), "{metrics}");
+}
+
 /// 64 MiB in 64 KiB chunks, as a file would stream.
 async fn big() -> axum::body::Body {
     let chunk = axum::body::Bytes::from(vec![b'x'; 64 * 1024]);
