@@ -13,8 +13,10 @@
 //!   An upgraded connection leaves the count (the [`crate::Hub`] counts WebSocket sessions).
 //!   When every place is taken, a newcomer takes the place of the connection that has been idle
 //!   longest (one still waiting for its headers, or kept alive between requests), so clients
-//!   holding connections open without sending requests cannot lock others out; if every
-//!   connection is in the middle of a request, the newcomer waits until one finishes.
+//!   holding connections open without sending requests cannot lock others out; a connection
+//!   idle for less than [`EVICTABLE_AFTER`] keeps its place (it may not have been read yet, in
+//!   a burst of new connections), and if every connection is busy or that young, the newcomer
+//!   waits.
 //! - **Connect info.** Every request carries the peer's [`ConnectInfo<SocketAddr>`] (the
 //!   per-address limits need it) and its [`Scheme`] (HSTS is sent only over HTTPS).
 //! - **Upgrades.** WebSocket upgrades (HTTP/1.1) work on both. HTTP/2's extended CONNECT is not
@@ -55,6 +57,11 @@ pub const LISTEN_BACKLOG: u32 = 4096;
 /// a larger head is refused. hyper's default (about 400 KiB) would let a thousand slow clients
 /// hold 400 MB; browsers send a few KiB.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// How long a connection must have been idle before a newcomer may take its place: long enough
+/// for a connection accepted in a burst to be read (its request is usually there already), short
+/// enough that a flood of idle connections is cleared at tens of thousands a second.
+pub const EVICTABLE_AFTER: Duration = Duration::from_millis(50);
 
 /// How the server treats connections before they reach the router.
 #[derive(Debug, Clone)]
@@ -334,10 +341,12 @@ impl Connections {
     }
 
     /// A place for a new connection: a free one, else the place of the connection idle the
-    /// longest (once it has closed), else the first place a connection gives up.
+    /// longest (once it has closed and been idle [`EVICTABLE_AFTER`]), else the first place a
+    /// connection gives up.
     async fn admit(self: &Arc<Self>) -> Slot {
         loop {
             let changed = self.changed.notified();
+            let mut evictable_at = None;
             {
                 let mut open = self.lock();
                 if open.conns.len() < self.max {
@@ -357,14 +366,24 @@ impl Connections {
                             (a.requests == 0).then_some((a.idle_since, c))
                         })
                         .min_by_key(|(since, _)| *since);
-                    if let Some((_, conn)) = longest_idle {
-                        conn.evict();
+                    match longest_idle {
+                        Some((since, conn)) if since + EVICTABLE_AFTER <= Instant::now() => conn.evict(),
+                        Some((since, _)) => evictable_at = Some(since + EVICTABLE_AFTER),
+                        None => {}
                     }
                 }
             }
             // The evicted connection's task drops its slot at once; otherwise wait for a
-            // connection to close or to finish its request.
-            changed.await;
+            // connection to close, to finish its request or to be idle long enough.
+            match evictable_at {
+                Some(at) => {
+                    tokio::select! {
+                        _ = changed => {}
+                        _ = tokio::time::sleep_until(at) => {}
+                    }
+                }
+                None => changed.await,
+            }
         }
     }
 }

@@ -62,7 +62,7 @@ fn wasm_bytes() -> Vec<u8> {
 
 async fn serve(options: LeptosOptions) -> SocketAddr {
     let hub = Arc::new(Hub::new(HubConfig::default(), CancellationToken::new()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = confab_server::serve::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();
     let server = Server::new(ServeConfig::default());
     tokio::spawn(async move { server.run(listener, app(hub, options), CancellationToken::new()).await });

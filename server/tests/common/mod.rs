@@ -21,10 +21,10 @@ pub use tokio_util::sync::CancellationToken;
 /// Long enough for anything that should happen on loopback; a test that waits this long failed.
 pub const PATIENCE: Duration = Duration::from_secs(5);
 
-/// Serves `router` with `server` (the binary's own accept loop) on a port of its own, until the
-/// test ends.
+/// Serves `router` with `server` (the binary's own accept loop and listen backlog) on a port of
+/// its own, until the test ends.
 pub async fn serve(router: axum::Router, server: Server) -> (SocketAddr, Arc<Server>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = confab_server::serve::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();
     let server = Arc::new(server);
     tokio::spawn({
