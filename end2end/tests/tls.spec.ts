@@ -15,6 +15,9 @@ test('served over HTTPS with a self-signed certificate, two pages call over wss:
     expect(await ada.page.evaluate(() => location.protocol)).toBe('https:');
     expect(sockets).toHaveLength(2);
     for (const url of sockets) expect(url).toBe(`wss://127.0.0.1:${server.port}/ws`);
+    // Over HTTPS the pages also tell the browser to keep to HTTPS.
+    const page = await ada.context.request.get(`${server.url}/`);
+    expect(page.headers()['strict-transport-security']).toMatch(/^max-age=\d+/);
     for (const p of [ada, bob]) await p.close();
   } finally {
     await server.kill();

@@ -7,7 +7,10 @@
 //! - [`registry`]: where rooms live — [`rooms`], the in-memory registry (join, relay, leave), or
 //!   [`cluster`], the same in Redis so that several nodes serve the same rooms.
 //! - [`session`]: one WebSocket from upgrade to close.
-//! - [`addr`]: client addresses as per-address limits count them (IPv6 by /64).
+//! - [`addr`]: client addresses as per-address limits count them (IPv6 by /64), and the
+//!   trusted proxies whose forwarding headers name them.
+//! - [`serve`]: the accept loop for HTTP and HTTPS (header-read and idle timeouts, the cap on
+//!   connections that are not WebSockets); [`headers`]: the security headers of every page.
 //! - [`app`] / [`signaling_routes`]: the axum routers; `main.rs` is only configuration glue.
 
 // The pages' view types (from confab-app) are deeply nested; rendering them needs more room.
@@ -16,9 +19,11 @@
 pub mod addr;
 pub mod assets;
 pub mod cluster;
+pub mod headers;
 pub mod metrics;
 pub mod registry;
 pub mod rooms;
+pub mod serve;
 pub mod session;
 pub mod tls;
 pub mod turn;
@@ -36,6 +41,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub use rooms::Limits;
 pub use turn::TurnConfig;
@@ -80,8 +86,12 @@ pub struct Hub {
     connections: Mutex<Connections>,
     max_connections: usize,
     max_connections_per_ip: usize,
+    /// Whose `X-Forwarded-For`/`Forwarded` headers name the client.
+    pub trusted_proxies: addr::TrustedProxies,
     /// The embedded TURN server, when there is one (for its allocation count).
     embedded_turn: std::sync::OnceLock<Arc<turn::EmbeddedTurn>>,
+    /// The HTTP server's count of connections that are not WebSockets, once attached.
+    http_connections: std::sync::OnceLock<serve::HttpConnections>,
 }
 
 /// Which pages may open `/ws` (browsers send an `Origin` header; other clients do not, and are
@@ -138,8 +148,10 @@ pub struct HubConfig {
     pub origins: Origins,
     /// The most open signaling sockets.
     pub max_connections: usize,
-    /// The most open signaling sockets from one IP address.
+    /// The most open signaling sockets from one IP address (IPv6: one /64).
     pub max_connections_per_ip: usize,
+    /// The reverse proxies whose forwarding headers are believed.
+    pub trusted_proxies: addr::TrustedProxies,
 }
 
 impl Default for HubConfig {
@@ -155,6 +167,7 @@ impl Default for HubConfig {
             origins: Origins::SameOrigin,
             max_connections: 20_000,
             max_connections_per_ip: 32,
+            trusted_proxies: addr::TrustedProxies::default(),
         }
     }
 }
@@ -219,7 +232,9 @@ impl Hub {
             connections: Mutex::default(),
             max_connections: config.max_connections,
             max_connections_per_ip: config.max_connections_per_ip,
+            trusted_proxies: config.trusted_proxies,
             embedded_turn: std::sync::OnceLock::new(),
+            http_connections: std::sync::OnceLock::new(),
         }
     }
 
@@ -246,6 +261,11 @@ impl Hub {
         let _ = self.embedded_turn.set(turn);
     }
 
+    /// Lets `/metrics` report the HTTP server's connections that are not WebSockets.
+    pub fn attach_http(&self, connections: serve::HttpConnections) {
+        let _ = self.http_connections.set(connections);
+    }
+
     /// What `/metrics` reports now.
     pub async fn snapshot(&self) -> metrics::Snapshot {
         let (turn_allocations, turn_nonces, turn_refused) = match self.embedded_turn.get() {
@@ -259,14 +279,24 @@ impl Hub {
                 (0, 0)
             }
         };
-        metrics::Snapshot { connections: self.connections(), rooms, peers, turn_allocations, turn_nonces, turn_refused }
+        let http_connections = self.http_connections.get().map_or(0, serve::HttpConnections::get);
+        metrics::Snapshot {
+            connections: self.connections(),
+            http_connections,
+            rooms,
+            peers,
+            turn_allocations,
+            turn_nonces,
+            turn_refused,
+        }
     }
 
     fn lock_connections(&self) -> std::sync::MutexGuard<'_, Connections> {
         self.connections.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Counts a session from `ip` as open until the guard is dropped, if the limits allow.
+    /// Counts a session from `ip` (an [`addr::ip_group`]) as open until the guard is dropped,
+    /// if the limits allow.
     fn open_connection(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionGuard, Refused> {
         let mut connections = self.lock_connections();
         if connections.total >= self.max_connections {
@@ -302,9 +332,8 @@ impl Drop for ConnectionGuard {
 }
 
 /// The signaling endpoint and the operator's endpoints: `GET /ws` upgrades to a WebSocket;
-/// `/healthz`, `/readyz` and `/metrics`. Serve it with
-/// `into_make_service_with_connect_info::<SocketAddr>()` (the per-address limit needs the peer
-/// address).
+/// `/healthz`, `/readyz` and `/metrics`. Serve it with [`serve::Server`] (the per-address limit
+/// needs the peer address it attaches to every request).
 pub fn signaling_routes(hub: Arc<Hub>) -> Router {
     Router::new()
         .route(WS_PATH, get(upgrade))
@@ -321,12 +350,14 @@ async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let admitted = if hub.origins.allows(&headers) { hub.open_connection(peer.ip()) } else { Err(Refused::Origin) };
+    let client = hub.trusted_proxies.client_ip(peer.ip(), &headers);
+    let admitted =
+        if hub.origins.allows(&headers) { hub.open_connection(addr::ip_group(client)) } else { Err(Refused::Origin) };
     let counted = match admitted {
         Ok(guard) => guard,
         Err(refused) => {
             hub.metrics.refused(refused.label());
-            tracing::info!(%peer, origin = ?headers.get(header::ORIGIN), "upgrade refused: {refused}");
+            tracing::info!(%client, %peer, origin = ?headers.get(header::ORIGIN), "upgrade refused: {refused}");
             return refused.into_response();
         }
     };
@@ -334,9 +365,12 @@ async fn upgrade(
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
-        .on_upgrade(move |socket| async move {
-            let _counted = counted;
-            session::run(socket, hub.clone(), peer.ip()).await
+        .on_upgrade(move |socket| {
+            async move {
+                let _counted = counted;
+                session::run(socket, hub.clone(), client).await
+            }
+            .instrument(tracing::info_span!("session", %client))
         })
 }
 
@@ -369,22 +403,36 @@ async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
 
 /// The whole site: the server-rendered pages, the compiled assets under `site_root`, and `/ws`.
 /// Assets go out precompressed where the build left `.br`/`.gz` files and with cache headers
-/// (see [`assets`]); everything else is compressed on the fly.
+/// (see [`assets`]); everything else is compressed on the fly. Every response carries the
+/// security headers, pages a Content-Security-Policy with a nonce per request (see [`headers`]).
 pub fn app(hub: Arc<Hub>, leptos_options: LeptosOptions) -> Router {
     use leptos_axum::{generate_route_list, LeptosRoutes};
     let routes = generate_route_list(confab_app::App);
     let pkg = assets::pkg_routes(&leptos_options);
     let pages = Router::new()
-        .leptos_routes(&leptos_options, routes, {
+        .leptos_routes_with_context(&leptos_options, routes, headers::provide_csp_nonce, {
             let options = leptos_options.clone();
             move || confab_app::shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler(confab_app::shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context(headers::provide_csp_nonce, confab_app::shell))
         .with_state(leptos_options);
+    let proxies = hub.trusted_proxies.clone();
+    let span = move |request: &axum::extract::Request| {
+        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip());
+        let client = peer.map(|peer| proxies.client_ip(peer, request.headers()));
+        tracing::debug_span!(
+            "request",
+            method = %request.method(),
+            uri = %request.uri(),
+            version = ?request.version(),
+            client = client.map(tracing::field::display),
+        )
+    };
     signaling_routes(hub)
         .merge(pages)
         .merge(pkg)
         .layer(axum::middleware::from_fn(assets::cache_headers))
+        .layer(axum::middleware::from_fn(headers::security_headers))
         .layer(tower_http::compression::CompressionLayer::new())
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(span))
 }

@@ -1,12 +1,12 @@
 //! `confab`: parse the configuration, start logging, serve until Ctrl-C or SIGTERM.
 
-use axum::serve::ListenerExt;
-use axum_server::tls_rustls::RustlsConfig;
 use clap::Parser;
 use confab_protocol::IceTransportPolicy;
+use confab_server::addr::{Cidr, TrustedProxies};
 use confab_server::cluster::{Cluster, ClusterConfig};
 use confab_server::registry::Registry;
 use confab_server::rooms::{PasswordLimits, Rooms};
+use confab_server::serve::{ServeConfig, Server};
 use confab_server::session::RateLimit;
 use confab_server::turn::{EmbeddedConfig, EmbeddedTurn, Quota};
 use confab_server::{app, Hub, HubConfig, Limits, Origins, TurnConfig};
@@ -133,8 +133,8 @@ struct Args {
     #[arg(long, env = "CONFAB_MAX_CONNECTIONS", default_value_t = 20_000)]
     max_connections: usize,
 
-    /// The most open signaling connections from one IP address. Behind a reverse proxy every
-    /// connection comes from the proxy's address: raise this accordingly.
+    /// The most open signaling connections from one IP address (IPv6: from one /64). Behind a
+    /// reverse proxy, name it in `--trusted-proxies` so that clients are told apart.
     #[arg(long, env = "CONFAB_MAX_CONNECTIONS_PER_IP", default_value_t = 32)]
     max_connections_per_ip: usize,
 
@@ -169,6 +169,28 @@ struct Args {
     /// The longest wait between password attempts on one room, in seconds.
     #[arg(long, env = "CONFAB_PASSWORD_MAX_DELAY_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     password_max_delay_secs: u64,
+
+    /// Reverse proxies whose `X-Forwarded-For` (or else `Forwarded`) header names the client,
+    /// for the per-address limit and the logs: addresses or blocks, comma-separated
+    /// (`127.0.0.1,10.0.0.0/8,fd00::/8`). From anyone else the headers are ignored.
+    #[arg(long, env = "CONFAB_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<Cidr>,
+
+    /// The most open connections that are not WebSockets (page, asset and API requests, and
+    /// connections kept alive between them). When all are taken, the one idle longest is
+    /// closed for the newcomer.
+    #[arg(long, env = "CONFAB_MAX_HTTP_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    max_http_connections: u64,
+
+    /// Seconds a client has to finish the TLS handshake and send a request's headers; on
+    /// HTTP/1.1 also the longest a kept-alive connection waits for the next request.
+    #[arg(long, env = "CONFAB_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout_secs: u64,
+
+    /// Seconds a connection may stay open with no request in progress (HTTP/2; HTTP/1.1 is cut
+    /// sooner by `--header-timeout-secs`). WebSockets have their own heartbeat.
+    #[arg(long, env = "CONFAB_IDLE_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout_secs: u64,
 
     /// Messages one socket may send in a burst before the per-second rate applies.
     #[arg(long, env = "CONFAB_RATE_BURST", default_value_t = confab_server::session::RATE_BURST)]
@@ -338,6 +360,7 @@ async fn main() -> anyhow::Result<()> {
             origins,
             max_connections: args.max_connections,
             max_connections_per_ip: args.max_connections_per_ip,
+            trusted_proxies: TrustedProxies::new(args.trusted_proxies),
         },
         registry,
         shutdown.clone(),
@@ -362,42 +385,41 @@ async fn main() -> anyhow::Result<()> {
         Some(hash_file) => tracing::info!("assets with content hashes (from {})", hash_file.display()),
         None => tracing::info!("assets without content hashes (no hash.txt matching the site)"),
     }
-    let service = app(hub.clone(), options).into_make_service_with_connect_info::<SocketAddr>();
+    let router = app(hub.clone(), options);
 
-    let listener = listen(args.addr)?;
+    let listener = confab_server::serve::bind(args.addr)?;
     let local = listener.local_addr()?;
     tokio::spawn(watch_signals(shutdown.clone()));
 
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(RustlsConfig::from_pem_file(cert, key).await?),
+        (Some(cert), Some(key)) => {
+            let read = |path: &PathBuf| std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+            Some(confab_server::tls::server_config(&read(cert)?, &read(key)?)?)
+        }
         _ if args.tls_self_signed => {
             let (cert, key) = confab_server::tls::self_signed(&[local.ip()])?;
-            Some(RustlsConfig::from_pem(cert.into_bytes(), key.into_bytes()).await?)
+            Some(confab_server::tls::server_config(cert.as_bytes(), key.as_bytes())?)
         }
         _ => None,
     };
-    match tls {
+    let config = ServeConfig {
+        header_read_timeout: Duration::from_secs(args.header_timeout_secs),
+        idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+        max_http_connections: usize::try_from(args.max_http_connections).unwrap_or(usize::MAX),
+        ..ServeConfig::default()
+    };
+    let server = match tls {
         None => {
             tracing::info!("listening on http://{local}");
-            let listener = tokio::net::TcpListener::from_std(listener)?.tap_io(|tcp| {
-                // Signaling messages are small and each one matters now.
-                let _ = tcp.set_nodelay(true);
-            });
-            axum::serve(listener, service).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+            Server::new(config)
         }
-        Some(config) => {
+        Some(tls) => {
             tracing::info!("listening on https://{local}");
-            let handle = axum_server::Handle::new();
-            tokio::spawn({
-                let handle = handle.clone();
-                async move {
-                    shutdown.cancelled().await;
-                    handle.graceful_shutdown(Some(Duration::from_secs(2)));
-                }
-            });
-            axum_server::from_tcp_rustls(listener, config)?.handle(handle).serve(service).await?;
+            Server::new(config).with_tls(tls)
         }
-    }
+    };
+    hub.attach_http(server.http_connections_gauge());
+    server.run(listener, router, shutdown).await;
     // The HTTP server does not wait for upgraded sockets: give each session the moment it needs
     // to send its close frame (1001), so that browsers hear "going away" rather than a dropped
     // connection.
@@ -406,19 +428,6 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Ok(())
-}
-
-/// The pending-connection queue of the listening socket. The standard library's 128 overflows
-/// when a few hundred browsers reconnect at once (after a restart, or a node of a cluster dies),
-/// and every overflowed connection waits a second for its SYN to be retried.
-const LISTEN_BACKLOG: u32 = 4096;
-
-/// Binds `addr` (address reuse as the standard library does) with [`LISTEN_BACKLOG`].
-fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)?.into_std()
 }
 
 /// Cancels `shutdown` on Ctrl-C or SIGTERM. Sessions see the same token and close their sockets

@@ -37,6 +37,7 @@ pub struct Metrics {
     refused: Family<ReasonLabel, Counter>,
     joins: Counter,
     connections: Gauge,
+    http_connections: Gauge,
     rooms: Gauge,
     peers: Gauge,
     turn_allocations: Gauge,
@@ -49,6 +50,8 @@ pub struct Metrics {
 pub struct Snapshot {
     /// Open WebSocket sessions.
     pub connections: usize,
+    /// Open connections that are not WebSockets.
+    pub http_connections: usize,
     /// Rooms with at least one member.
     pub rooms: usize,
     /// Members over all rooms.
@@ -70,6 +73,7 @@ impl Default for Metrics {
             refused: Family::default(),
             joins: Counter::default(),
             connections: Gauge::default(),
+            http_connections: Gauge::default(),
             rooms: Gauge::default(),
             peers: Gauge::default(),
             turn_allocations: Gauge::default(),
@@ -86,6 +90,11 @@ impl Default for Metrics {
         );
         registry.register("joins", "Joins admitted (resumes included)", metrics.joins.clone());
         registry.register("connections", "Open WebSocket connections", metrics.connections.clone());
+        registry.register(
+            "http_connections",
+            "Open connections that are not WebSockets",
+            metrics.http_connections.clone(),
+        );
         registry.register("rooms", "Rooms with at least one member", metrics.rooms.clone());
         registry.register("peers", "People in rooms, over all rooms", metrics.peers.clone());
         registry.register(
@@ -132,6 +141,7 @@ impl Metrics {
     pub fn render(&self, now: Snapshot) -> String {
         let set = |gauge: &Gauge, n: usize| gauge.set(i64::try_from(n).unwrap_or(i64::MAX));
         set(&self.connections, now.connections);
+        set(&self.http_connections, now.http_connections);
         set(&self.rooms, now.rooms);
         set(&self.peers, now.peers);
         set(&self.turn_allocations, now.turn_allocations);
@@ -161,6 +171,7 @@ mod tests {
         metrics.joined();
         let text = metrics.render(Snapshot {
             connections: 3,
+            http_connections: 4,
             rooms: 1,
             peers: 2,
             turn_allocations: 0,
@@ -173,6 +184,7 @@ mod tests {
             "confab_connections_refused_total{reason=\"origin\"} 1",
             "confab_joins_total 1",
             "confab_connections 3",
+            "confab_http_connections 4",
             "confab_rooms 1",
             "confab_peers 2",
             "confab_turn_allocations 0",

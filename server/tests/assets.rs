@@ -4,6 +4,7 @@
 //! not need `cargo leptos build`.
 
 use confab_server::assets::{self, IMMUTABLE, PAGE, REVALIDATE, SHORT};
+use confab_server::serve::{ServeConfig, Server};
 use confab_server::{app, Hub, HubConfig};
 use leptos::config::LeptosOptions;
 use std::net::SocketAddr;
@@ -61,10 +62,10 @@ fn wasm_bytes() -> Vec<u8> {
 
 async fn serve(options: LeptosOptions) -> SocketAddr {
     let hub = Arc::new(Hub::new(HubConfig::default(), CancellationToken::new()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = confab_server::serve::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();
-    let service = app(hub, options).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    let server = Server::new(ServeConfig::default());
+    tokio::spawn(async move { server.run(listener, app(hub, options), CancellationToken::new()).await });
     addr
 }
 

@@ -6,6 +6,7 @@ pub use confab_protocol::{
     ClientMsg, ErrorCode, IceCandidate, IceServer, MediaState, PeerId, PeerInfo, RoomName, ServerMsg, Signal,
     MAX_FRAME_BYTES, MAX_SDP_BYTES,
 };
+pub use confab_server::serve::{ServeConfig, Server};
 pub use confab_server::session::close_code;
 pub use confab_server::{Hub, HubConfig, Limits};
 pub use futures::{SinkExt, StreamExt};
@@ -19,6 +20,19 @@ pub use tokio_util::sync::CancellationToken;
 
 /// Long enough for anything that should happen on loopback; a test that waits this long failed.
 pub const PATIENCE: Duration = Duration::from_secs(5);
+
+/// Serves `router` with `server` (the binary's own accept loop and listen backlog) on a port of
+/// its own, until the test ends.
+pub async fn serve(router: axum::Router, server: Server) -> (SocketAddr, Arc<Server>) {
+    let listener = confab_server::serve::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Arc::new(server);
+    tokio::spawn({
+        let server = server.clone();
+        async move { server.run(listener, router, CancellationToken::new()).await }
+    });
+    (addr, server)
+}
 
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -53,12 +67,15 @@ impl TestServer {
 
     async fn serve_with_send_buffer(hub: Arc<Hub>, send_buffer: Option<usize>) -> Self {
         use axum::serve::ListenerExt;
+        let Some(bytes) = send_buffer else {
+            let (addr, _) =
+                serve(confab_server::signaling_routes(hub.clone()), Server::new(ServeConfig::default())).await;
+            return TestServer { addr, hub };
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let listener = listener.tap_io(move |tcp| {
-            if let Some(bytes) = send_buffer {
-                socket2::SockRef::from(&*tcp).set_send_buffer_size(bytes).unwrap();
-            }
+            socket2::SockRef::from(&*tcp).set_send_buffer_size(bytes).unwrap();
         });
         let app = confab_server::signaling_routes(hub.clone());
         let app = app.into_make_service_with_connect_info::<SocketAddr>();
