@@ -464,6 +464,19 @@ pub fn is_format_character(c: char) -> bool {
     FORMAT_CHARACTERS.iter().any(|&(first, last)| (first..=last).contains(&c))
 }
 
+/// The zero-width non-joiner and joiner: Persian, Indic and other scripts need them inside words,
+/// and emoji sequences (👨‍👩‍👧) are made with them.
+fn is_joiner(c: char) -> bool {
+    c == '\u{200C}' || c == '\u{200D}'
+}
+
+/// Whether a joiner next to `c` does what it is for: between two characters of a script that
+/// uses it (or emoji), never next to ASCII, spaces or other format characters, where it would
+/// only make a name look like another ("A\u{200D}da" for "Ada").
+fn joins(c: char) -> bool {
+    !c.is_ascii() && !c.is_whitespace() && !is_format_character(c)
+}
+
 /// Trims `raw`, brings it to Unicode NFC (so that a name typed with combining accents and one
 /// typed precomposed are the same name, on the server and in the browser alike) and checks the
 /// rules.
@@ -476,7 +489,12 @@ fn check_name(raw: &str, max: usize) -> Result<String, NameError> {
     if name.chars().any(char::is_control) {
         return Err(NameError::ControlCharacter);
     }
-    if name.chars().any(is_format_character) {
+    let chars: Vec<char> = name.chars().collect();
+    let refused_format = chars.iter().enumerate().any(|(i, &c)| {
+        is_format_character(c)
+            && !(is_joiner(c) && i > 0 && i + 1 < chars.len() && joins(chars[i - 1]) && joins(chars[i + 1]))
+    });
+    if refused_format {
         return Err(NameError::FormatCharacter);
     }
     if name.chars().count() > max {

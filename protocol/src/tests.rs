@@ -325,6 +325,10 @@ fn names_with_format_characters_are_refused() {
         "Ad\u{00AD}a",
         "Ada\u{E0041}",
         "Ada\u{061C}",
+        "A\u{200D}da",
+        "Ada\u{200C}",
+        "می\u{200C}\u{200C}خواهم",
+        "Ada \u{200D}🎉",
     ] {
         assert_eq!(DisplayName::parse(bad), Err(NameError::FormatCharacter), "{bad:?}");
         assert_eq!(RoomName::parse(bad), Err(NameError::FormatCharacter), "{bad:?}");
@@ -334,7 +338,18 @@ fn names_with_format_characters_are_refused() {
     assert!(!is_format_character('가'));
     assert!(!is_format_character(' '));
     // Names in other scripts, with accents or emoji stay welcome.
-    for good in ["회의실", "José", "Zoë 🎉", "محمد", "שלום", "Ada Lovelace"] {
+    // The joiners inside words of scripts that need them, and inside emoji sequences, too.
+    for good in [
+        "회의실",
+        "José",
+        "Zoë 🎉",
+        "محمد",
+        "שלום",
+        "Ada Lovelace",
+        "می\u{200C}خواهم",
+        "क्\u{200D}ष",
+        "Ada 👨\u{200D}👩\u{200D}👧",
+    ] {
         assert_eq!(person(good).as_str(), good);
     }
 }

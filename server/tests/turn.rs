@@ -261,10 +261,8 @@ impl Raw {
 
     /// CreatePermission for `peers` (in one request): the error code if refused.
     async fn permit(&self, peers: &[SocketAddr]) -> Option<u16> {
-        let attrs = peers
-            .iter()
-            .map(|p| Box::new(PeerAddress { ip: p.ip(), port: p.port() }) as Box<dyn Setter>)
-            .collect();
+        let attrs =
+            peers.iter().map(|p| Box::new(PeerAddress { ip: p.ip(), port: p.port() }) as Box<dyn Setter>).collect();
         code(&self.request(METHOD_CREATE_PERMISSION, attrs).await.expect("an answer"))
     }
 

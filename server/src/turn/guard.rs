@@ -33,9 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use stun::agent::TransactionId;
-use stun::attributes::{
-    ATTR_MESSAGE_INTEGRITY, ATTR_NONCE, ATTR_REALM, ATTR_USERNAME, ATTR_XOR_PEER_ADDRESS,
-};
+use stun::attributes::{ATTR_MESSAGE_INTEGRITY, ATTR_NONCE, ATTR_REALM, ATTR_USERNAME, ATTR_XOR_PEER_ADDRESS};
 use stun::error_code::{
     ErrorCode, ErrorCodeAttribute, CODE_ALLOC_QUOTA_REACHED, CODE_BAD_REQUEST, CODE_FORBIDDEN, CODE_STALE_NONCE,
     CODE_UNAUTHORIZED,
@@ -43,8 +41,8 @@ use stun::error_code::{
 use stun::fingerprint::FINGERPRINT;
 use stun::integrity::MessageIntegrity;
 use stun::message::{
-    Message, MessageType, Setter, CLASS_ERROR_RESPONSE, CLASS_INDICATION, CLASS_REQUEST, MAGIC_COOKIE,
-    METHOD_ALLOCATE, METHOD_BINDING, METHOD_CHANNEL_BIND, METHOD_CREATE_PERMISSION, METHOD_REFRESH,
+    Message, MessageType, Setter, CLASS_ERROR_RESPONSE, CLASS_INDICATION, CLASS_REQUEST, MAGIC_COOKIE, METHOD_ALLOCATE,
+    METHOD_BINDING, METHOD_CHANNEL_BIND, METHOD_CREATE_PERMISSION, METHOD_REFRESH,
 };
 use stun::textattrs::TextAttribute;
 use tokio::net::UdpSocket;
@@ -344,7 +342,12 @@ impl Guard {
             if let Some(refused) = peers.iter().find(|p| !self.policy.allows(**p)) {
                 tracing::debug!(%from, peer = %refused, "TURN peer refused");
                 bump(&self.counters.forbidden_peer);
-                return Err(Refusal { code: CODE_FORBIDDEN, reason: "Forbidden", challenge: false, key: Some(authed.key) });
+                return Err(Refusal {
+                    code: CODE_FORBIDDEN,
+                    reason: "Forbidden",
+                    challenge: false,
+                    key: Some(authed.key),
+                });
             }
         }
         Ok(authed.nonce)
@@ -677,10 +680,8 @@ mod tests {
         use stun::xoraddr::XorMappedAddress;
         let peers: [SocketAddr; 3] =
             ["8.8.8.8:53".parse().unwrap(), "127.0.0.1:22".parse().unwrap(), "[2001:db8::1]:443".parse().unwrap()];
-        let mut setters: Vec<Box<dyn Setter>> = vec![
-            Box::new(TransactionId::new()),
-            Box::new(MessageType::new(METHOD_CREATE_PERMISSION, CLASS_REQUEST)),
-        ];
+        let mut setters: Vec<Box<dyn Setter>> =
+            vec![Box::new(TransactionId::new()), Box::new(MessageType::new(METHOD_CREATE_PERMISSION, CLASS_REQUEST))];
         for p in peers {
             setters.push(Box::new(PeerAttr(XorMappedAddress { ip: p.ip(), port: p.port() })));
         }

@@ -24,12 +24,12 @@
 
 use base64::Engine;
 use confab_protocol::IceServer;
-use hmac::{Hmac, Mac};
-use sha1::Sha1;
 use guard::Guard;
+use hmac::{Hmac, Mac};
 use ipnet::IpNet;
 use peers::{PeerPolicy, RelayPorts};
 use relay::{GuardedRelays, RelayShared};
+use sha1::Sha1;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -184,7 +184,8 @@ impl EmbeddedTurn {
         let local = socket.local_addr()?;
         let relay_bind = if config.listen.ip().is_unspecified() { config.listen.ip() } else { config.public_ip };
         let ports = Arc::new(RelayPorts::default());
-        let extra_own: Vec<IpAddr> = [config.public_ip, config.listen.ip()].into_iter().filter(|ip| !ip.is_unspecified()).collect();
+        let extra_own: Vec<IpAddr> =
+            [config.public_ip, config.listen.ip()].into_iter().filter(|ip| !ip.is_unspecified()).collect();
         let policy = Arc::new(PeerPolicy::new(
             config.allow_peers,
             peers::host_addresses().into_iter().chain(extra_own.iter().copied()),

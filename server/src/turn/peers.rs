@@ -58,11 +58,7 @@ impl PeerPolicy {
     /// A policy allowing `allow` on top of the public internet; `own` are this host's
     /// addresses.
     pub fn new(allow: Vec<IpNet>, own: impl IntoIterator<Item = IpAddr>, relay_ports: Arc<RelayPorts>) -> Self {
-        PeerPolicy {
-            allow,
-            own: RwLock::new(own.into_iter().map(canonical).collect()),
-            relay_ports,
-        }
+        PeerPolicy { allow, own: RwLock::new(own.into_iter().map(canonical).collect()), relay_ports }
     }
 
     /// Replaces the host's own addresses (interfaces come and go).
