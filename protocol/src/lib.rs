@@ -477,12 +477,24 @@ fn joins(c: char) -> bool {
     !c.is_ascii() && !c.is_whitespace() && !is_format_character(c)
 }
 
+/// `s` in Unicode NFC.
+#[cfg(not(target_arch = "wasm32"))]
+fn nfc(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    s.nfc().collect()
+}
+
+/// `s` in Unicode NFC, by the browser.
+#[cfg(target_arch = "wasm32")]
+fn nfc(s: &str) -> String {
+    js_sys::JsString::from(s).normalize("NFC").into()
+}
+
 /// Trims `raw`, brings it to Unicode NFC (so that a name typed with combining accents and one
 /// typed precomposed are the same name, on the server and in the browser alike) and checks the
 /// rules.
 fn check_name(raw: &str, max: usize) -> Result<String, NameError> {
-    use unicode_normalization::UnicodeNormalization;
-    let name: String = raw.trim().nfc().collect();
+    let name = nfc(raw.trim());
     if name.is_empty() {
         return Err(NameError::Empty);
     }
