@@ -354,10 +354,6 @@ fn retry_after_of(answer: &ServerMsg) -> u64 {
     }
 }
 
-fn is_wrong(answer: &ServerMsg) -> bool {
-    matches!(answer, ServerMsg::Error { code: ErrorCode::WrongPassword, .. })
-}
-
 #[tokio::test]
 async fn the_wrong_password_budget_of_an_address_is_cluster_wide() {
     let passwords =
@@ -416,43 +412,18 @@ async fn password_guessing_from_one_host_slows_to_the_stated_rate_in_a_cluster()
     let (_ada_tx, mut ada_rx) = ada.ws.split();
     tokio::spawn(async move { while let Some(Ok(_)) = ada_rx.next().await {} });
     let duration = Duration::from_secs(3);
-    let started = tokio::time::Instant::now();
-    let tasks: Vec<_> = (0..16)
-        .map(|worker| {
+    let (answered, wrong) = guess_for(
+        duration,
+        {
             let cluster = cluster.clone();
-            tokio::spawn(async move {
-                let (mut answered, mut wrong, mut guess) = (0u64, 0u64, 0u64);
-                'connect: while started.elapsed() < duration {
-                    let mut guesser = cluster.node(worker % 2).connect_from_ip("127.0.0.2").await;
-                    while started.elapsed() < duration {
-                        guess += 1;
-                        let msg = password_join("vault", &format!("guess-{worker}-{guess}"));
-                        if guesser.ws.send(Message::Text(msg.to_json().into())).await.is_err() {
-                            continue 'connect;
-                        }
-                        loop {
-                            match guesser.ws.next().await {
-                                Some(Ok(Message::Text(text))) => {
-                                    answered += 1;
-                                    wrong += u64::from(is_wrong(&ServerMsg::from_json(&text).unwrap()));
-                                    break;
-                                }
-                                Some(Ok(Message::Close(_)) | Err(_)) | None => continue 'connect,
-                                Some(Ok(_)) => continue,
-                            }
-                        }
-                    }
-                }
-                (answered, wrong)
-            })
-        })
-        .collect();
-    let (mut answered, mut wrong) = (0, 0);
-    for task in tasks {
-        let (a, w) = task.await.unwrap();
-        answered += a;
-        wrong += w;
-    }
+            move |worker| {
+                let cluster = cluster.clone();
+                async move { cluster.node(worker % 2).connect_from_ip("127.0.0.2").await }
+            }
+        },
+        |worker, guess| password_join("vault", &format!("guess-{worker}-{guess}")),
+    )
+    .await;
     println!(
         "two nodes, one host, 16 sockets, {} s: {answered} answers, {wrong} passwords checked ({:.1} a second)",
         duration.as_secs(),

@@ -490,10 +490,6 @@ fn retry_after_of(answer: &ServerMsg) -> u64 {
     }
 }
 
-fn is_wrong(answer: &ServerMsg) -> bool {
-    matches!(answer, ServerMsg::Error { code: ErrorCode::WrongPassword, .. })
-}
-
 #[tokio::test]
 async fn wrong_passwords_from_one_address_have_a_budget_that_reconnecting_does_not_reset() {
     let passwords =
@@ -555,44 +551,18 @@ async fn a_room_under_guessing_makes_each_further_attempt_wait_twice_as_long() {
 /// whenever one is closed); returns the answers and how many of them were `wrong_password` (a
 /// password checked).
 async fn guess_from_one_host(server: &Arc<TestServer>, room: &'static str, duration: Duration) -> (u64, u64) {
-    let started = tokio::time::Instant::now();
-    let tasks: Vec<_> = (0..16)
-        .map(|worker| {
+    guess_for(
+        duration,
+        {
             let server = server.clone();
-            tokio::spawn(async move {
-                let (mut answered, mut wrong, mut guess) = (0u64, 0u64, 0u64);
-                'connect: while started.elapsed() < duration {
-                    let mut guesser = server.connect_from_ip("127.0.0.2").await;
-                    while started.elapsed() < duration {
-                        guess += 1;
-                        let msg = join_with_password(room, "Mallory", Some(&format!("guess-{worker}-{guess}")));
-                        if guesser.ws.send(Message::Text(msg.to_json().into())).await.is_err() {
-                            continue 'connect;
-                        }
-                        loop {
-                            match guesser.ws.next().await {
-                                Some(Ok(Message::Text(text))) => {
-                                    answered += 1;
-                                    wrong += u64::from(is_wrong(&ServerMsg::from_json(&text).unwrap()));
-                                    break;
-                                }
-                                Some(Ok(Message::Close(_)) | Err(_)) | None => continue 'connect,
-                                Some(Ok(_)) => continue,
-                            }
-                        }
-                    }
-                }
-                (answered, wrong)
-            })
-        })
-        .collect();
-    let (mut answered, mut wrong) = (0, 0);
-    for task in tasks {
-        let (a, w) = task.await.unwrap();
-        answered += a;
-        wrong += w;
-    }
-    (answered, wrong)
+            move |_| {
+                let server = server.clone();
+                async move { server.connect_from_ip("127.0.0.2").await }
+            }
+        },
+        move |worker, guess| join_with_password(room, "Mallory", Some(&format!("guess-{worker}-{guess}"))),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -332,3 +332,56 @@ impl TestServer {
         (client, answer)
     }
 }
+
+/// Whether `answer` says a password was checked and was wrong.
+pub fn is_wrong(answer: &ServerMsg) -> bool {
+    matches!(answer, ServerMsg::Error { code: ErrorCode::WrongPassword, .. })
+}
+
+/// Guesses a room's password from 16 sockets for `duration`: each sends `guess(worker, n)` as
+/// fast as the answers come back and connects again through `connect(worker)` whenever the
+/// server closes it. Returns the answers and how many were `wrong_password` (a password checked).
+pub async fn guess_for<C, F, G>(duration: Duration, connect: C, guess: G) -> (u64, u64)
+where
+    C: Fn(usize) -> F + Clone + Send + 'static,
+    F: std::future::Future<Output = Client> + Send,
+    G: Fn(usize, u64) -> ClientMsg + Clone + Send + 'static,
+{
+    let started = tokio::time::Instant::now();
+    let tasks: Vec<_> = (0..16)
+        .map(|worker| {
+            let (connect, guess) = (connect.clone(), guess.clone());
+            tokio::spawn(async move {
+                let (mut answered, mut wrong, mut n) = (0u64, 0u64, 0u64);
+                'connect: while started.elapsed() < duration {
+                    let mut guesser = connect(worker).await;
+                    while started.elapsed() < duration {
+                        n += 1;
+                        if guesser.ws.send(Message::Text(guess(worker, n).to_json().into())).await.is_err() {
+                            continue 'connect;
+                        }
+                        loop {
+                            match guesser.ws.next().await {
+                                Some(Ok(Message::Text(text))) => {
+                                    answered += 1;
+                                    wrong += u64::from(is_wrong(&ServerMsg::from_json(&text).unwrap()));
+                                    break;
+                                }
+                                Some(Ok(Message::Close(_)) | Err(_)) | None => continue 'connect,
+                                Some(Ok(_)) => continue,
+                            }
+                        }
+                    }
+                }
+                (answered, wrong)
+            })
+        })
+        .collect();
+    let (mut answered, mut wrong) = (0, 0);
+    for task in tasks {
+        let (a, w) = task.await.unwrap();
+        answered += a;
+        wrong += w;
+    }
+    (answered, wrong)
+}
