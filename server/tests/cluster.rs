@@ -347,13 +347,6 @@ async fn attempt(node: &TestServer, ip: &str, room: &str, password: &str) -> Ser
     client.recv().await
 }
 
-fn retry_after_of(answer: &ServerMsg) -> u64 {
-    match answer {
-        ServerMsg::Error { code: ErrorCode::TooManyAttempts, retry_after_ms: Some(ms), .. } => *ms,
-        other => panic!("expected too_many_attempts with a retry-after, got {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn the_wrong_password_budget_of_an_address_is_cluster_wide() {
     let passwords =

@@ -10,7 +10,6 @@ use common::*;
 use confab_protocol::IceTransportPolicy;
 use confab_server::rooms::PasswordLimits;
 use confab_server::{Origins, TurnConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -28,14 +27,7 @@ async fn connect_from(server: &TestServer, origin: &str) -> Result<Client, u16> 
 
 /// A plain HTTP GET; returns the status and body.
 async fn get(server: &TestServer, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", server.addr);
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    tokio::time::timeout(PATIENCE, stream.read_to_string(&mut response)).await.unwrap().unwrap();
-    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("an HTTP status line");
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
+    server.http_get(path).await
 }
 
 fn join_with_password(room: &str, name: &str, password: Option<&str>) -> ClientMsg {
@@ -481,13 +473,6 @@ async fn attempt(server: &TestServer, ip: &str, room: &str, password: &str) -> S
     let mut client = server.connect_from_ip(ip).await;
     client.send(&join_with_password(room, "Guess", Some(password))).await;
     client.recv().await
-}
-
-fn retry_after_of(answer: &ServerMsg) -> u64 {
-    match answer {
-        ServerMsg::Error { code: ErrorCode::TooManyAttempts, retry_after_ms: Some(ms), .. } => *ms,
-        other => panic!("expected too_many_attempts with a retry-after, got {other:?}"),
-    }
 }
 
 #[tokio::test]

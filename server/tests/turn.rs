@@ -563,9 +563,7 @@ async fn a_flood_of_unauthenticated_allocates_from_many_sources_holds_no_memory(
                 if !any {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                if answers == u64::MAX {
-                    return answers;
-                }
+                // The flood is over once the test has let go of the sockets.
                 if Arc::strong_count(&sources) == 1 {
                     return answers;
                 }

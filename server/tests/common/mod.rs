@@ -333,6 +333,14 @@ impl TestServer {
     }
 }
 
+/// The wait a `too_many_attempts` answer asks for, in milliseconds.
+pub fn retry_after_of(answer: &ServerMsg) -> u64 {
+    match answer {
+        ServerMsg::Error { code: ErrorCode::TooManyAttempts, retry_after_ms: Some(ms), .. } => *ms,
+        other => panic!("expected too_many_attempts with a retry-after, got {other:?}"),
+    }
+}
+
 /// Whether `answer` says a password was checked and was wrong.
 pub fn is_wrong(answer: &ServerMsg) -> bool {
     matches!(answer, ServerMsg::Error { code: ErrorCode::WrongPassword, .. })
