@@ -6,7 +6,7 @@
 
 use arbitrary::Arbitrary;
 use confab_protocol::{DisplayName, MediaState, PeerId, PeerKey, RoomName, ServerMsg, Signal};
-use confab_server::rooms::{outbox, Inbox, JoinError, Joiner, Limits, Rooms};
+use confab_server::registry::{outbox, Frame, Inbox, JoinError, Joiner, Limits, Rooms};
 use libfuzzer_sys::fuzz_target;
 use std::collections::HashMap;
 
@@ -77,7 +77,8 @@ fuzz_target!(|ops: Vec<Op>| {
             Op::Relay { from, to } => {
                 let (Some(f), Some(t)) = (pick(from, attached.len()), pick(to, attached.len())) else { continue };
                 let (room, from, to) = (attached[f].room.clone(), attached[f].id, attached[t].id);
-                let ok = rooms.relay(&room, from, to, Signal::Offer { sdp: "v=0".into() }).is_ok();
+                let frame = Frame::of(&ServerMsg::Signal { from, signal: Signal::Offer { sdp: "v=0".into() } });
+                let ok = rooms.relay(&room, from, to, frame).is_ok();
                 if ok {
                     assert_eq!(room_of[&to], room, "a relay reached another room");
                 }
@@ -104,8 +105,8 @@ fuzz_target!(|ops: Vec<Op>| {
             Op::Drain { who } => {
                 let Some(i) = pick(who, attached.len()) else { continue };
                 let a = &mut attached[i];
-                while let Ok(msg) = a.inbox.try_recv() {
-                    let about = match msg {
+                while let Some(frame) = a.inbox.try_recv() {
+                    let about = match frame.decode().expect("the registry queues server messages") {
                         ServerMsg::PeerJoined { peer } => peer.id,
                         ServerMsg::PeerLeft { id } | ServerMsg::PeerMedia { id, .. } => id,
                         ServerMsg::Signal { from, .. } => from,

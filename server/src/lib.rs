@@ -4,8 +4,8 @@
 //! # Layout
 //! - [`Hub`]: what every connection shares — the room registry, the ICE servers handed to
 //!   browsers, the heartbeat period and the shutdown signal.
-//! - [`registry`]: where rooms live — [`rooms`], the in-memory registry (join, relay, leave), or
-//!   [`cluster`], the same in Redis so that several nodes serve the same rooms.
+//! - [`registry`]: where rooms live — in memory (join, relay, leave), or the same in Redis so
+//!   that several nodes serve the same rooms — and delivery to this node's sockets.
 //! - [`session`]: one WebSocket from upgrade to close.
 //! - [`addr`]: client addresses as per-address limits count them (IPv6 by /64), and the
 //!   trusted proxies whose forwarding headers name them.
@@ -18,11 +18,9 @@
 
 pub mod addr;
 pub mod assets;
-pub mod cluster;
 pub mod headers;
 pub mod metrics;
 pub mod registry;
-pub mod rooms;
 pub mod serve;
 pub mod session;
 pub mod tls;
@@ -43,7 +41,7 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-pub use rooms::Limits;
+pub use registry::Limits;
 pub use turn::TurnConfig;
 
 /// The transport's hard limit on one WebSocket message or frame, in bytes. Frames between
@@ -210,7 +208,7 @@ impl IntoResponse for Refused {
 impl Hub {
     /// A hub whose rooms live in this process.
     pub fn new(config: HubConfig, shutdown: CancellationToken) -> Self {
-        let rooms = registry::Registry::Memory(rooms::Rooms::with_limits(config.limits));
+        let rooms = registry::Registry::Memory(registry::Rooms::with_limits(config.limits));
         Self::with_registry(config, rooms, shutdown)
     }
 

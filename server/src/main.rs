@@ -3,9 +3,7 @@
 use clap::Parser;
 use confab_protocol::IceTransportPolicy;
 use confab_server::addr::{Cidr, TrustedProxies};
-use confab_server::cluster::{Cluster, ClusterConfig};
-use confab_server::registry::Registry;
-use confab_server::rooms::{PasswordLimits, Rooms};
+use confab_server::registry::{Cluster, ClusterConfig, PasswordLimits, Registry, Rooms};
 use confab_server::serve::{ServeConfig, Server};
 use confab_server::session::RateLimit;
 use confab_server::turn::{EmbeddedConfig, EmbeddedTurn, Quota};

@@ -12,8 +12,7 @@
 //! The loop is generic over the socket's `Stream` + `Sink`, so it runs the same over axum's
 //! WebSocket and over anything else that speaks its `Message` type.
 
-use crate::registry::OutboxEnd;
-use crate::rooms::{key_of, random_key, Inbox, JoinError, Joiner, RelayError};
+use crate::registry::{self, key_of, random_key, EndReason, Frame, Inbox, JoinError, Joiner, Outgoing, RelayError};
 use crate::Hub;
 use axum::extract::ws::{CloseFrame, Message};
 use confab_protocol::{
@@ -181,6 +180,9 @@ pub enum End {
     /// The registry dropped this peer because it did not keep up.
     #[error("did not read its messages fast enough")]
     TooSlow,
+    /// This node lost its place in the cluster; the browser should join again.
+    #[error("this node lost the room store")]
+    Lost,
     /// A newer connection with the same secret took this one's place.
     #[error("replaced by a newer connection")]
     Replaced,
@@ -189,7 +191,7 @@ pub enum End {
     Shutdown,
     /// The room store (Redis) could not be reached.
     #[error("{0}")]
-    Unavailable(#[from] crate::cluster::Unavailable),
+    Unavailable(#[from] registry::Unavailable),
 }
 
 impl End {
@@ -200,7 +202,7 @@ impl End {
             End::Replaced => (close_code::REPLACED, "replaced by a newer connection"),
             End::Abusive => (close_code::POLICY, "too many invalid messages"),
             End::TooSlow => (close_code::TRY_AGAIN_LATER, "too slow"),
-            End::Unavailable(_) => (close_code::TRY_AGAIN_LATER, "signaling store unavailable"),
+            End::Unavailable(_) | End::Lost => (close_code::TRY_AGAIN_LATER, "signaling store unavailable"),
             End::Shutdown => (close_code::GOING_AWAY, "server restarting"),
         };
         Some(CloseFrame { code, reason: reason.into() })
@@ -378,12 +380,12 @@ where
                 }
             }
             queued = outgoing => match queued {
-                Some(msg) => {
+                Outgoing::Frame(frame) => {
                     // Whatever else is already queued goes out with it, in one write.
-                    let mut batch = vec![msg];
+                    let mut batch = vec![frame];
                     if let State::Joined { inbox, .. } = state {
                         while batch.len() < SEND_BATCH {
-                            let Ok(more) = inbox.try_recv() else { break };
+                            let Some(more) = inbox.try_recv() else { break };
                             batch.push(more);
                         }
                     }
@@ -391,17 +393,13 @@ where
                         return end;
                     }
                 }
-                // The registry dropped our outbox: another socket resumed our place, or we were
-                // removed for being slow.
-                None => {
-                    let ended = match &*state {
-                        State::Joined { room, id, session, .. } => hub.rooms.outbox_end(room, *id, *session),
-                        State::Lobby => OutboxEnd::TooSlow,
-                    };
+                // The registry ended our outbox and took our place with it: no leave to make.
+                Outgoing::End(reason) => {
                     *state = State::Lobby;
-                    return match ended {
-                        OutboxEnd::Replaced => End::Replaced,
-                        OutboxEnd::TooSlow => End::TooSlow,
+                    return match reason {
+                        EndReason::Replaced => End::Replaced,
+                        EndReason::TooSlow => End::TooSlow,
+                        EndReason::Lost => End::Lost,
                     };
                 }
             },
@@ -438,14 +436,14 @@ where
     }
 }
 
-/// Sends queued messages as frames and flushes once, giving up after `limit`.
-async fn send_all<S>(socket: &mut S, batch: Vec<ServerMsg>, limit: Duration) -> Result<(), End>
+/// Sends queued frames and flushes once, giving up after `limit`.
+async fn send_all<S>(socket: &mut S, batch: Vec<Frame>, limit: Duration) -> Result<(), End>
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
     let write = async {
-        for msg in &batch {
-            socket.feed(encode(msg)).await?;
+        for frame in batch {
+            socket.feed(frame.into_message()).await?;
         }
         socket.flush().await
     };
@@ -504,7 +502,7 @@ where
                 Some(_) => return Err(ClientError::InvalidSecret.into()),
                 None => random_key(),
             };
-            let (outbox, inbox) = crate::rooms::outbox();
+            let (outbox, inbox) = registry::outbox();
             let joiner = Joiner { name, key: key.clone(), media, password, listed, outbox, ip: client };
             let joined = hub.rooms.join(&room, joiner).await.map_err(ended)?.map_err(ClientError::Refused)?;
             tracing::info!(%room, peer = %joined.id, resumed = joined.resumed, "peer joined");
@@ -578,10 +576,11 @@ where
 }
 
 /// A registry failure ends the session (the browser reconnects and resumes).
-fn ended(e: crate::cluster::Unavailable) -> Handled {
+fn ended(e: registry::Unavailable) -> Handled {
     Handled::Ended(End::Unavailable(e))
 }
 
+/// A message the session itself sends (welcome, errors, ICE servers).
 fn encode(msg: &ServerMsg) -> Message {
-    Message::Text(msg.to_json().into())
+    Frame::of(msg).into_message()
 }

@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use confab_server::rooms::PasswordLimits;
+use confab_server::registry::PasswordLimits;
 
 const TTL: Duration = Duration::from_millis(800);
 
@@ -253,7 +253,7 @@ async fn the_chat_history_in_a_welcome_is_bounded_by_bytes_on_every_node() {
     let cluster = Cluster::start(2, config(4)).await;
     let (mut ada, _) = cluster.node(0).join("r", "Ada").await;
     let mut sent = Vec::new();
-    for i in 0..confab_server::rooms::CHAT_HISTORY {
+    for i in 0..confab_server::registry::CHAT_HISTORY {
         let text = format!("{i:03}{}", "가".repeat(confab_protocol::CHAT_MAX_CHARS - 3));
         ada.send(&ClientMsg::Chat { text }).await;
         match ada.recv().await {
@@ -264,7 +264,7 @@ async fn the_chat_history_in_a_welcome_is_bounded_by_bytes_on_every_node() {
     let (_bob, answer) = cluster.node(1).send_join(&join_msg("r", "Bob")).await;
     let ServerMsg::Welcome { chat, .. } = answer else { panic!("expected a welcome, got {answer:?}") };
     let bytes: usize = chat.iter().map(|m| serde_json::to_string(m).unwrap().len()).sum();
-    assert!(bytes <= confab_server::rooms::WELCOME_CHAT_BYTES, "{bytes} bytes of chat in a welcome");
+    assert!(bytes <= confab_server::registry::WELCOME_CHAT_BYTES, "{bytes} bytes of chat in a welcome");
     assert!(!chat.is_empty() && chat.len() < sent.len());
     assert_eq!(chat[..], sent[sent.len() - chat.len()..], "the newest, oldest first");
 }

@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use confab_protocol::IceTransportPolicy;
-use confab_server::rooms::PasswordLimits;
+use confab_server::registry::PasswordLimits;
 use confab_server::{Origins, TurnConfig};
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

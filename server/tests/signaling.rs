@@ -547,7 +547,7 @@ async fn a_peer_that_stops_reading_is_dropped_once_its_queue_passes_its_byte_bou
     let mut sent = 0;
     tokio::time::timeout(PATIENCE, async {
         while server.hub.rooms.member_count(&RoomName::parse("r").unwrap()).await.unwrap() == 2 {
-            assert!(sent < 4 * confab_server::rooms::OUTBOX_CAPACITY, "never dropped after {sent} offers");
+            assert!(sent < 4 * confab_server::registry::OUTBOX_CAPACITY, "never dropped after {sent} offers");
             if tx.send(big.clone()).await.is_err() {
                 break;
             }
@@ -578,7 +578,7 @@ async fn a_peer_that_stops_reading_is_dropped_once_its_queue_passes_its_byte_bou
     .expect("the stuck session never ended");
     println!("dropped after {received} offers of 30 KB were queued or sent ({sent} sent)");
     // The byte bound (1 MiB: 35 offers) came long before the message bound.
-    assert!(received < confab_server::rooms::OUTBOX_CAPACITY, "{received} offers were taken before the drop");
+    assert!(received < confab_server::registry::OUTBOX_CAPACITY, "{received} offers were taken before the drop");
 }
 
 #[tokio::test]
@@ -675,13 +675,13 @@ async fn chat_long_messages(client: &mut Client, n: usize) -> Vec<confab_protoco
 async fn the_chat_history_in_a_welcome_is_bounded_by_bytes_and_keeps_the_newest() {
     let server = TestServer::with(HubConfig { limits: Limits::rooms_of(3), ..HubConfig::default() }).await;
     let (mut ada, _) = server.join("r", "Ada").await;
-    let sent = chat_long_messages(&mut ada, confab_server::rooms::CHAT_HISTORY).await;
+    let sent = chat_long_messages(&mut ada, confab_server::registry::CHAT_HISTORY).await;
     let mut bob = server.connect().await;
     bob.send(&join_msg("r", "Bob")).await;
     let ServerMsg::Welcome { chat, .. } = bob.recv().await else { panic!("expected a welcome") };
     let bytes: usize = chat.iter().map(|m| serde_json::to_string(m).unwrap().len()).sum();
     println!("the welcome carries {} of {} messages, {bytes} bytes", chat.len(), sent.len());
-    assert!(bytes <= confab_server::rooms::WELCOME_CHAT_BYTES, "{bytes} bytes of chat in a welcome");
+    assert!(bytes <= confab_server::registry::WELCOME_CHAT_BYTES, "{bytes} bytes of chat in a welcome");
     assert!(!chat.is_empty() && chat.len() < sent.len());
     assert_eq!(chat[..], sent[sent.len() - chat.len()..], "the newest, oldest first");
 }

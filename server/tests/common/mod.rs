@@ -315,7 +315,7 @@ fn rand_u64() -> u64 {
 impl TestServer {
     /// A node of a cluster on `redis`, with its own shutdown token (cancel it to stop the node).
     pub async fn node(redis: &Redis, config: HubConfig, presence_ttl: Duration, shutdown: CancellationToken) -> Self {
-        use confab_server::cluster::{Cluster, ClusterConfig};
+        use confab_server::registry::{Cluster, ClusterConfig};
         let cluster =
             Cluster::connect(ClusterConfig { url: redis.url.clone(), presence_ttl }, config.limits, shutdown.clone())
                 .await

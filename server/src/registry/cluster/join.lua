@@ -1,7 +1,7 @@
 -- A join, checked against what lookup.lua saw: if the room changed in between (someone took the
 -- key's place, or the room was created with another salt) the answer is 'retry'.
 -- ARGV: 1 room, 2 key, 3 mode ('resume' | 'new'), 4 id, 5 session, 6 node, 7 PeerInfo JSON,
---       8 announcement (ServerMsg JSON, or '' for none), 9 salt lookup saw, 10 digest lookup
+--       8 announcement (a frame, or '' for none), 9 salt lookup saw, 10 digest lookup
 --       saw, 11 new salt, 12 new digest (for a room this join creates; '' for no password),
 --       13 listed '1'|'0', 14 room capacity, 15 max rooms, 16 max peers, 17 the joiner's
 --       address (as per-address limits count it), 18 max places per address, 19 max joins per
@@ -36,11 +36,10 @@ if mode == 'resume' then
   redis.call('HSET', P .. 'peers:' .. room, id, info)
   redis.call('SADD', P .. 'node_rooms:' .. node, room)
   if old.node ~= node then forget_node_if_gone(room, old.node) end
-  if announce ~= '' then broadcast(room, id, announce) end
+  if announce ~= '' then broadcast(room, id, 'D', announce) end
   if old.attached then
     -- The older socket (wherever it is) gives up its place.
-    redis.call('PUBLISH', P .. 'node:' .. old.node,
-      '{"t":"drop","id":' .. id .. ',"session":' .. old.session .. '}')
+    redis.call('PUBLISH', P .. 'node:' .. old.node, 'R' .. id .. ',' .. old.session)
   end
   return answer(1)
 end
@@ -107,5 +106,5 @@ redis.call('SADD', P .. 'node_rooms:' .. node, room)
 if redis.call('HGET', meta, 'listed') == '1' then
   redis.call('ZADD', P .. 'listed_by_people', -redis.call('HLEN', route_key), room)
 end
-broadcast(room, id, announce)
+broadcast(room, id, 'D', announce)
 return answer(0)

@@ -1,7 +1,7 @@
 -- Shared by the confab scripts that change a room. Every change of a room happens inside one
 -- script, so Redis applies it atomically with respect to every other node.
 --
--- Per room R (the name as given, after the prefix; see cluster.rs for the whole layout):
+-- Per room R (the name as given, after the prefix; see mod.rs for the whole layout):
 --   confab:peers:R   hash  id -> PeerInfo JSON (opaque here)
 --   confab:route:R   hash  id -> "node|session|attached|key"
 --   confab:keys:R    hash  key -> id (who may resume which place)
@@ -35,9 +35,10 @@ local function route_string(node, session, attached, key)
   return node .. '|' .. session .. '|' .. (attached and '1' or '0') .. '|' .. key
 end
 
--- Publishes `msg` (ServerMsg JSON) to every attached member of `room` but `except`, one
--- message per node.
-local function broadcast(room, except, msg)
+-- Publishes an envelope (see envelope.rs) to every attached member of `room` but `except`, one
+-- per node: kind 'D' with `body` a frame the node encoded (never read here), or kind 'L' with
+-- `body` the id of a member who left.
+local function broadcast(room, except, kind, body)
   local all = redis.call('HGETALL', P .. 'route:' .. room)
   local by_node = {}
   for i = 1, #all, 2 do
@@ -50,8 +51,7 @@ local function broadcast(room, except, msg)
     end
   end
   for node, ids in pairs(by_node) do
-    redis.call('PUBLISH', P .. 'node:' .. node,
-      '{"t":"deliver","to":[' .. table.concat(ids, ',') .. '],"msg":' .. msg .. '}')
+    redis.call('PUBLISH', P .. 'node:' .. node, kind .. table.concat(ids, ',') .. '\n' .. body)
   end
 end
 
@@ -78,7 +78,7 @@ local function remove(room, id)
     redis.call('HDEL', P .. 'ips:' .. room, id)
     if redis.call('DECR', P .. 'places:' .. ip) <= 0 then redis.call('DEL', P .. 'places:' .. ip) end
   end
-  broadcast(room, nil, '{"type":"peer_left","id":' .. id .. '}')
+  broadcast(room, nil, 'L', id)
   forget_node_if_gone(room, r.node)
   local left = redis.call('HLEN', P .. 'route:' .. room)
   if left == 0 then
