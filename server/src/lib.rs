@@ -39,6 +39,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 pub use registry::Limits;
@@ -78,6 +79,8 @@ pub struct Hub {
     pub rate: session::RateLimit,
     /// Cancelled when the server shuts down; every session then closes its socket.
     pub shutdown: CancellationToken,
+    /// The sessions' tasks.
+    sessions: TaskTracker,
     /// Who may open a signaling socket.
     origins: Origins,
     /// Open sessions, in all and per client address.
@@ -150,6 +153,9 @@ pub struct HubConfig {
     pub max_connections_per_ip: usize,
     /// The reverse proxies whose forwarding headers are believed.
     pub trusted_proxies: addr::TrustedProxies,
+    /// Every session runs as a task of this tracker, so that shutdown can wait for them to send
+    /// their close frames (the HTTP server does not wait for upgraded connections).
+    pub sessions: TaskTracker,
 }
 
 impl Default for HubConfig {
@@ -166,6 +172,7 @@ impl Default for HubConfig {
             max_connections: 20_000,
             max_connections_per_ip: 32,
             trusted_proxies: addr::TrustedProxies::default(),
+            sessions: TaskTracker::new(),
         }
     }
 }
@@ -226,6 +233,7 @@ impl Hub {
             resume_grace: config.resume_grace,
             rate: config.rate,
             shutdown,
+            sessions: config.sessions,
             origins: config.origins,
             connections: Mutex::default(),
             max_connections: config.max_connections,
@@ -247,6 +255,13 @@ impl Hub {
     /// there are TURN servers.
     pub fn credential_refresh(&self) -> Option<Duration> {
         self.turn.as_ref().map(|t| t.ttl / 2)
+    }
+
+    /// After `shutdown` is cancelled: waits until every session has closed its socket, at most
+    /// `within`. True if they all did.
+    pub async fn sessions_closed(&self, within: Duration) -> bool {
+        self.sessions.close();
+        tokio::time::timeout(within, self.sessions.wait()).await.is_ok()
     }
 
     /// How many WebSocket sessions are open.
@@ -364,11 +379,14 @@ async fn upgrade(
         .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         .on_upgrade(move |socket| {
-            async move {
-                let _counted = counted;
-                session::run(socket, hub.clone(), client).await
-            }
-            .instrument(tracing::info_span!("session", %client))
+            let tasks = hub.sessions.clone();
+            tasks.track_future(
+                async move {
+                    let _counted = counted;
+                    session::run(socket, hub.clone(), client).await
+                }
+                .instrument(tracing::info_span!("session", %client)),
+            )
         })
 }
 

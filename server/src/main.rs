@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing_subscriber::EnvFilter;
 
 /// A self-hosted video-call server: serves the web app and introduces the browsers of a room to
@@ -359,6 +360,7 @@ async fn main() -> anyhow::Result<()> {
             max_connections: args.max_connections,
             max_connections_per_ip: args.max_connections_per_ip,
             trusted_proxies: TrustedProxies::new(args.trusted_proxies),
+            sessions: TaskTracker::new(),
         },
         registry,
         shutdown.clone(),
@@ -421,9 +423,8 @@ async fn main() -> anyhow::Result<()> {
     // The HTTP server does not wait for upgraded sockets: give each session the moment it needs
     // to send its close frame (1001), so that browsers hear "going away" rather than a dropped
     // connection.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-    while hub.connections() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    if !hub.sessions_closed(Duration::from_secs(3)).await {
+        tracing::warn!(open = hub.connections(), "sessions still open after 3 s; exiting anyway");
     }
     Ok(())
 }
