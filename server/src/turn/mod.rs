@@ -36,6 +36,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 use turn::allocation::allocation_manager::{Manager, ManagerConfig};
 
+mod admission;
 pub mod guard;
 pub mod peers;
 pub mod relay;
