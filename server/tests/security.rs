@@ -4,11 +4,8 @@
 //!
 //! (Floods, oversized frames and forged senders are in `signaling.rs`.)
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use confab_protocol::IceTransportPolicy;
-use confab_server::rooms::PasswordLimits;
 use confab_server::{Origins, TurnConfig};
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -151,7 +148,7 @@ async fn password_guessing_is_closed_like_any_other_abuse() {
 }
 
 /// `session::MAX_MISTAKES`: wrong passwords count as mistakes.
-const MAX_GUESSES: u32 = confab_server::session::MAX_MISTAKES;
+const MAX_GUESSES: u32 = MAX_MISTAKES;
 
 #[tokio::test]
 async fn server_wide_limits_refuse_with_a_typed_error() {

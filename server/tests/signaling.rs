@@ -1,9 +1,7 @@
 //! The signaling hub over real WebSockets: a server on port 0 and tungstenite clients that
 //! assert on the protocol enums.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn welcome_lists_the_peers_present_and_the_ice_servers() {
@@ -189,10 +187,10 @@ async fn repeated_abuse_closes_the_socket_with_a_policy_code() {
     let server = TestServer::start().await;
     let (mut bystander, _) = server.join("r", "Calm").await;
     let mut abuser = server.connect().await;
-    for _ in 0..=confab_server::session::MAX_MISTAKES {
+    for _ in 0..=MAX_MISTAKES {
         abuser.send_raw("{").await;
     }
-    for _ in 0..confab_server::session::MAX_MISTAKES {
+    for _ in 0..MAX_MISTAKES {
         abuser.expect_error(ErrorCode::BadMessage).await;
     }
     // The last mistake is answered, then the socket is closed.
@@ -235,7 +233,7 @@ async fn a_flood_is_rate_limited_then_closed_and_the_peer_it_targets_stays() {
     };
     assert!(code.is_none() || code == Some(close_code::POLICY), "closed with {code:?}");
     // (Error frames still unread when a reset arrives are lost with it, so their count varies.)
-    assert!(limited <= confab_server::session::MAX_MISTAKES + 1);
+    assert!(limited <= MAX_MISTAKES + 1);
     let sent = flood.await.unwrap();
     assert!(sent < 10_000, "the server never stopped the flood");
 
@@ -249,7 +247,7 @@ async fn a_flood_is_rate_limited_then_closed_and_the_peer_it_targets_stays() {
         }
     }
     assert!(relayed < sent, "all {sent} relayed");
-    assert!(relayed <= 2 * confab_server::session::RATE_BURST as usize, "{relayed} of {sent} relayed");
+    assert!(relayed <= 2 * RATE_BURST as usize, "{relayed} of {sent} relayed");
     assert_eq!(server.hub.rooms.member_count(&RoomName::parse("r").unwrap()).await.unwrap(), 1);
     bystander.expect_nothing().await;
 }
@@ -278,7 +276,7 @@ async fn a_frame_over_the_transport_limit_ends_only_that_connection() {
     let (mut ada, _) = server.join("r", "Ada").await;
     let (mut huge, huge_id) = server.join("r", "Huge").await;
     let _ = ada.recv().await;
-    let _ = huge.ws.send(Message::Text("x".repeat(confab_server::HARD_FRAME_LIMIT + 1).into())).await;
+    let _ = huge.ws.send(Message::Text("x".repeat(HARD_FRAME_LIMIT + 1).into())).await;
     assert_eq!(ada.recv().await, ServerMsg::PeerLeft { id: huge_id });
     let (_bob, _) = server.join("other", "Bob").await;
 }
@@ -503,7 +501,7 @@ async fn a_peer_that_stops_reading_is_dropped_and_its_session_ends() {
     });
     let big =
         Message::Text(ClientMsg::Signal { to: stuck_id, signal: offer(&"v".repeat(MAX_SDP_BYTES)) }.to_json().into());
-    let pace = Duration::from_secs_f64(1.0 / confab_server::session::RATE_PER_SECOND) * 2;
+    let pace = Duration::from_secs_f64(1.0 / RATE_PER_SECOND) * 2;
     let left = tokio::time::timeout(Duration::from_secs(60), async {
         while !reader.is_finished() {
             tx.send(big.clone()).await.unwrap();
@@ -527,7 +525,7 @@ async fn a_peer_that_stops_reading_is_dropped_and_its_session_ends() {
 #[tokio::test]
 async fn a_peer_that_stops_reading_is_dropped_once_its_queue_passes_its_byte_bound() {
     // Long heartbeats: the peer that does not read is dropped for its queue, not for silence.
-    let rate = confab_server::session::RateLimit { burst: 10_000.0, per_second: 10_000.0 };
+    let rate = RateLimit { burst: 10_000.0, per_second: 10_000.0 };
     let config = HubConfig { heartbeat: Duration::from_secs(20), rate, ..HubConfig::default() };
     // Small socket buffers on both ends, so that little of what is sent to the stuck peer waits
     // in the kernel: the rest waits in its queue on the server.
@@ -547,7 +545,7 @@ async fn a_peer_that_stops_reading_is_dropped_once_its_queue_passes_its_byte_bou
     let mut sent = 0;
     tokio::time::timeout(PATIENCE, async {
         while server.hub.rooms.member_count(&RoomName::parse("r").unwrap()).await.unwrap() == 2 {
-            assert!(sent < 4 * confab_server::rooms::OUTBOX_CAPACITY, "never dropped after {sent} offers");
+            assert!(sent < 4 * OUTBOX_CAPACITY, "never dropped after {sent} offers");
             if tx.send(big.clone()).await.is_err() {
                 break;
             }
@@ -578,7 +576,7 @@ async fn a_peer_that_stops_reading_is_dropped_once_its_queue_passes_its_byte_bou
     .expect("the stuck session never ended");
     println!("dropped after {received} offers of 30 KB were queued or sent ({sent} sent)");
     // The byte bound (1 MiB: 35 offers) came long before the message bound.
-    assert!(received < confab_server::rooms::OUTBOX_CAPACITY, "{received} offers were taken before the drop");
+    assert!(received < OUTBOX_CAPACITY, "{received} offers were taken before the drop");
 }
 
 #[tokio::test]
@@ -675,13 +673,13 @@ async fn chat_long_messages(client: &mut Client, n: usize) -> Vec<confab_protoco
 async fn the_chat_history_in_a_welcome_is_bounded_by_bytes_and_keeps_the_newest() {
     let server = TestServer::with(HubConfig { limits: Limits::rooms_of(3), ..HubConfig::default() }).await;
     let (mut ada, _) = server.join("r", "Ada").await;
-    let sent = chat_long_messages(&mut ada, confab_server::rooms::CHAT_HISTORY).await;
+    let sent = chat_long_messages(&mut ada, CHAT_HISTORY).await;
     let mut bob = server.connect().await;
     bob.send(&join_msg("r", "Bob")).await;
     let ServerMsg::Welcome { chat, .. } = bob.recv().await else { panic!("expected a welcome") };
     let bytes: usize = chat.iter().map(|m| serde_json::to_string(m).unwrap().len()).sum();
     println!("the welcome carries {} of {} messages, {bytes} bytes", chat.len(), sent.len());
-    assert!(bytes <= confab_server::rooms::WELCOME_CHAT_BYTES, "{bytes} bytes of chat in a welcome");
+    assert!(bytes <= WELCOME_CHAT_BYTES, "{bytes} bytes of chat in a welcome");
     assert!(!chat.is_empty() && chat.len() < sent.len());
     assert_eq!(chat[..], sent[sent.len() - chat.len()..], "the newest, oldest first");
 }
