@@ -2,9 +2,7 @@
 //! header-read timeout, the cap on connections that are not WebSockets, the security headers of
 //! the pages (and HSTS only over HTTPS), and client addresses behind a trusted proxy.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use confab_server::addr::TrustedProxies;
 use leptos::config::LeptosOptions;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

@@ -1,14 +1,18 @@
-//! Helpers shared by the integration tests: a hub on port 0 and tungstenite clients that
-//! assert on the protocol enums.
+//! Helpers shared by the integration tests: a hub on port 0 (on either registry, see
+//! [`Backend`]) and tungstenite clients that assert on the protocol enums.
+//!
+//! The tests reach the server's registry and session internals only through the re-exports
+//! below, so that a move of those modules changes this file alone.
 #![allow(dead_code, unused_imports)]
 
 pub use confab_protocol::{
     ClientMsg, ErrorCode, IceCandidate, IceServer, MediaState, PeerId, PeerInfo, RoomName, ServerMsg, Signal,
     MAX_FRAME_BYTES, MAX_SDP_BYTES,
 };
+pub use confab_server::registry::{PasswordLimits, CHAT_HISTORY, OUTBOX_CAPACITY, WELCOME_CHAT_BYTES};
 pub use confab_server::serve::{ServeConfig, Server};
-pub use confab_server::session::close_code;
-pub use confab_server::{Hub, HubConfig, Limits};
+pub use confab_server::session::{close_code, RateLimit, MAX_MISTAKES, RATE_BURST, RATE_PER_SECOND};
+pub use confab_server::{Hub, HubConfig, Limits, HARD_FRAME_LIMIT};
 pub use futures::{SinkExt, StreamExt};
 pub use std::net::SocketAddr;
 pub use std::sync::Arc;
@@ -34,43 +38,102 @@ pub async fn serve(router: axum::Router, server: Server) -> (SocketAddr, Arc<Ser
     (addr, server)
 }
 
+/// Where a test server keeps its rooms: the in-memory registry of a single node, or a
+/// `redis-server` of its own (a cluster of one node). The signaling tests run on both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    Redis,
+}
+
+/// The presence TTL of a one-node cluster: long enough that the node is never reaped in a test.
+const SINGLE_NODE_PRESENCE_TTL: Duration = Duration::from_secs(10);
+
+impl Backend {
+    /// A hub with `config` on this backend, and the Redis it keeps its rooms in, if any.
+    async fn hub(self, config: HubConfig) -> (Arc<Hub>, Option<Arc<Redis>>) {
+        match self {
+            Backend::Memory => (Arc::new(Hub::new(config, CancellationToken::new())), None),
+            Backend::Redis => {
+                let redis = Redis::start().await;
+                let hub = cluster_hub(&redis, config, SINGLE_NODE_PRESENCE_TTL, CancellationToken::new()).await;
+                (hub, Some(Arc::new(redis)))
+            }
+        }
+    }
+}
+
+/// A hub whose rooms live in `redis`, with `shutdown` as its shutdown token (also the cluster's).
+async fn cluster_hub(
+    redis: &Redis,
+    config: HubConfig,
+    presence_ttl: Duration,
+    shutdown: CancellationToken,
+) -> Arc<Hub> {
+    use confab_server::registry::{Cluster, ClusterConfig};
+    let cluster =
+        Cluster::connect(ClusterConfig { url: redis.url.clone(), presence_ttl }, config.limits, shutdown.clone())
+            .await
+            .unwrap();
+    let registry = confab_server::registry::Registry::Cluster(cluster);
+    Arc::new(Hub::with_registry(config, registry, shutdown))
+}
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub hub: Arc<Hub>,
+    /// The Redis of a [`Backend::Redis`] server, stopped when the last user drops it.
+    redis: Option<Arc<Redis>>,
 }
 
 impl TestServer {
+    /// A server on the in-memory registry: rooms of two, one STUN server.
     pub async fn start() -> Self {
-        Self::with(HubConfig {
-            stun_urls: vec!["stun:stun.example:3478".into()],
-            limits: Limits::rooms_of(2),
-            ..HubConfig::default()
-        })
+        Self::start_on(Backend::Memory).await
+    }
+
+    /// Rooms of two, one STUN server, on `backend`.
+    pub async fn start_on(backend: Backend) -> Self {
+        Self::with_on(
+            backend,
+            HubConfig {
+                stun_urls: vec!["stun:stun.example:3478".into()],
+                limits: Limits::rooms_of(2),
+                ..HubConfig::default()
+            },
+        )
         .await
     }
 
+    /// A server with `config` on the in-memory registry.
     pub async fn with(config: HubConfig) -> Self {
-        Self::serve(Arc::new(Hub::new(config, CancellationToken::new()))).await
+        Self::with_on(Backend::Memory, config).await
+    }
+
+    pub async fn with_on(backend: Backend, config: HubConfig) -> Self {
+        let (hub, redis) = backend.hub(config).await;
+        Self::serve_with_send_buffer(hub, redis, None).await
     }
 
     /// Serves `hub`'s signaling routes on a port of its own.
     async fn serve(hub: Arc<Hub>) -> Self {
-        Self::serve_with_send_buffer(hub, None).await
+        Self::serve_with_send_buffer(hub, None, None).await
     }
 
-    /// Like [`TestServer::with`], with accepted sockets' kernel send buffers fixed at about
+    /// Like [`TestServer::with_on`], with accepted sockets' kernel send buffers fixed at about
     /// `bytes` (no autotuning): what a client does not read then waits in the server's queues
     /// rather than in the kernel.
-    pub async fn with_send_buffer(config: HubConfig, bytes: usize) -> Self {
-        Self::serve_with_send_buffer(Arc::new(Hub::new(config, CancellationToken::new())), Some(bytes)).await
+    pub async fn with_send_buffer_on(backend: Backend, config: HubConfig, bytes: usize) -> Self {
+        let (hub, redis) = backend.hub(config).await;
+        Self::serve_with_send_buffer(hub, redis, Some(bytes)).await
     }
 
-    async fn serve_with_send_buffer(hub: Arc<Hub>, send_buffer: Option<usize>) -> Self {
+    async fn serve_with_send_buffer(hub: Arc<Hub>, redis: Option<Arc<Redis>>, send_buffer: Option<usize>) -> Self {
         use axum::serve::ListenerExt;
         let Some(bytes) = send_buffer else {
             let (addr, _) =
                 serve(confab_server::signaling_routes(hub.clone()), Server::new(ServeConfig::default())).await;
-            return TestServer { addr, hub };
+            return TestServer { addr, hub, redis };
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -80,7 +143,7 @@ impl TestServer {
         let app = confab_server::signaling_routes(hub.clone());
         let app = app.into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        TestServer { addr, hub }
+        TestServer { addr, hub, redis }
     }
 
     pub async fn connect(&self) -> Client {
@@ -139,6 +202,18 @@ impl TestServer {
             .await;
         assert!(matches!(client.recv().await, ServerMsg::Welcome { .. }));
         client
+    }
+
+    /// Waits until `n` WebSocket sessions are open: a session ends only after its place was
+    /// left, held (detached) or handed over, so this is also "the server has dealt with it".
+    pub async fn wait_for_connections(&self, n: usize) {
+        tokio::time::timeout(PATIENCE, async {
+            while self.hub.connections() != n {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{} sessions open, not {n}", self.hub.connections()));
     }
 
     /// Waits until the registry has `n` rooms (cleanup after a disconnect is asynchronous).
@@ -203,18 +278,34 @@ impl Client {
         }
     }
 
-    /// Asserts that no protocol message arrives for a while.
-    pub async fn expect_nothing(&mut self) {
-        let quiet = tokio::time::timeout(Duration::from_millis(300), async {
-            loop {
-                match self.ws.next().await {
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    other => return other,
-                }
-            }
-        })
-        .await;
-        assert!(quiet.is_err(), "expected silence, got {quiet:?}");
+    /// The next message, which must be a `peer_joined`: the peer that joined.
+    pub async fn expect_peer_joined(&mut self) -> PeerInfo {
+        match self.recv().await {
+            ServerMsg::PeerJoined { peer } => peer,
+            other => panic!("expected peer_joined, got {other:?}"),
+        }
+    }
+
+    /// The next message, which must be a welcome: the id it gives.
+    pub async fn expect_welcome(&mut self) -> PeerId {
+        match self.recv().await {
+            ServerMsg::Welcome { id, .. } => id,
+            other => panic!("expected a welcome, got {other:?}"),
+        }
+    }
+
+    /// Asserts that nothing is waiting for this (joined) client, without waiting a fixed time:
+    /// sends a chat message as a marker and requires it to be the next message. The marker takes
+    /// the path of everything a room sends (the registry puts it in each member's outbox, in
+    /// order, on either backend), so whatever was queued for this client before it comes first.
+    /// The room's other members get the marker too.
+    pub async fn expect_nothing_queued(&mut self) {
+        let text = format!("marker-{:x}", rand_u64());
+        self.send(&ClientMsg::Chat { text: text.clone() }).await;
+        match self.recv().await {
+            ServerMsg::Chat { message } if message.text == text => {}
+            other => panic!("expected nothing before the marker, got {other:?}"),
+        }
     }
 
     /// Waits for the server to close the socket; returns the close code it sent, if any.
@@ -315,13 +406,7 @@ fn rand_u64() -> u64 {
 impl TestServer {
     /// A node of a cluster on `redis`, with its own shutdown token (cancel it to stop the node).
     pub async fn node(redis: &Redis, config: HubConfig, presence_ttl: Duration, shutdown: CancellationToken) -> Self {
-        use confab_server::registry::{Cluster, ClusterConfig};
-        let cluster =
-            Cluster::connect(ClusterConfig { url: redis.url.clone(), presence_ttl }, config.limits, shutdown.clone())
-                .await
-                .unwrap();
-        let registry = confab_server::registry::Registry::Cluster(cluster);
-        Self::serve(Arc::new(Hub::with_registry(config, registry, shutdown))).await
+        Self::serve(cluster_hub(redis, config, presence_ttl, shutdown).await).await
     }
 
     /// Connects and sends `msg` (a join), returning the client and the server's answer.

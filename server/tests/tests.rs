@@ -1,0 +1,12 @@
+//! The server's integration tests, one module per subject, compiled into one test binary (one
+//! link for all of them; `autotests = false` in Cargo.toml). `common` is what they share, and
+//! the only place that names the registry's and the session's internals.
+
+mod common;
+
+mod assets;
+mod cluster;
+mod http;
+mod security;
+mod signaling;
+mod turn;
