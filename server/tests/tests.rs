@@ -6,7 +6,9 @@ mod common;
 
 mod assets;
 mod cluster;
+mod drift;
 mod http;
+mod registry_model;
 mod security;
 mod signaling;
 mod turn;

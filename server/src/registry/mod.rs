@@ -290,7 +290,8 @@ impl Registry {
     }
 
     /// Stamps `text` as a chat message from `id`, keeps it in the room's history and sends it to
-    /// every member, `id` included. Does nothing if `id` is not in `room`.
+    /// every member, `id` included. Does nothing if `id` is not in `room`, or not attached to a
+    /// socket of this node (a session that was replaced or dropped speaks no more).
     pub async fn chat(&self, room: &RoomName, id: PeerId, text: String, at_ms: u64) -> Result<(), Unavailable> {
         match self {
             Registry::Memory(rooms) => {
@@ -301,7 +302,8 @@ impl Registry {
         }
     }
 
-    /// Records `id`'s mute and camera state and tells the others (if it changed).
+    /// Records `id`'s mute and camera state and tells the others (if it changed). Like
+    /// [`Registry::chat`], only from a member attached to a socket of this node.
     pub async fn set_media(&self, room: &RoomName, id: PeerId, media: MediaState) -> Result<(), Unavailable> {
         match self {
             Registry::Memory(rooms) => {
@@ -341,6 +343,15 @@ impl Registry {
                 Ok(())
             }
             Registry::Cluster(cluster) => cluster.expire(room, id, session).await,
+        }
+    }
+
+    /// Waits until every delivery already on its way to this node's sockets has been queued
+    /// for them (in memory, it always has). For tests that compare the backends step by step.
+    pub async fn flush(&self) -> Result<(), Unavailable> {
+        match self {
+            Registry::Memory(_) => Ok(()),
+            Registry::Cluster(cluster) => cluster.flush().await,
         }
     }
 

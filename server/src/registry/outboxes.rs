@@ -169,6 +169,21 @@ impl Inbox {
         }
     }
 
+    /// What [`Inbox::recv`] would give now, if anything: the next frame, or why the outbox
+    /// ended once it has and every frame is read.
+    pub fn try_next(&mut self) -> Option<Outgoing> {
+        match self.rx.try_recv() {
+            Ok(frame) => {
+                self.queued.fetch_sub(frame.len(), Ordering::AcqRel);
+                Some(Outgoing::Frame(frame))
+            }
+            Err(mpsc::error::TryRecvError::Empty) => None,
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                Some(Outgoing::End(self.ended.get().copied().unwrap_or(EndReason::Lost)))
+            }
+        }
+    }
+
     /// The next queued frame, if one is there now.
     pub fn try_recv(&mut self) -> Option<Frame> {
         let frame = self.rx.try_recv().ok()?;
@@ -291,7 +306,7 @@ mod tests {
     }
 
     fn next_now(inbox: &mut Inbox) -> Outgoing {
-        futures::FutureExt::now_or_never(inbox.recv()).expect("something is queued")
+        inbox.try_next().expect("something is queued")
     }
 
     #[test]
@@ -320,6 +335,12 @@ mod tests {
         let (tx, mut rx) = outbox();
         drop(tx);
         assert_eq!(next_now(&mut rx), Outgoing::End(EndReason::Lost), "dropped with its registry");
+        let waited = futures::FutureExt::now_or_never(rx.recv());
+        assert_eq!(waited, Some(Outgoing::End(EndReason::Lost)), "recv says the same");
+        let (tx, mut rx) = outbox();
+        assert_eq!(rx.try_next(), None, "nothing yet");
+        tx.try_send(offer(1)).unwrap();
+        assert_eq!(futures::FutureExt::now_or_never(rx.recv()), Some(Outgoing::Frame(offer(1))));
     }
 
     #[test]

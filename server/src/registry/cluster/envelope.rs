@@ -8,7 +8,9 @@
 //! - `L<id>,<id>…\n<gone>`: peer `<gone>` left; tell these peers (the receiving node encodes
 //!   the `peer_left` message, once);
 //! - `R<id>,<session>`: the socket of `<id>` attached as `<session>` lost its place to a newer
-//!   one (same key).
+//!   one (same key);
+//! - `M<token>`: a marker the node sent itself ([`super::Cluster::flush`]): every envelope
+//!   published to the node before it has been handed over.
 
 use super::super::Frame;
 use axum::body::Bytes;
@@ -23,6 +25,8 @@ pub enum Envelope {
     Left { to: Vec<PeerId>, gone: PeerId },
     /// The socket of `id` attached as `session` lost its place to a newer one.
     Replaced { id: PeerId, session: u64 },
+    /// The node's own marker `token` came back.
+    Marker(u64),
 }
 
 /// An envelope that does not have one of the three shapes.
@@ -34,6 +38,10 @@ impl Envelope {
     /// Reads one published payload (shared, not copied, by the frame it carries).
     pub fn parse(payload: Bytes) -> Result<Self, BadEnvelope> {
         let (&kind, rest) = payload.split_first().ok_or(BadEnvelope("empty"))?;
+        if kind == b'M' {
+            let text = std::str::from_utf8(rest).map_err(|_| BadEnvelope("not text"))?;
+            return Ok(Envelope::Marker(number(text)?));
+        }
         if kind == b'R' {
             let text = std::str::from_utf8(rest).map_err(|_| BadEnvelope("not text"))?;
             let (id, session) = text.split_once(',').ok_or(BadEnvelope("no session"))?;
@@ -83,11 +91,12 @@ mod tests {
         );
         assert_eq!(parse("L3\n5"), Ok(Envelope::Left { to: vec![PeerId(3)], gone: PeerId(5) }));
         assert_eq!(parse("R4,12"), Ok(Envelope::Replaced { id: PeerId(4), session: 12 }));
+        assert_eq!(parse("M99"), Ok(Envelope::Marker(99)));
     }
 
     #[test]
     fn anything_else_is_refused() {
-        for bad in ["", "D", "D3", "D3,\nx", "Dx\n{}", "L3\n", "L3\nfive", "R4", "R4,", "Rx,1", "X3\n{}"] {
+        for bad in ["", "D", "D3", "M", "Mx", "D3,\nx", "Dx\n{}", "L3\n", "L3\nfive", "R4", "R4,", "Rx,1", "X3\n{}"] {
             assert!(parse(bad).is_err(), "{bad:?} was read");
         }
         assert!(Envelope::parse(Bytes::from_static(b"D3\n\xff")).is_err(), "a frame that is not UTF-8");

@@ -41,9 +41,14 @@ use confab_protocol::{ChatMessage, ListedRoom, MediaState, PeerId, PeerInfo, Roo
 use envelope::Envelope;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script, Value};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+
+/// How long a command may wait for Redis's answer.
+const REDIS_ANSWER_WITHIN: Duration = Duration::from_secs(2);
 
 /// The prefix of every key and channel (the scripts use the same).
 const PREFIX: &str = "confab:";
@@ -108,6 +113,8 @@ struct Shared {
     scripts: Scripts,
     /// The sockets of this node.
     local: Mutex<Outboxes<Local>>,
+    /// Who waits for which of its markers to come back ([`Cluster::flush`]).
+    markers: Mutex<HashMap<u64, oneshot::Sender<()>>>,
 }
 
 /// The Redis-backed room registry of one node.
@@ -140,9 +147,19 @@ impl Cluster {
         shutdown: CancellationToken,
     ) -> Result<Self, Unavailable> {
         let client = redis::Client::open(config.url.as_str())?;
-        let redis = client.get_connection_manager().await?;
+        // The crate's default gives up on an answer after 500 ms; a busy host (or Redis doing a
+        // background save) can take longer without anything being wrong, and a command given up
+        // on closes a socket. Two seconds, then the socket is closed with 1013.
+        let manager = redis::aio::ConnectionManagerConfig::new().set_response_timeout(Some(REDIS_ANSWER_WITHIN));
+        let redis = client.get_connection_manager_with_config(manager).await?;
         let node = format!("{:016x}", rand::random::<u64>());
-        let shared = Arc::new(Shared { node, redis, scripts: Scripts::new(), local: Mutex::default() });
+        let shared = Arc::new(Shared {
+            node,
+            redis,
+            scripts: Scripts::new(),
+            local: Mutex::default(),
+            markers: Mutex::default(),
+        });
         // Subscribed before the first join, so that no delivery to this node is missed.
         let pubsub = presence::subscribe(&client, &shared).await?;
         let ttl = config.presence_ttl.max(Duration::from_millis(300));
@@ -363,6 +380,30 @@ impl Cluster {
         Ok(redis.hlen(key(&format!("route:{}", room.as_str()))).await?)
     }
 
+    /// Waits until every delivery published to this node before the call has been handed to its
+    /// sockets: a marker published on the node's own channel comes back after all of them (a
+    /// channel keeps its order). Sessions never need it; tests use it to compare the backends
+    /// step by step.
+    pub async fn flush(&self) -> Result<(), Unavailable> {
+        let token = rand::random::<u64>();
+        let (tx, rx) = oneshot::channel();
+        self.shared.lock_markers().insert(token, tx);
+        let mut redis = self.shared.redis.clone();
+        let published: Result<i64, _> =
+            redis.publish(self.shared.channel(&self.shared.node), format!("M{token}")).await;
+        if let Err(e) = published {
+            self.shared.lock_markers().remove(&token);
+            return Err(e.into());
+        }
+        match tokio::time::timeout(Duration::from_secs(10), rx).await {
+            Ok(Ok(())) => Ok(()),
+            _ => {
+                self.shared.lock_markers().remove(&token);
+                Err(Unavailable("the node's own marker did not come back".into()))
+            }
+        }
+    }
+
     /// How many sockets of this node are in rooms.
     pub fn local_count(&self) -> usize {
         self.shared.lock_local().len()
@@ -428,6 +469,10 @@ impl Shared {
         self.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    fn lock_markers(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<()>>> {
+        self.markers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     async fn leave(&self, room: &RoomName, id: PeerId, session: u64, mode: &str) -> Result<bool, Unavailable> {
         let mut redis = self.redis.clone();
         let changed: u8 =
@@ -443,6 +488,12 @@ impl Shared {
             Envelope::Left { to, gone } => self.lock_local().deliver(to, &Frame::of(&ServerMsg::PeerLeft { id: gone })),
             Envelope::Replaced { id, session } => {
                 self.lock_local().end(id, session, EndReason::Replaced);
+                Vec::new()
+            }
+            Envelope::Marker(token) => {
+                if let Some(waiter) = self.lock_markers().remove(&token) {
+                    let _ = waiter.send(());
+                }
                 Vec::new()
             }
         };

@@ -279,6 +279,9 @@ impl Rooms {
     /// See [`super::Registry::chat`].
     pub fn chat(&self, room: &RoomName, id: PeerId, text: String, at_ms: u64) {
         let mut state = self.lock();
+        if state.outboxes.get(id).is_none() {
+            return;
+        }
         let Some(entry) = state.rooms.get_mut(room) else { return };
         let Some(sender) = entry.member(id) else { return };
         let message = stamp_chat(&sender.info, text, at_ms);
@@ -295,6 +298,9 @@ impl Rooms {
     /// See [`super::Registry::set_media`].
     pub fn set_media(&self, room: &RoomName, id: PeerId, media: MediaState) {
         let mut state = self.lock();
+        if state.outboxes.get(id).is_none() {
+            return;
+        }
         let Some(entry) = state.rooms.get_mut(room) else { return };
         let Some(member) = entry.members.iter_mut().find(|m| m.info.id == id) else { return };
         let Some(announce) = media_announcement(id, Some(member.info.media), media) else { return };
