@@ -37,3 +37,30 @@ test('four people in one room: each sees three tiles, all decoding video and rec
   for (const width of sent) expect(width).toBeLessThanOrEqual(320);
   for (const person of people) await person.close();
 });
+
+// The whole mesh at the room's capacity, as cheaply as six pages go: cameras off before joining,
+// all six joining at once, and only the connections checked (media is the four-page test's).
+test('six people in one room: every page connects to the five others', async ({ browser }) => {
+  test.setTimeout(180_000);
+  const room = uniqueRoom('mesh6');
+  const people: Participant[] = [];
+  for (const name of ['P1', 'P2', 'P3', 'P4', 'P5', 'P6']) {
+    const person = await Participant.open(browser, name);
+    await person.page.goto(`/room/${encodeURIComponent(room)}`);
+    await person.hydrated();
+    await person.page.getByLabel('Your name').fill(name);
+    await person.button('Turn camera off').click();
+    people.push(person);
+  }
+  for (const person of people) await person.button('Join now').click();
+  const connected = (p: Participant) =>
+    p.page.evaluate(
+      () => (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.filter((pc) => pc.connectionState === 'connected').length,
+    );
+  for (const person of people) {
+    await expect.poll(() => connected(person), { timeout: 120_000 }).toBe(5);
+    await expect(person.page.locator('.tiles')).toHaveAttribute('data-count', '6');
+  }
+  for (const person of people) expect(await person.peerConnections()).toEqual({ made: 5, open: 5 });
+  for (const person of people) await person.close();
+});
