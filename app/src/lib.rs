@@ -15,7 +15,6 @@
 // The call page's view is one deeply nested static type; the release build needs room for it.
 #![recursion_limit = "256"]
 
-#[cfg(feature = "hydrate")]
 mod call;
 pub mod i18n;
 #[cfg(feature = "hydrate")]

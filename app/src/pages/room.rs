@@ -3,6 +3,7 @@
 
 use super::prejoin::PreJoin;
 use super::{copy_page_link, store_password, stored_listed, stored_name, stored_password, stored_prefs, take_enter};
+use crate::call::Call;
 use crate::i18n::{texts, Texts};
 use crate::model::{CallUi, Device, Prefs, RemoteTile, SharedStream};
 use crate::status::{status_line, Phase, Shortcut};
@@ -76,89 +77,6 @@ pub fn RoomPage() -> impl IntoView {
     }
 }
 
-/// What the page's buttons do: forwards to the call engine in the browser build, nothing on
-/// the server (where no event ever fires).
-#[derive(Clone)]
-struct Controls {
-    #[cfg(feature = "hydrate")]
-    call: send_wrapper::SendWrapper<crate::call::Call>,
-}
-
-impl Controls {
-    #[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
-    fn start(
-        room: &RoomName,
-        name: &str,
-        password: Option<String>,
-        listed: bool,
-        prefs: Prefs,
-        preview: Option<SharedStream>,
-        ui: CallUi,
-    ) -> Self {
-        #[cfg(feature = "hydrate")]
-        {
-            let preview = preview.map(send_wrapper::SendWrapper::take);
-            let call =
-                crate::call::Call::start(room.to_string(), name.to_owned(), password, listed, prefs, preview, ui);
-            let controls = Controls { call: send_wrapper::SendWrapper::new(call) };
-            let on_leave = controls.clone();
-            on_cleanup(move || on_leave.hang_up());
-            controls
-        }
-        #[cfg(not(feature = "hydrate"))]
-        Controls {}
-    }
-
-    #[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
-    fn set_muted(&self, muted: bool) {
-        #[cfg(feature = "hydrate")]
-        self.call.set_muted(muted);
-    }
-
-    #[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
-    fn set_camera_off(&self, off: bool) {
-        #[cfg(feature = "hydrate")]
-        self.call.set_camera_off(off);
-    }
-
-    #[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
-    fn switch_camera(&self, device_id: String) {
-        #[cfg(feature = "hydrate")]
-        self.call.switch_camera(device_id);
-    }
-
-    #[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
-    fn switch_microphone(&self, device_id: String) {
-        #[cfg(feature = "hydrate")]
-        self.call.switch_microphone(device_id);
-    }
-
-    /// False if the message could not be sent (no connection to the server right now).
-    #[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
-    fn send_chat(&self, text: String) -> bool {
-        #[cfg(feature = "hydrate")]
-        return self.call.send_chat(text);
-        #[cfg(not(feature = "hydrate"))]
-        false
-    }
-
-    fn share_screen(&self, on: bool) {
-        #[cfg(feature = "hydrate")]
-        if on {
-            self.call.share_screen();
-        } else {
-            self.call.stop_sharing();
-        }
-        #[cfg(not(feature = "hydrate"))]
-        let _ = on;
-    }
-
-    fn hang_up(&self) {
-        #[cfg(feature = "hydrate")]
-        self.call.hang_up();
-    }
-}
-
 /// The call: tiles, status line and controls.
 #[component]
 fn CallView(
@@ -172,7 +90,11 @@ fn CallView(
 ) -> impl IntoView {
     let t = texts();
     let ui = CallUi::new(t);
-    let controls = Controls::start(&room, &name, password, listed, prefs, preview, ui);
+    let controls = Call::start(room.to_string(), name.clone(), password, listed, prefs, preview, ui);
+    {
+        let call = controls.clone();
+        on_cleanup(move || call.hang_up());
+    }
     let needs_password = move || matches!(ui.phase.get(), Phase::NeedsPassword { .. } | Phase::PasswordWait { .. });
     let typed_password = RwSignal::new(String::new());
     let password_room = room.clone();
@@ -244,7 +166,7 @@ fn CallView(
             match shortcut {
                 Shortcut::Mute => keys.set_muted(!ui.muted.get_untracked()),
                 Shortcut::Camera => keys.set_camera_off(!ui.camera_off.get_untracked()),
-                Shortcut::Share => keys.share_screen(!ui.sharing.get_untracked()),
+                Shortcut::Share => share_or_stop(&keys, !ui.sharing.get_untracked()),
                 Shortcut::Chat => toggle_chat(),
                 Shortcut::Help => help_open.update(|open| *open = !*open),
             }
@@ -384,7 +306,7 @@ fn CallView(
                         class:on=move || ui.sharing.get()
                         on:click={
                             let share = share.clone();
-                            move |_| share.share_screen(!ui.sharing.get_untracked())
+                            move |_| share_or_stop(&share, !ui.sharing.get_untracked())
                         }
                     >
                         {move || if ui.sharing.get() { t.stop_sharing } else { t.share_screen }}
@@ -441,9 +363,18 @@ fn CallView(
     }
 }
 
+/// Starts or stops sharing the screen.
+fn share_or_stop(call: &Call, on: bool) {
+    if on {
+        call.share_screen();
+    } else {
+        call.stop_sharing();
+    }
+}
+
 /// The room's chat: messages with names and times, and a field to write one.
 #[component]
-fn ChatPanel(ui: CallUi, controls: Controls) -> impl IntoView {
+fn ChatPanel(ui: CallUi, controls: Call) -> impl IntoView {
     let t = ui.texts;
     let draft = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
