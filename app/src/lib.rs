@@ -16,6 +16,7 @@
 #![recursion_limit = "256"]
 
 mod call;
+pub mod components;
 pub mod i18n;
 #[cfg(feature = "hydrate")]
 mod media;
@@ -23,6 +24,7 @@ pub mod model;
 pub mod pages;
 pub mod stats;
 pub mod status;
+pub mod storage;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};

@@ -266,6 +266,10 @@ async fn connect_once(engine: &Engine) -> Ended {
     // Offline from here: the writer ends, the socket closes.
     {
         let mut state = engine.borrow_mut();
+        if refused {
+            // Say goodbye on this socket, as hang-up does (the writer sends what is queued).
+            state.link.leave();
+        }
         state.link.out = None;
         state.link.reader = None;
         if state.ended || refused {
