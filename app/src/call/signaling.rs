@@ -133,6 +133,14 @@ fn tab_secret() -> String {
     secret
 }
 
+/// `HH:MM` in the browser's time zone, for a chat message sent at `at_ms`.
+fn clock(at_ms: u64) -> String {
+    // f64 holds every millisecond timestamp up to year 287,396 exactly.
+    #[allow(clippy::cast_precision_loss)]
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at_ms as f64));
+    format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
+}
+
 fn ws_url() -> Option<String> {
     let location = web_sys::window()?.location();
     let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
@@ -298,7 +306,7 @@ async fn handle(engine: &Engine, msg: ServerMsg) -> Flow {
         ServerMsg::Welcome { key, peers, ice_servers, resumed, ice_transport_policy, locked, chat, .. } => {
             {
                 let state = engine.borrow();
-                state.ui.add_chat(chat, Some(&key));
+                state.ui.add_chat(chat, Some(&key), clock);
                 state.ui.me.set(Some(key.clone()));
                 if state.link.password.is_some() && !locked && !resumed {
                     // Someone was here first and left the room open: say so rather than let
@@ -364,7 +372,7 @@ async fn handle(engine: &Engine, msg: ServerMsg) -> Flow {
         }
         ServerMsg::Chat { message } => {
             let state = engine.borrow();
-            state.ui.add_chat(vec![message], state.roster.me());
+            state.ui.add_chat(vec![message], state.roster.me(), clock);
             Ok(())
         }
         ServerMsg::Error { code, message, retry_after_ms } => {

@@ -31,12 +31,12 @@ pub fn ChatPanel(ui: CallUi, controls: Call) -> impl IntoView {
     view! {
         <aside id="chat" class="chat" aria-label=t.chat>
             <ol class="messages" aria-live="polite">
-                <For each=move || ui.chat.get() key=|m| m.id let:message>
+                <For each=move || ui.chat.get() key=|line| line.message.id let:line>
                     <li>
-                        <span class="who">{message.name.to_string()}</span>
+                        <span class="who">{line.message.name.to_string()}</span>
                         " "
-                        <time>{local_time(message.at_ms)}</time>
-                        <p class="text">{message.text.clone()}</p>
+                        <time>{line.time.clone()}</time>
+                        <p class="text">{line.message.text.clone()}</p>
                     </li>
                 </For>
             </ol>
@@ -60,20 +60,4 @@ pub fn ChatPanel(ui: CallUi, controls: Call) -> impl IntoView {
             </form>
         </aside>
     }
-}
-
-/// `HH:MM` in the viewer's time zone, filled in by an effect: the time zone is the browser's,
-/// which rendering must not ask for.
-fn local_time(at_ms: u64) -> impl IntoView {
-    let text = RwSignal::new(String::new());
-    Effect::new(move |_| text.set(clock(at_ms)));
-    move || text.get()
-}
-
-/// `HH:MM` in the browser's time zone (browser only).
-fn clock(at_ms: u64) -> String {
-    // f64 holds every millisecond timestamp up to year 287,396 exactly.
-    #[allow(clippy::cast_precision_loss)]
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at_ms as f64));
-    format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
 }

@@ -185,11 +185,10 @@ fn CallView(
             ui.unread.set(0);
         }
     };
-    // Keyboard shortcuts, in the browser (effects never run on the server), while this view
-    // lives.
-    let keys = controls.clone();
-    Effect::new(move |_| {
-        let keys = keys.clone();
+    // Keyboard shortcuts, while this view lives (on the server the listener is a no-op, and
+    // nothing it does shows in what is rendered).
+    {
+        let keys = controls.clone();
         let listener = window_event_listener(leptos::ev::keydown, move |ev: web_sys::KeyboardEvent| {
             if ev.ctrl_key() || ev.meta_key() || ev.alt_key() || ev.default_prevented() || typing_in(&ev) {
                 return;
@@ -212,7 +211,7 @@ fn CallView(
             }
         });
         on_cleanup(move || listener.remove());
-    });
+    }
     // Who came and went, for screen readers.
     let announcement = RwSignal::new(String::new());
     {
