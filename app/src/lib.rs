@@ -3,11 +3,16 @@
 //!
 //! # Layout
 //! - [`App`] and [`shell`]: the router and the HTML document around it.
-//! - `pages/`: one file per screen — [`pages::home`] (pick a room and a name, open rooms),
-//!   [`pages::prejoin`] (preview and devices before joining) and [`pages::room`] (the call).
+//! - `pages/`: one module per screen — [`pages::home`] (pick a room and a name, open rooms) and
+//!   [`pages::room`] (the pre-join screen, then the call). A page imports components, never
+//!   another page.
+//! - [`components`]: the views the screens are made of (tiles, video, pickers, chat, stats…).
 //! - [`model`]: the signals the call page renders; [`status`] and [`stats`]: what it says, as
-//!   pure functions; [`i18n`]: every text, in English and Korean.
-//! - `call` and `media` (browser build only): the WebRTC engine and camera/microphone access.
+//!   pure functions; [`i18n`]: every text, in English and Korean; [`storage`]: what the browser
+//!   remembers.
+//! - `call`: the WebRTC engine (in the server build an inert handle with the same methods, so
+//!   `cfg(feature = "hydrate")` lives in one place); `media` (browser build only):
+//!   camera/microphone access.
 //!
 //! Features: `ssr` for the server build, `hydrate` for the wasm build. Browser APIs are touched
 //! only in effects, event handlers and the browser-only modules.
@@ -15,8 +20,8 @@
 // The call page's view is one deeply nested static type; the release build needs room for it.
 #![recursion_limit = "256"]
 
-#[cfg(feature = "hydrate")]
 mod call;
+pub mod components;
 pub mod i18n;
 #[cfg(feature = "hydrate")]
 mod media;
@@ -24,6 +29,7 @@ pub mod model;
 pub mod pages;
 pub mod stats;
 pub mod status;
+pub mod storage;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
@@ -78,7 +84,7 @@ pub fn hydrate() {
     leptos::mount::hydrate_body(App);
     // Event handlers are attached now: lets styles (and tests) tell a page that responds from
     // one still loading.
-    if let Some(root) = document().document_element() {
+    if let Some(root) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.document_element()) {
         let _ = root.set_attribute("data-hydrated", "");
     }
 }

@@ -11,7 +11,8 @@ use web_sys::{DomException, MediaDeviceInfo, MediaDeviceKind, MediaDevices, Medi
 const IDEAL_WIDTH: u32 = 640;
 const IDEAL_HEIGHT: u32 = 480;
 
-fn media_devices() -> Result<MediaDevices, MediaProblem> {
+/// `navigator.mediaDevices`, or `Insecure` where the page may not have it.
+pub fn media_devices() -> Result<MediaDevices, MediaProblem> {
     let navigator = web_sys::window().ok_or(MediaProblem::Insecure)?.navigator();
     // `mediaDevices` is undefined outside secure contexts; web-sys would hand back a bogus object.
     let devices = Reflect::get(&navigator, &"mediaDevices".into()).unwrap_or(JsValue::UNDEFINED);

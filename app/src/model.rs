@@ -6,11 +6,14 @@ use crate::status::{PeerState, Phase};
 use confab_protocol::{ChatMessage, MediaState, PeerKey};
 use leptos::prelude::*;
 use send_wrapper::SendWrapper;
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use web_sys::MediaStream;
 
-/// What a person chose before joining (remembered in the browser for next time).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What a person chose before joining (remembered in the browser for next time, as JSON; a
+/// member missing from what was stored takes its default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Prefs {
     /// The camera's `deviceId`.
     pub camera: Option<String>,
@@ -98,7 +101,7 @@ pub struct CallUi {
     /// A passing problem to show (e.g. a failed camera switch).
     pub notice: RwSignal<Option<String>>,
     /// The room's chat as this page has seen it, oldest first.
-    pub chat: RwSignal<Vec<ChatMessage>>,
+    pub chat: RwSignal<Vec<ChatLine>>,
     /// This page's own key, once welcomed.
     pub me: RwSignal<Option<PeerKey>>,
     /// Whose tile is highlighted as speaking (this page's own key for the local tile).
@@ -138,28 +141,43 @@ impl CallUi {
     }
 
     /// Adds chat messages not seen yet (by id), counting those from others as unread while the
-    /// panel is closed. `me` is this page's key.
-    pub fn add_chat(&self, messages: Vec<ChatMessage>, me: Option<&PeerKey>) {
+    /// panel is closed. `me` is this page's key; `time` says when a message was sent.
+    pub fn add_chat(&self, messages: Vec<ChatMessage>, me: Option<&PeerKey>, time: fn(u64) -> String) {
         let mut fresh = 0;
-        self.chat.update(|chat| fresh = merge_chat(chat, messages, me));
+        self.chat.update(|chat| fresh = merge_chat(chat, messages, me, time));
         if fresh > 0 && !self.chat_open.get_untracked() {
             self.unread.update(|n| *n += fresh);
         }
     }
 }
 
-/// Appends the messages of `messages` that `chat` does not have yet (by id); returns how many
-/// of them came from someone other than `me`.
-pub fn merge_chat(chat: &mut Vec<ChatMessage>, messages: Vec<ChatMessage>, me: Option<&PeerKey>) -> usize {
+/// A chat message as the panel shows it.
+#[derive(Debug, Clone)]
+pub struct ChatLine {
+    /// The message.
+    pub message: ChatMessage,
+    /// When it was sent (`HH:MM` in the browser's time zone), worked out when it arrived, so
+    /// that rendering reads no clock.
+    pub time: String,
+}
+
+/// Appends the messages of `messages` that `chat` does not have yet (by id), with their `time`;
+/// returns how many of them came from someone other than `me`.
+pub fn merge_chat(
+    chat: &mut Vec<ChatLine>,
+    messages: Vec<ChatMessage>,
+    me: Option<&PeerKey>,
+    time: impl Fn(u64) -> String,
+) -> usize {
     let mut fresh = 0;
     for message in messages {
-        if chat.iter().any(|m| m.id == message.id) {
+        if chat.iter().any(|line| line.message.id == message.id) {
             continue;
         }
         if Some(&message.from) != me {
             fresh += 1;
         }
-        chat.push(message);
+        chat.push(ChatLine { time: time(message.at_ms), message });
     }
     fresh
 }
@@ -183,9 +201,13 @@ mod tests {
     fn chat_keeps_each_message_once_and_counts_others_as_new() {
         let me = PeerKey("me".into());
         let mut chat = Vec::new();
-        assert_eq!(merge_chat(&mut chat, vec![message(1, "ada"), message(2, "me")], Some(&me)), 1);
+        let time = |_| String::new();
+        assert_eq!(merge_chat(&mut chat, vec![message(1, "ada"), message(2, "me")], Some(&me), time), 1);
         // A welcome after a reconnect repeats what we have, plus what we missed.
-        assert_eq!(merge_chat(&mut chat, vec![message(1, "ada"), message(2, "me"), message(3, "bob")], Some(&me)), 1);
-        assert_eq!(chat.iter().map(|m| m.id).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(
+            merge_chat(&mut chat, vec![message(1, "ada"), message(2, "me"), message(3, "bob")], Some(&me), time),
+            1
+        );
+        assert_eq!(chat.iter().map(|line| line.message.id).collect::<Vec<_>>(), vec![1, 2, 3]);
     }
 }

@@ -1,7 +1,8 @@
 //! The home page: pick a room name and your name, then go to the room.
 
-use super::{room_path, store_enter, store_listed, store_name, store_password, stored_name};
+use super::room_path;
 use crate::i18n::texts;
+use crate::storage::{store_enter, store_listed, store_name, store_password, stored_name};
 use confab_protocol::{DisplayName, ListedRoom, RoomName, PASSWORD_MAX_CHARS};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;

@@ -3,11 +3,11 @@
 //! remembered in the browser for next time, and the opened camera and microphone are handed to
 //! the call (no second permission prompt, no black frame while joining).
 
-use super::room::{DevicePicker, StreamVideo};
-use super::{store_name, store_prefs, stored_name, stored_prefs};
+use crate::components::{DevicePicker, StreamVideo};
 use crate::i18n::texts;
 use crate::model::{Device, Prefs, SharedStream};
 use crate::status::MediaProblem;
+use crate::storage::{store_name, store_prefs, stored_name, stored_prefs};
 use confab_protocol::{DisplayName, RoomName};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
@@ -19,18 +19,15 @@ pub type Entry = (String, Prefs, Option<SharedStream>);
 #[component]
 pub fn PreJoin(room: RoomName, on_join: impl Fn(Entry) + Send + Sync + 'static) -> impl IntoView {
     let t = texts();
-    let name = RwSignal::new(stored_name().unwrap_or_default());
-    let prefs = RwSignal::new(stored_prefs());
+    // Filled in from what this browser remembers, by the effect below.
+    let name = RwSignal::new(String::new());
+    let prefs = RwSignal::new(Prefs::default());
     let preview = RwSignal::new(None::<SharedStream>);
     let problem = RwSignal::new(None::<MediaProblem>);
     let level = RwSignal::new(0.0_f64);
     let (cameras, microphones, speakers) =
         (RwSignal::new(Vec::<Device>::new()), RwSignal::new(Vec::<Device>::new()), RwSignal::new(Vec::<Device>::new()));
-    let (camera, microphone, speaker) = (
-        RwSignal::new(prefs.get_untracked().camera),
-        RwSignal::new(prefs.get_untracked().microphone),
-        RwSignal::new(prefs.get_untracked().speaker),
-    );
+    let (camera, microphone, speaker) = (RwSignal::new(None), RwSignal::new(None), RwSignal::new(None));
     let error = RwSignal::new(None::<String>);
     let meter = preview::Meter::new(level);
 
@@ -61,7 +58,18 @@ pub fn PreJoin(room: RoomName, on_join: impl Fn(Entry) + Send + Sync + 'static) 
             }
         });
     };
-    Effect::new(move |_| open(false));
+    // In the browser only: the remembered name and choices, then the preview with them.
+    Effect::new(move |_| {
+        if let Some(stored) = stored_name() {
+            name.set(stored);
+        }
+        let stored = stored_prefs();
+        camera.set(stored.camera.clone());
+        microphone.set(stored.microphone.clone());
+        speaker.set(stored.speaker.clone());
+        prefs.set(stored);
+        open(false);
+    });
     on_cleanup(move || {
         meter.stop();
         preview::stop(preview);
