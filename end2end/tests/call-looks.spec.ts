@@ -1,5 +1,5 @@
-import AxeBuilder from '@axe-core/playwright';
-import { expect, Page, test } from '@playwright/test';
+import { expect, test } from '@playwright/test';
+import { expectReadable } from './fixtures/looks';
 import { Participant, uniqueRoom } from './fixtures/participant';
 
 /**
@@ -12,20 +12,6 @@ const viewports = [
   { label: 'desktop', width: 1280, height: 800 },
   { label: 'phone', width: 390, height: 844 },
 ];
-
-async function expectReadable(page: Page): Promise<void> {
-  const results = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
-  const found = results.violations.map(
-    (v) => `${v.id}: ${v.help}\n  ${v.nodes.map((n) => `${n.target.join(' ')} — ${n.failureSummary}`).join('\n  ')}`,
-  );
-  expect(found, found.join('\n')).toEqual([]);
-  const unchecked = results.incomplete
-    .filter((v) => v.id === 'color-contrast')
-    .flatMap((v) => v.nodes.map((n) => `${n.target.join(' ')} — ${n.failureSummary}`));
-  expect(unchecked, unchecked.join('\n')).toEqual([]);
-  const widths = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
-  expect(widths[0], `scroll width ${widths[0]} at a viewport of ${widths[1]}`).toBeLessThanOrEqual(widths[1]);
-}
 
 for (const viewport of viewports) {
   test(`the call is readable and fits at ${viewport.label} size`, async ({ browser }, testInfo) => {

@@ -1,5 +1,5 @@
-import AxeBuilder from '@axe-core/playwright';
 import { expect, test } from '@playwright/test';
+import { expectReadable } from './fixtures/looks';
 import { Participant, uniqueRoom } from './fixtures/participant';
 
 /**
@@ -25,23 +25,7 @@ for (const viewport of viewports) {
     await expect(bob.page.getByRole('combobox', { name: 'Camera' })).toHaveValue(/.+/);
     await expect(bob.button('Mute')).toBeVisible();
 
-    const results = await new AxeBuilder({ page: bob.page })
-      .withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'])
-      .analyze();
-    const found = results.violations.map(
-      (v) => `${v.id}: ${v.help}\n  ${v.nodes.map((n) => `${n.target.join(' ')} — ${n.failureSummary}`).join('\n  ')}`,
-    );
-    expect(found, found.join('\n')).toEqual([]);
-    // axe leaves contrast it cannot compute (native button faces, say) as "incomplete": here
-    // every text must have a contrast axe could check.
-    const unchecked = results.incomplete
-      .filter((v) => v.id === 'color-contrast')
-      .flatMap((v) => v.nodes.map((n) => `${n.target.join(' ')} — ${n.failureSummary}`));
-    expect(unchecked, unchecked.join('\n')).toEqual([]);
-
-    // Nothing runs past the edge: the page scrolls only up and down.
-    const widths = await bob.page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
-    expect(widths[0], `scroll width ${widths[0]} at a viewport of ${widths[1]}`).toBeLessThanOrEqual(widths[1]);
+    await expectReadable(bob.page);
 
     await bob.page.screenshot({ path: testInfo.outputPath(`prejoin-${viewport.width}x${viewport.height}.png`), fullPage: true });
     await bob.close();

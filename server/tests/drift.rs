@@ -31,7 +31,7 @@ async fn both_registries_give_the_same_transcript_for_the_fuzz_corpus() {
         let Ok(ops) = Vec::<Op>::arbitrary_take_rest(Unstructured::new(&data)) else { continue };
         let prefix = format!("f{n}-");
         let memory = Registry::Memory(Rooms::with_limits(registry_model::limits()));
-        let in_memory = registry_model::run(&memory, &prefix, clone_ops(&data), roomy).await;
+        let in_memory = registry_model::run(&memory, &prefix, ops.clone(), roomy).await;
         let in_redis = registry_model::run(&cluster, &prefix, ops, roomy).await;
         if let Some(at) = in_memory.iter().zip(&in_redis).position(|(m, r)| m != r) {
             let keep = std::env::temp_dir().join("confab-drift");
@@ -52,8 +52,4 @@ async fn both_registries_give_the_same_transcript_for_the_fuzz_corpus() {
     assert!(replayed >= 100, "only {replayed} inputs decoded");
     eprintln!("{replayed} inputs, {steps} transcript lines, the same on both registries");
     shutdown.cancel();
-}
-
-fn clone_ops(data: &[u8]) -> Vec<Op> {
-    Vec::<Op>::arbitrary_take_rest(Unstructured::new(data)).unwrap()
 }

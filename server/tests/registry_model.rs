@@ -20,7 +20,7 @@ const MAX_ROOMS: usize = 2;
 pub const MAX_OPS: usize = 200;
 
 /// One step.
-#[derive(Arbitrary, Debug)]
+#[derive(Arbitrary, Debug, Clone)]
 pub enum Op {
     Join {
         room: u8,
