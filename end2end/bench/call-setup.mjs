@@ -3,12 +3,16 @@
 //   - 2 pages: Ada waits in a fresh room; Bob opens the link and, once his pre-join preview
 //     shows, presses "Join now". From Bob's click (his camera already open) until his connection
 //     to Ada is `connected`, and until he has decoded Ada's first video frame.
+//     The same from the start page's form ("Join room": the camera starts on the click), and,
+//     for both, the breakdown of the newcomer's path on its performance timeline (median ms
+//     after the click of each step: start, media, socket-open, welcome, offer-received,
+//     answer-sent, ice-connected, connected, first-frame).
 //   - 4 pages: three people are in a call, every one decoding the others; the fourth presses
 //     "Join now". From that click until the newcomer decodes video from all three (its three
 //     connections made at once, each needing an offer from someone already in the room).
 //
 // Usage (after `make build`): node bench/call-setup.mjs [runs] [--json]
-import { freePort, launch, median, openRoom, quantile, server, waitAllDecoding } from './lib.mjs';
+import { freePort, launch, median, openHome, openRoom, quantile, server, setupMarks, waitAllDecoding } from './lib.mjs';
 
 const json = process.argv.includes('--json');
 const runs = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 10);
@@ -33,36 +37,57 @@ async function callOf(room, n) {
   return pages;
 }
 
-/** The newcomer's join → connected (first connection) and → decoding all `others`. */
-async function join(room, others) {
-  const page = await openRoom(browser, hub.url, room, 'Newcomer');
-  await page.getByRole('button', { name: 'Join now' }).click();
+/**
+ * The newcomer's join → connected (first connection) and → decoding all `others`, with the
+ * steps between; `fromForm` joins from the start page's form instead of the pre-join screen.
+ */
+async function join(room, others, fromForm = false) {
+  const page = fromForm ? await openHome(browser, hub.url, room, 'Newcomer') : await openRoom(browser, hub.url, room, 'Newcomer');
+  await page.getByRole('button', { name: fromForm ? 'Join room' : 'Join now' }).click();
   const decodedAt = await waitAllDecoding(page, others, 60_000);
   const t = await page.evaluate((decodedAt) => ({
     connected: window.__connectedAt - window.__joinedAt,
     frame: decodedAt - window.__joinedAt,
   }), decodedAt);
-  return { page, ...t };
+  const steps = { ...(await setupMarks(page)), 'first-frame': t.frame };
+  return { page, ...t, steps };
+}
+
+/** The median of each step over runs, in the order of the path. */
+const stepOrder = ['start', 'media', 'socket-open', 'welcome', 'offer-received', 'answer-sent', 'ice-connected', 'connected', 'first-frame'];
+function medianSteps(all) {
+  const out = {};
+  for (const step of stepOrder) {
+    const xs = all.map((s) => s[step]).filter((x) => x !== undefined);
+    if (xs.length) out[step] = Math.round(median(xs));
+  }
+  return out;
 }
 
 const closeAll = async (pages) => { for (const p of pages) await p.context().close(); };
 const summary = (xs) => ({ median: Math.round(median(xs)), p90: Math.round(quantile(xs, 0.9)), runs: xs.map(Math.round) });
 
 const result = { runs };
-for (const n of [2, 4]) {
+for (const [n, fromForm] of [[2, false], [2, true], [4, false]]) {
   const connected = [];
   const frames = [];
+  const steps = [];
   for (let run = 1; run <= runs; run++) {
     const room = fresh();
     const present = await callOf(room, n - 1);
-    const { page, connected: c, frame } = await join(room, n - 1);
+    const { page, connected: c, frame, steps: s } = await join(room, n - 1, fromForm);
     connected.push(c);
     frames.push(frame);
-    log(`${n} pages, run ${String(run).padStart(2)}: join → connected ${c.toFixed(0).padStart(4)} ms, ` +
+    steps.push(s);
+    log(`${n} pages${fromForm ? ' (form)' : ''}, run ${String(run).padStart(2)}: join → connected ${c.toFixed(0).padStart(4)} ms, ` +
       `→ decoding ${n - 1 === 1 ? 'the other' : `all ${n - 1} others`} ${frame.toFixed(0).padStart(4)} ms`);
     await closeAll([...present, page]);
   }
-  result[`pages_${n}`] = { join_to_connected_ms: summary(connected), join_to_first_frame_ms: summary(frames) };
+  result[`pages_${n}${fromForm ? '_form' : ''}`] = {
+    join_to_connected_ms: summary(connected),
+    join_to_first_frame_ms: summary(frames),
+    steps_median_ms: medianSteps(steps),
+  };
 }
 
 await browser.close();
@@ -72,9 +97,10 @@ if (json) {
   console.log(JSON.stringify(result));
 } else {
   console.log(`\ncall setup, over ${runs} runs (the newcomer's "Join now" click →)`);
-  for (const n of [2, 4]) {
-    const r = result[`pages_${n}`];
-    console.log(`  ${n} pages: connected median ${r.join_to_connected_ms.median} ms, p90 ${r.join_to_connected_ms.p90} ms; ` +
-      `decoding ${n === 2 ? 'the other' : `all ${n - 1} others`} median ${r.join_to_first_frame_ms.median} ms, p90 ${r.join_to_first_frame_ms.p90} ms`);
+  for (const key of ['pages_2', 'pages_2_form', 'pages_4']) {
+    const r = result[key];
+    console.log(`  ${key}: connected median ${r.join_to_connected_ms.median} ms, p90 ${r.join_to_connected_ms.p90} ms; ` +
+      `decoding median ${r.join_to_first_frame_ms.median} ms, p90 ${r.join_to_first_frame_ms.p90} ms`);
+    console.log(`    steps (median ms after the click): ${Object.entries(r.steps_median_ms).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   }
 }

@@ -55,7 +55,13 @@ export function server(port, args = []) {
   };
 }
 
-/** Records the page's peer connections and the moment "Join now" is pressed. */
+/**
+ * Records the page's peer connections, the moment "Join now" (or the start page's "Join room")
+ * is pressed, and what the app does not mark itself on the performance timeline: the click
+ * (`confab:click`) and each connection's ICE reaching `connected` (`confab:ice-connected`). The
+ * app marks its own steps (`confab:start`, `media`, `socket-open`, `welcome`, `offer-received`,
+ * `answer-sent`, `connected`; app/src/call/).
+ */
 function instrument() {
   window.__pcs = [];
   const Native = window.RTCPeerConnection;
@@ -63,6 +69,9 @@ function instrument() {
     constructor(config) {
       super(config);
       window.__pcs.push(this);
+      this.addEventListener('iceconnectionstatechange', () => {
+        if (this.iceConnectionState === 'connected') performance.mark('confab:ice-connected');
+      });
       this.addEventListener('connectionstatechange', () => {
         if (this.connectionState === 'connected') window.__connectedAt ??= performance.now();
       });
@@ -70,8 +79,30 @@ function instrument() {
   };
   document.addEventListener('click', (e) => {
     const button = e.target instanceof Element ? e.target.closest('button') : null;
-    if (button?.textContent?.trim() === 'Join now') window.__joinedAt = performance.now();
+    const label = button?.textContent?.trim();
+    if (label === 'Join now' || label === 'Join room') {
+      window.__joinedAt = performance.now();
+      performance.mark('confab:click');
+    }
   }, true);
+}
+
+/**
+ * The call-setup steps on the page's timeline, in ms after the click: the first mark of each
+ * step after it (a step that did not happen is left out).
+ */
+export async function setupMarks(page) {
+  return page.evaluate(() => {
+    const click = performance.getEntriesByName('confab:click').at(-1)?.startTime;
+    if (click === undefined) return {};
+    const steps = {};
+    for (const m of performance.getEntriesByType('mark')) {
+      if (!m.name.startsWith('confab:') || m.startTime < click) continue;
+      const step = m.name.slice('confab:'.length);
+      steps[step] ??= m.startTime - click;
+    }
+    return steps;
+  });
 }
 
 export async function launch() {
@@ -97,6 +128,18 @@ export async function openRoom(browser, baseUrl, room, name) {
   await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
   await page.getByLabel('Your name').fill(name);
   await page.waitForFunction(() => (document.querySelector('video[aria-label="Camera preview"]')?.videoWidth ?? 0) > 0);
+  return page;
+}
+
+/** Opens a page of its own context on the start page, room and name filled in, ready to press "Join room". */
+export async function openHome(browser, baseUrl, room, name) {
+  const context = await browser.newContext({ permissions: ['camera', 'microphone'], viewport: { width: 640, height: 480 } });
+  await context.addInitScript(instrument);
+  const page = await context.newPage();
+  await page.goto(`${baseUrl}/`);
+  await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
+  await page.getByLabel('Room name').fill(room);
+  await page.getByLabel('Your name').fill(name);
   return page;
 }
 

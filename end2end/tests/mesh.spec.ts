@@ -1,4 +1,5 @@
 import { expect, test } from '@playwright/test';
+import { lookAt } from './fixtures/looks';
 import { Participant, uniqueRoom } from './fixtures/participant';
 
 test('four people in one room: each sees three tiles, all decoding video and receiving audio', async ({ browser }) => {
@@ -40,7 +41,7 @@ test('four people in one room: each sees three tiles, all decoding video and rec
 
 // The whole mesh at the room's capacity, as cheaply as six pages go: cameras off before joining,
 // all six joining at once, and only the connections checked (media is the four-page test's).
-test('six people in one room: every page connects to the five others', async ({ browser }) => {
+test('six people in one room: every page connects to the five others', async ({ browser }, testInfo) => {
   test.setTimeout(180_000);
   const room = uniqueRoom('mesh6');
   const people: Participant[] = [];
@@ -62,5 +63,7 @@ test('six people in one room: every page connects to the five others', async ({ 
     await expect(person.page.locator('.tiles')).toHaveAttribute('data-count', '6');
   }
   for (const person of people) expect(await person.peerConnections()).toEqual({ made: 5, open: 5 });
+  // The full grid as a person sees it (see fixtures/looks.ts), at both sizes.
+  await lookAt(people[5].page, testInfo, 'six');
   for (const person of people) await person.close();
 });

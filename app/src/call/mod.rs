@@ -61,7 +61,7 @@ pub use inert::Call;
 pub use engine::Call;
 
 #[cfg(feature = "hydrate")]
-use engine::{js_detail, settle, warn, Engine, State, WeakEngine, WebRtcError};
+use engine::{js_detail, mark, settle, warn, Engine, State, WeakEngine, WebRtcError};
 
 /// On the server no call runs and no event fires: the same methods, doing nothing.
 #[cfg(not(feature = "hydrate"))]
@@ -155,6 +155,15 @@ mod engine {
 
     pub(in crate::call) fn warn(message: &str) {
         web_sys::console::warn_1(&message.into());
+    }
+
+    /// Marks a step of joining on the page's performance timeline as `confab:<step>`, where
+    /// DevTools shows it and `make bench` reads the call-setup breakdown
+    /// (end2end/bench/call-setup.mjs).
+    pub(in crate::call) fn mark(step: &str) {
+        if let Some(performance) = web_sys::window().and_then(|w| w.performance()) {
+            let _ = performance.mark(&format!("confab:{step}"));
+        }
     }
 
     /// A handle on a running call, owned by the room page. Dropping it does not end the call;
@@ -260,7 +269,9 @@ mod engine {
 
     /// The whole life of a call: media, then signaling (reconnecting as needed) until the end.
     async fn run(engine: Engine) {
+        mark("start");
         if local_media::open(&engine).await {
+            mark("media");
             signaling::run(&engine).await;
         }
         // Refused, replaced, media failed or hung up: nothing will start again.

@@ -10,7 +10,7 @@
 //!
 //! Everything here names peers by key; `super::signaling` translates to and from ids.
 
-use super::{js_detail, local_media, rtc, settle, warn, Engine, State, WeakEngine, WebRtcError};
+use super::{js_detail, local_media, mark, rtc, settle, warn, Engine, State, WeakEngine, WebRtcError};
 use crate::model::{RemoteTile, SharedStream};
 use confab_protocol::{IceCandidate, IceServer, IceTransportPolicy, PeerInfo, PeerKey, Signal};
 use gloo_events::EventListener;
@@ -237,6 +237,7 @@ fn on_connection_state(
     let Some(conn) = connection_mut(&mut state, key) else { return };
     match connection_state {
         RtcPeerConnectionState::Connected => {
+            mark("connected");
             conn.recovery = None;
             if let Some(sender) = local_media::video_sender(pc) {
                 local_media::set_send_quality(&sender, mesh, screen);
@@ -279,6 +280,7 @@ async fn make_offer(engine: &Engine, key: &PeerKey) -> Result<(), WebRtcError> {
     result?;
     if let Some(sdp) = rtc::local_offer(&pc) {
         state.send_signal(key, Signal::Offer { sdp });
+        mark("offer-sent");
     }
     Ok(())
 }
@@ -294,6 +296,7 @@ pub(super) async fn on_signal(engine: &Engine, key: &PeerKey, signal: Signal) ->
 
 /// Applies a received offer or answer, following perfect negotiation.
 async fn on_description(engine: &Engine, key: &PeerKey, is_offer: bool, sdp: &str) -> Result<(), WebRtcError> {
+    mark(if is_offer { "offer-received" } else { "answer-received" });
     let Some(pc) = ensure_connection(engine, key)? else { return Ok(()) };
     {
         let mut state = engine.borrow_mut();
@@ -316,6 +319,7 @@ async fn on_description(engine: &Engine, key: &PeerKey, is_offer: bool, sdp: &st
         rtc::set_local_description(&pc).await?;
         if let Some(sdp) = rtc::local_answer(&pc) {
             engine.borrow_mut().send_signal(key, Signal::Answer { sdp });
+            mark("answer-sent");
         }
     }
     flush_candidates(engine, key, &pc).await;

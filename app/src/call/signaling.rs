@@ -11,7 +11,7 @@
 //! signal the engine sends names a key that is turned into the peer's current id here
 //! ([`State::send_signal`]).
 
-use super::{negotiation, warn, Engine, State};
+use super::{mark, negotiation, warn, Engine, State};
 use crate::status::Phase;
 use confab_protocol::{
     ClientMsg, ErrorCode, IceServer, IceTransportPolicy, PeerInfo, PeerKey, ServerMsg, Signal, WS_PATH,
@@ -228,9 +228,14 @@ async fn connect_once(engine: &Engine) -> Ended {
         state.link.reader = Some(abort);
     }
     spawn_local(async move {
+        let mut first = true;
         while let Some(msg) = queue.next().await {
+            // The first send waits for the socket to open.
             if sink.send(Message::Text(msg.to_json())).await.is_err() {
                 break;
+            }
+            if std::mem::take(&mut first) {
+                mark("socket-open");
             }
         }
     });
@@ -425,6 +430,7 @@ fn on_welcome(
     policy: IceTransportPolicy,
     resumed: bool,
 ) {
+    mark("welcome");
     let welcomed = {
         let mut state = engine.borrow_mut();
         negotiation::update_ice_servers(&mut state, ice_servers, policy);

@@ -28,9 +28,26 @@ pub fn ChatPanel(ui: CallUi, controls: Call) -> impl IntoView {
             error.set(Some(t.chat_offline.into()));
         }
     };
+    // Closing from inside the panel gives the focus back to the toolbar's Chat button.
+    let close_chat = move || {
+        ui.chat_open.set(false);
+        if let Some(toggle) = document().query_selector("[aria-controls=chat]").ok().flatten() {
+            use wasm_bindgen::JsCast;
+            if let Ok(toggle) = toggle.dyn_into::<web_sys::HtmlElement>() {
+                let _ = toggle.focus();
+            }
+        }
+    };
     view! {
         <aside id="chat" class="chat" aria-label=t.chat>
-            <ol class="messages" aria-live="polite">
+            <header class="chat-header">
+                <h2>{t.chat}</h2>
+                <button type="button" class="close" aria-label=t.close_chat on:click=move |_| close_chat()>
+                    {t.close}
+                </button>
+            </header>
+            // Focusable: a region that scrolls must scroll from the keyboard too.
+            <ol class="messages" aria-live="polite" tabindex="0">
                 <For each=move || ui.chat.get() key=|line| line.message.id let:line>
                     <li>
                         <span class="who">{line.message.name.to_string()}</span>

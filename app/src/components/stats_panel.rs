@@ -13,7 +13,8 @@ pub fn StatsPanel(
     let (latest, received, rtt) = (stats.clone(), stats.clone(), stats);
     let line = |values: Vec<f64>| crate::stats::sparkline(&values, 120.0, 24.0);
     view! {
-        <div class="stats" role="group" aria-label=(t.connection_to)(&name)>
+        // Focusable: in a small tile it scrolls, and must scroll from the keyboard too.
+        <div class="stats" role="group" aria-label=(t.connection_to)(&name) tabindex="0">
             <dl>
                 {move || {
                     latest

@@ -178,6 +178,7 @@ fn CallView(
         navigate("/", Default::default());
     };
     let help_open = RwSignal::new(false);
+    let devices_open = RwSignal::new(false);
     let toggle_chat = move || {
         let open = !ui.chat_open.get_untracked();
         ui.chat_open.set(open);
@@ -195,6 +196,7 @@ fn CallView(
             }
             if ev.key() == "Escape" {
                 help_open.set(false);
+                devices_open.set(false);
                 return;
             }
             let Some(shortcut) = Shortcut::for_key(&ev.key()) else { return };
@@ -231,7 +233,7 @@ fn CallView(
     }
 
     view! {
-        <section class="call" class:alone=alone>
+        <section class="call" class:alone=alone class:chat-open=move || ui.chat_open.get()>
             <header class="call-header">
                 <h1 class="room-name">{room.to_string()}</h1>
                 <p class="status" role="status" aria-live="polite">{status}</p>
@@ -305,9 +307,17 @@ fn CallView(
                     >
                         {move || if ui.camera_off.get() { t.camera_on } else { t.camera_off }}
                     </button>
-                    <details class="devices">
-                    <summary class="control">{t.devices}</summary>
-                    <div class="device-list">
+                    <div class="devices">
+                    <button
+                        type="button"
+                        class="control"
+                        aria-expanded=move || devices_open.get().to_string()
+                        aria-controls="device-list"
+                        on:click=move |_| devices_open.update(|open| *open = !*open)
+                    >
+                        {t.devices}
+                    </button>
+                    <div id="device-list" class="device-list" hidden=move || !devices_open.get()>
                     <DevicePicker
                         id="camera"
                         label=t.camera
@@ -338,7 +348,7 @@ fn CallView(
                         />
                     </Show>
                     </div>
-                    </details>
+                    </div>
                     <button
                         type="button"
                         class="control"
