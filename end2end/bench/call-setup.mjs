@@ -5,7 +5,7 @@
 //     to Ada is `connected`, and until he has decoded Ada's first video frame.
 //     The same from the start page's form ("Join room": the camera starts on the click), and,
 //     for both, the breakdown of the newcomer's path on its performance timeline (median ms
-//     after the click of each step: start, media, socket-open, welcome, offer-received,
+//     after the click of each step: start, media, join-sent, welcome, offer-received,
 //     answer-sent, ice-connected, connected, first-frame).
 //   - 4 pages: three people are in a call, every one decoding the others; the fourth presses
 //     "Join now". From that click until the newcomer decodes video from all three (its three
@@ -54,7 +54,7 @@ async function join(room, others, fromForm = false) {
 }
 
 /** The median of each step over runs, in the order of the path. */
-const stepOrder = ['start', 'media', 'socket-open', 'welcome', 'offer-received', 'answer-sent', 'ice-connected', 'connected', 'first-frame'];
+const stepOrder = ['start', 'media', 'join-sent', 'welcome', 'offer-received', 'answer-sent', 'ice-connected', 'connected', 'first-frame'];
 function medianSteps(all) {
   const out = {};
   for (const step of stepOrder) {

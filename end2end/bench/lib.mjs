@@ -59,7 +59,7 @@ export function server(port, args = []) {
  * Records the page's peer connections, the moment "Join now" (or the start page's "Join room")
  * is pressed, and what the app does not mark itself on the performance timeline: the click
  * (`confab:click`) and each connection's ICE reaching `connected` (`confab:ice-connected`). The
- * app marks its own steps (`confab:start`, `media`, `socket-open`, `welcome`, `offer-received`,
+ * app marks its own steps (`confab:start`, `media`, `join-sent`, `welcome`, `offer-received`,
  * `answer-sent`, `connected`; app/src/call/).
  */
 function instrument() {

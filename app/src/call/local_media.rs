@@ -170,7 +170,11 @@ pub(super) async fn open(engine: &Engine) -> bool {
         state.media.apply_track_states();
     }
     ui.local.set(Some(SharedStream::new(stream)));
-    refresh_devices(engine).await;
+    // The pickers fill in beside the join, not before it.
+    {
+        let engine = engine.clone();
+        spawn_local(async move { refresh_devices(&engine).await });
+    }
     // Plugged or unplugged devices: every picker follows, and a device in use that went away is
     // replaced by another. (Without `mediaDevices` there is nothing to follow.)
     if let Ok(devices) = media::media_devices() {

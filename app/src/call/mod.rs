@@ -87,6 +87,8 @@ mod inert {
             Call
         }
         /// Does nothing on the server.
+        pub fn connect_ahead() {}
+        /// Does nothing on the server.
         pub fn set_muted(&self, _muted: bool) {}
         /// Nothing can be sent from the server.
         pub fn send_chat(&self, _text: String) -> bool {
@@ -222,6 +224,12 @@ mod engine {
             spawn_local(run(engine.clone()));
             spawn_local(super::sampler::watch(Rc::downgrade(&engine)));
             Call(SendWrapper::new(engine))
+        }
+
+        /// Opens the signaling socket ahead of joining (on the pre-join screen), so that the
+        /// next call's join goes out at once; the call opens its own if this one has closed.
+        pub fn connect_ahead() {
+            signaling::connect_ahead();
         }
 
         /// Mutes or unmutes the microphone for everyone.

@@ -18,8 +18,8 @@ use confab_protocol::{
 };
 use futures::channel::mpsc;
 use futures::future::{AbortHandle, Abortable};
-use futures::{SinkExt, StreamExt};
-use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
+use futures::{FutureExt, SinkExt, StreamExt};
+use gloo_net::websocket::{futures::WebSocket, Message, State as SocketState, WebSocketError};
 use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
 use std::rc::Rc;
@@ -141,6 +141,30 @@ fn clock(at_ms: u64) -> String {
     format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
 }
 
+thread_local! {
+    /// The socket opened ahead of joining ([`connect_ahead`]), for the next connection to take.
+    static AHEAD: std::cell::RefCell<Option<WebSocket>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Whether a socket is open or opening (not closing or closed).
+fn usable(socket: &WebSocket) -> bool {
+    matches!(socket.state(), SocketState::Connecting | SocketState::Open)
+}
+
+/// Opens the signaling socket now, unless one opened ahead is still usable.
+pub(super) fn connect_ahead() {
+    AHEAD.with_borrow_mut(|ahead| {
+        if !ahead.as_ref().is_some_and(usable) {
+            *ahead = ws_url().and_then(|url| WebSocket::open(&url).ok());
+        }
+    });
+}
+
+/// The socket opened ahead, if it is still usable; else a new one.
+fn open_socket() -> Option<WebSocket> {
+    AHEAD.with_borrow_mut(Option::take).filter(usable).or_else(|| ws_url().and_then(|url| WebSocket::open(&url).ok()))
+}
+
 fn ws_url() -> Option<String> {
     let location = web_sys::window()?.location();
     let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
@@ -203,13 +227,15 @@ enum Flow {
 
 /// Opens one socket, joins, and handles server messages until the socket ends.
 async fn connect_once(engine: &Engine) -> Ended {
-    let Some(socket) = ws_url().and_then(|url| WebSocket::open(&url).ok()) else {
+    let Some(socket) = open_socket() else {
         return Ended::BeforeWelcome;
     };
+    // A socket opened ahead takes the join at once, before the call view renders.
+    let open_now = matches!(socket.state(), SocketState::Open);
     let (mut sink, mut frames) = socket.split();
     let (mut out, mut queue) = mpsc::channel::<ClientMsg>(OUTBOX);
     let (abort, registration) = AbortHandle::new_pair();
-    {
+    let sent = {
         let mut state = engine.borrow_mut();
         if state.ended {
             return Ended::ForGood;
@@ -222,20 +248,26 @@ async fn connect_once(engine: &Engine) -> Ended {
             listed: state.link.listed,
             media: state.media.state(),
         };
-        // A fresh queue has room.
-        let _ = out.try_send(join);
+        let sent = open_now && matches!(sink.send(Message::Text(join.to_json())).now_or_never(), Some(Ok(())));
+        if sent {
+            mark("join-sent");
+        } else {
+            // A fresh queue has room; the writer sends it once the socket opens.
+            let _ = out.try_send(join);
+        }
         state.link.out = Some(out);
         state.link.reader = Some(abort);
-    }
+        sent
+    };
     spawn_local(async move {
-        let mut first = true;
+        let mut first = !sent;
         while let Some(msg) = queue.next().await {
             // The first send waits for the socket to open.
             if sink.send(Message::Text(msg.to_json())).await.is_err() {
                 break;
             }
             if std::mem::take(&mut first) {
-                mark("socket-open");
+                mark("join-sent");
             }
         }
     });

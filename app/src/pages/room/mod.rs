@@ -46,13 +46,42 @@ pub fn RoomPage() -> impl IntoView {
     let room = Memo::new(move |_| RoomName::parse(&params.read().get("room").unwrap_or_default()));
     // Who enters, with what: from the pre-join screen, or straight from the start page's form.
     let entered = RwSignal::new(None::<Entered>);
-    // The camera and microphone the pre-join screen opened, for the first call only.
-    let preview = StoredValue::new(None::<SharedStream>);
+    // The first call, started where the person entered (the click on "Join now", or the page
+    // opened from the start page's form) before its view renders: the join goes out while the
+    // call view is being built. Later calls ("Try again") start in their view.
+    let started = StoredValue::new(None::<(Call, CallUi)>);
+    let owner = StoredValue::new(Owner::current());
+    let start = move |room: &RoomName, who: &Entered, preview: Option<SharedStream>| {
+        let begin = || {
+            let ui = CallUi::new(t);
+            let call = Call::start(
+                room.to_string(),
+                who.name.clone(),
+                who.password.clone(),
+                who.listed,
+                who.prefs.clone(),
+                preview,
+                ui,
+            );
+            (call, ui)
+        };
+        // Its signals belong to the page, as a view's would.
+        let call = match owner.get_value() {
+            Some(owner) => owner.with(begin),
+            None => begin(),
+        };
+        started.set_value(Some(call));
+    };
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| {
-        if let (Ok(room), Some(name)) = (room.get_untracked(), stored_name()) {
-            if take_enter(&room) {
-                entered.set(Some(Entered::new(&room, name, stored_prefs())));
+        if let Ok(room) = room.get_untracked() {
+            // The signaling socket opens now, while the pre-join screen is up (or beside the
+            // camera, from the start page): joining finds it open.
+            Call::connect_ahead();
+            if let Some(name) = stored_name().filter(|_| take_enter(&room)) {
+                let who = Entered::new(&room, name, stored_prefs());
+                start(&room, &who, None);
+                entered.set(Some(who));
             }
         }
         hydrated.set(true);
@@ -78,15 +107,16 @@ pub fn RoomPage() -> impl IntoView {
                 let entering = room.clone();
                 view! {
                     <PreJoin room=room on_join=move |(name, prefs, stream)| {
-                        preview.set_value(stream);
-                        entered.set(Some(Entered::new(&entering, name, prefs)));
+                        let who = Entered::new(&entering, name, prefs);
+                        start(&entering, &who, stream);
+                        entered.set(Some(who));
                     }/>
                 }
                 .into_any()
             }
             (Ok(room), true, Some(who)) => {
                 attempt.track();
-                let stream = preview.try_update_value(Option::take).flatten();
+                let first = started.try_update_value(Option::take).flatten();
                 let retry = move |password: Option<String>| {
                     if let Some(password) = password {
                         entered.update(|who| {
@@ -104,7 +134,7 @@ pub fn RoomPage() -> impl IntoView {
                         password=who.password
                         listed=who.listed
                         prefs=who.prefs
-                        preview=stream
+                        started=first
                         retry=retry
                     />
                 }
@@ -122,13 +152,16 @@ fn CallView(
     password: Option<String>,
     listed: bool,
     prefs: Prefs,
-    preview: Option<SharedStream>,
+    /// The call, if it was started already where the person entered; else it starts here.
+    started: Option<(Call, CallUi)>,
     /// Starts a fresh call (with this password, if given).
     retry: impl Fn(Option<String>) + Send + Sync + Clone + 'static,
 ) -> impl IntoView {
     let t = texts();
-    let ui = CallUi::new(t);
-    let controls = Call::start(room.to_string(), name.clone(), password, listed, prefs, preview, ui);
+    let (controls, ui) = started.unwrap_or_else(|| {
+        let ui = CallUi::new(t);
+        (Call::start(room.to_string(), name.clone(), password, listed, prefs, None, ui), ui)
+    });
     {
         let call = controls.clone();
         on_cleanup(move || call.hang_up());
