@@ -1,7 +1,7 @@
 //! One `RTCPeerConnection` per remote participant: perfect negotiation, trickle ICE, recovery.
 //!
-//! **Perfect negotiation.** Every offer comes from `negotiationneeded` (first contact, ICE
-//! restart, any later change), so both sides may offer at once. Each pair has a polite side (the
+//! **Perfect negotiation.** The first offer is made at first contact ([`call_peer`]), every
+//! later one from `negotiationneeded` (ICE restart, any change), so both sides may offer at once. Each pair has a polite side (the
 //! smaller key) that yields: the impolite side ignores a colliding offer, the polite side rolls
 //! back its own and answers. `setLocalDescription()` without arguments picks offer or answer.
 //!
@@ -145,12 +145,22 @@ fn ensure_connection(engine: &Engine, key: &PeerKey) -> Result<Option<RtcPeerCon
     Ok(Some(pc))
 }
 
-/// Starts the connection to a peer: our tracks in, and `negotiationneeded` makes the offer.
+/// Starts the connection to a peer: our tracks in, and the offer made at once (its
+/// `setLocalDescription` queued before the page renders the new tile; the browser makes it
+/// meanwhile). Later changes go through `negotiationneeded`.
 pub(super) fn call_peer(engine: &Engine, key: &PeerKey) -> Result<(), WebRtcError> {
     if let Some(pc) = ensure_connection(engine, key)? {
-        let state = engine.borrow();
-        local_media::attach_tracks(&state, &pc);
-        local_media::apply_send_quality(&state);
+        {
+            let state = engine.borrow();
+            local_media::attach_tracks(&state, &pc);
+            local_media::apply_send_quality(&state);
+        }
+        let (engine, key) = (engine.clone(), key.clone());
+        spawn_local(async move {
+            if let Err(e) = make_offer(&engine, &key).await {
+                warn(&format!("confab: {e}"));
+            }
+        });
     }
     Ok(())
 }
@@ -259,7 +269,7 @@ fn on_connection_state(
     }
 }
 
-/// Answers `negotiationneeded`: makes and sends an offer.
+/// Makes and sends an offer: on first contact ([`call_peer`]) and for `negotiationneeded`.
 async fn make_offer(engine: &Engine, key: &PeerKey) -> Result<(), WebRtcError> {
     let pc = {
         let mut state = engine.borrow_mut();
@@ -269,6 +279,11 @@ async fn make_offer(engine: &Engine, key: &PeerKey) -> Result<(), WebRtcError> {
         // Offline, the offer is made all the same (the event does not fire twice); it is sent
         // again after the reconnect (see `resend_pending_offers`).
         let Some(conn) = connection_mut(&mut state, key) else { return Ok(()) };
+        if conn.making_offer {
+            // One is on its way already (the browser fires `negotiationneeded` again once the
+            // connection is stable, if something changed meanwhile).
+            return Ok(());
+        }
         conn.making_offer = true;
         conn.pc.clone()
     };

@@ -361,18 +361,14 @@ async fn handle(engine: &Engine, msg: ServerMsg) -> Flow {
             Ok(())
         }
         ServerMsg::PeerJoined { peer } => {
-            let new = {
-                let mut state = engine.borrow_mut();
-                let new = state.roster.upsert(&peer);
-                if new {
-                    state.peers_changed();
-                }
-                new
-            };
-            // Someone new: the one already here calls. Someone known (back after a server
-            // restart): the connection we have goes on.
+            mark("peer-joined");
+            let new = engine.borrow_mut().roster.upsert(&peer);
+            // Someone new: the one already here calls (before their tile renders). Someone
+            // known (back after a server restart): the connection we have goes on.
             if new {
-                negotiation::call_peer(engine, &peer.key)
+                let called = negotiation::call_peer(engine, &peer.key);
+                engine.borrow().peers_changed();
+                called
             } else {
                 Ok(())
             }
