@@ -189,7 +189,8 @@ if (wanted('first-load')) {
   if (r) {
     const wasm = r.assets.find((a) => a.kind === 'wasm');
     row('first load of a room page, gzip -9 (HTML, JS, wasm, CSS, icon)', kB(r.total.gzip9_bytes), check(r.total.gzip9_bytes <= 250_000, '≤ 250 KB'));
-    row('first load, on the wire as served (brotli 11)', kB(r.total.transferred_bytes));
+    row('first load, on the wire as served (brotli 11)', kB(r.total.transferred_bytes), check(r.total.transferred_bytes <= 150_000, '≤ 150 KB'));
+    row('start page first load, on the wire', `${kB(r.start_page.transferred_bytes)}, interactive ${n0(r.start_page.interactive_ms)} ms`, check(r.start_page.transferred_bytes <= 100_000, '≤ 100 KB'));
     if (wasm) row('  of which wasm: raw / gzip -9 / brotli 11', `${kB(wasm.raw_bytes)} / ${kB(wasm.gzip9_bytes)} / ${kB(wasm.brotli11_bytes)}`);
     row(`time to interactive, loopback (median of ${r.runs})`, `${n0(r.interactive_ms.median)} ms`);
     row('returning visit: over the wire (assets cached, immutable)', `${kB(r.returning_visit.transferred_bytes)}, interactive ${n0(r.returning_interactive_ms)} ms`);
@@ -206,6 +207,14 @@ if (wanted('call-setup')) {
     const form = r.pages_2_form.join_to_first_frame_ms;
     row(`from the start page's form → first remote frame, 2 pages (median / p90)`, `${form.median} / ${form.p90} ms`);
     row(`join → decoding all 3 others, 4th of 4 pages (median / p90 of ${r.runs})`, `${four.median} / ${four.p90} ms`);
+    if (r.reference) {
+      const ref = r.reference.join_to_first_frame_ms.median;
+      const ratio = (x) => x / ref;
+      row(`  against ${r.reference.url} (${ref} ms): "Join now"`, `${ratio(two.median).toFixed(2)}×`, check(ratio(two.median) <= 1.0, '≤ 1.0×'));
+      row(`  against it: the start page's form`, `${ratio(form.median).toFixed(2)}×`, check(ratio(form.median) <= 1.3, '≤ 1.3×'));
+    } else {
+      row('  against the seed\'s noom: set CALL_SETUP_REFERENCE=<its URL>', 'not run', '≤ 1.0× / ≤ 1.3×');
+    }
     for (const key of ['pages_2', 'pages_2_form']) {
       const steps = Object.entries(r[key].steps_median_ms).map(([k, v]) => `${k} ${v}`).join(', ');
       row(`  steps after the click, ${key === 'pages_2' ? '"Join now"' : 'the form'} (median ms)`, steps);

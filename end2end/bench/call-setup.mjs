@@ -11,7 +11,10 @@
 //     "Join now". From that click until the newcomer decodes video from all three (its three
 //     connections made at once, each needing an offer from someone already in the room).
 //
-// Usage (after `make build`): node bench/call-setup.mjs [runs] [--json]
+//   - optionally, the same two-page call in another app (CALL_SETUP_REFERENCE=<url>, see
+//     `referenceRun`), taking turns with confab's runs, and the ratios to it.
+//
+// Usage (after `make build`): [CALL_SETUP_REFERENCE=http://127.0.0.1:3000/] node bench/call-setup.mjs [runs] [--json]
 import { freePort, launch, median, openHome, openRoom, quantile, server, setupMarks, waitAllDecoding } from './lib.mjs';
 
 const json = process.argv.includes('--json');
@@ -67,26 +70,91 @@ function medianSteps(all) {
 const closeAll = async (pages) => { for (const p of pages) await p.context().close(); };
 const summary = (xs) => ({ median: Math.round(median(xs)), p90: Math.round(quantile(xs, 0.9)), runs: xs.map(Math.round) });
 
+/**
+ * The same two-page call in another app to compare with (`CALL_SETUP_REFERENCE`, e.g. the seed's
+ * own noom on http://127.0.0.1:3000): a page with a "room name" field and an "Enter room"
+ * button that starts the camera on the click. From the second person's click until it has
+ * decoded the first person's video, measured as for confab.
+ */
+const reference = process.env.CALL_SETUP_REFERENCE;
+function instrumentReference() {
+  window.__pcs = [];
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Native {
+    constructor(config) {
+      super(config);
+      window.__pcs.push(this);
+      this.addEventListener('connectionstatechange', () => {
+        if (this.connectionState === 'connected') window.__connectedAt ??= performance.now();
+      });
+    }
+  };
+  document.addEventListener('click', (e) => {
+    if (e.target instanceof Element && e.target.closest('button')?.textContent?.trim() === 'Enter room') {
+      window.__joinedAt = performance.now();
+    }
+  }, true);
+}
+async function referenceRun(room) {
+  const open = async () => {
+    const context = await browser.newContext({ permissions: ['camera', 'microphone'], viewport: { width: 640, height: 480 } });
+    await context.addInitScript(instrumentReference);
+    const page = await context.newPage();
+    await page.goto(reference);
+    await page.getByPlaceholder('room name').fill(room);
+    return page;
+  };
+  const first = await open();
+  await first.getByRole('button', { name: 'Enter room' }).click();
+  await first.waitForFunction(() => window.__pcs.length === 1 && (document.querySelector('video')?.videoWidth ?? 0) > 0);
+  // Its join goes out after the connection is made: wait until the server has it.
+  await first.waitForTimeout(300);
+  const second = await open();
+  await second.getByRole('button', { name: 'Enter room' }).click();
+  const decodedAt = await waitAllDecoding(second, 1, 60_000);
+  const t = await second.evaluate((decodedAt) => ({
+    connected: window.__connectedAt - window.__joinedAt,
+    frame: decodedAt - window.__joinedAt,
+  }), decodedAt);
+  await closeAll([first, second]);
+  return t;
+}
+
 const result = { runs };
-for (const [n, fromForm] of [[2, false], [2, true], [4, false]]) {
-  const connected = [];
-  const frames = [];
-  const steps = [];
+const scenarios = [[2, false], [2, true], ...(reference ? [['reference']] : []), [4, false]];
+const collected = new Map(scenarios.map(([n, fromForm]) => [`${n}-${fromForm}`, { connected: [], frames: [], steps: [] }]));
+// The two-page scenarios (and the reference) take turns run by run, so that a busy moment on
+// the machine falls on all of them alike; the four-page one runs after.
+const rounds = [scenarios.filter(([n]) => n !== 4), scenarios.filter(([n]) => n === 4)];
+for (const round of rounds) {
   for (let run = 1; run <= runs; run++) {
-    const room = fresh();
-    const present = await callOf(room, n - 1);
-    const { page, connected: c, frame, steps: s } = await join(room, n - 1, fromForm);
-    connected.push(c);
-    frames.push(frame);
-    steps.push(s);
-    log(`${n} pages${fromForm ? ' (form)' : ''}, run ${String(run).padStart(2)}: join → connected ${c.toFixed(0).padStart(4)} ms, ` +
-      `→ decoding ${n - 1 === 1 ? 'the other' : `all ${n - 1} others`} ${frame.toFixed(0).padStart(4)} ms`);
-    await closeAll([...present, page]);
+    for (const [n, fromForm] of round) {
+      const into = collected.get(`${n}-${fromForm}`);
+      if (n === 'reference') {
+        const { connected: c, frame } = await referenceRun(fresh());
+        into.connected.push(c);
+        into.frames.push(frame);
+        log(`reference, run ${String(run).padStart(2)}: join → connected ${c.toFixed(0).padStart(4)} ms, → decoding the other ${frame.toFixed(0).padStart(4)} ms`);
+        continue;
+      }
+      const room = fresh();
+      const present = await callOf(room, n - 1);
+      const { page, connected: c, frame, steps: s } = await join(room, n - 1, fromForm);
+      into.connected.push(c);
+      into.frames.push(frame);
+      into.steps.push(s);
+      log(`${n} pages${fromForm ? ' (form)' : ''}, run ${String(run).padStart(2)}: join → connected ${c.toFixed(0).padStart(4)} ms, ` +
+        `→ decoding ${n - 1 === 1 ? 'the other' : `all ${n - 1} others`} ${frame.toFixed(0).padStart(4)} ms`);
+      await closeAll([...present, page]);
+    }
   }
-  result[`pages_${n}${fromForm ? '_form' : ''}`] = {
+}
+for (const [n, fromForm] of scenarios) {
+  const { connected, frames, steps } = collected.get(`${n}-${fromForm}`);
+  result[n === 'reference' ? 'reference' : `pages_${n}${fromForm ? '_form' : ''}`] = {
     join_to_connected_ms: summary(connected),
     join_to_first_frame_ms: summary(frames),
-    steps_median_ms: medianSteps(steps),
+    ...(n === 'reference' ? { url: reference } : { steps_median_ms: medianSteps(steps) }),
   };
 }
 
@@ -97,10 +165,15 @@ if (json) {
   console.log(JSON.stringify(result));
 } else {
   console.log(`\ncall setup, over ${runs} runs (the newcomer's "Join now" click →)`);
-  for (const key of ['pages_2', 'pages_2_form', 'pages_4']) {
+  for (const key of ['pages_2', 'pages_2_form', 'pages_4', ...(reference ? ['reference'] : [])]) {
     const r = result[key];
     console.log(`  ${key}: connected median ${r.join_to_connected_ms.median} ms, p90 ${r.join_to_connected_ms.p90} ms; ` +
       `decoding median ${r.join_to_first_frame_ms.median} ms, p90 ${r.join_to_first_frame_ms.p90} ms`);
-    console.log(`    steps (median ms after the click): ${Object.entries(r.steps_median_ms).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    if (r.steps_median_ms) console.log(`    steps (median ms after the click): ${Object.entries(r.steps_median_ms).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  }
+  if (reference) {
+    const ref = result.reference.join_to_first_frame_ms.median;
+    console.log(`  to the first frame against the reference: "Join now" ${(result.pages_2.join_to_first_frame_ms.median / ref).toFixed(2)}×, ` +
+      `the form ${(result.pages_2_form.join_to_first_frame_ms.median / ref).toFixed(2)}×`);
   }
 }

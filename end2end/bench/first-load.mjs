@@ -98,6 +98,16 @@ for (let run = 1; run <= runs; run++) {
   await context.close();
 }
 
+// The start page, cold, the same way (its own context: nothing cached).
+const startLoads = [];
+for (let run = 1; run <= runs; run++) {
+  const context = await browser.newContext();
+  await context.addInitScript(watchHydration);
+  startLoads.push(await load(await context.newPage(), `${hub.url}/`));
+  await context.close();
+}
+const onWire = (responses) => responses.filter((r) => !r.fromCache).reduce((n, r) => n + r.transferred, 0);
+
 // Sizes of what the server sends (one cold load), and what gzip -9 and brotli 11 make of each.
 const assets = [];
 const seen = new Set();
@@ -133,6 +143,10 @@ const result = {
     raw_bytes: sum('raw_bytes'),
     gzip9_bytes: sum('gzip9_bytes'),
     brotli11_bytes: sum('brotli11_bytes'),
+  },
+  start_page: {
+    transferred_bytes: onWire(startLoads[0].responses),
+    interactive_ms: median(startLoads.map((l) => l.timing.interactive)),
   },
   returning_visit: {
     requests: returning.length,

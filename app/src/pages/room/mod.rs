@@ -90,9 +90,12 @@ pub fn RoomPage() -> impl IntoView {
     let attempt = RwSignal::new(0u32);
 
     view! {
-        <Title text=move || match room.get() {
-            Ok(room) => format!("{room} · confab"),
-            Err(_) => "confab".to_owned(),
+        // `try_get`: the server builds the head after the page has rendered, and the page's
+        // signals can be disposed by then (seen once in 40 loads under load in the call-setup
+        // bench, a panic in that request); the title falls back rather than panic.
+        <Title text=move || match room.try_get() {
+            Some(Ok(room)) => format!("{room} · confab"),
+            _ => "confab".to_owned(),
         }/>
         {move || match (room.get(), hydrated.get(), entered.get()) {
             (Err(e), _, _) => view! {
