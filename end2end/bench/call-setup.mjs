@@ -15,7 +15,7 @@
 //     `referenceRun`), taking turns with confab's runs, and the ratios to it.
 //
 // Usage (after `make build`): [CALL_SETUP_REFERENCE=http://127.0.0.1:3000/] node bench/call-setup.mjs [runs] [--json]
-import { freePort, launch, median, openHome, openRoom, quantile, server, setupMarks, waitAllDecoding } from './lib.mjs';
+import { freePort, instrument, launch, median, openHome, openRoom, quantile, server, setupMarks, waitAllDecoding } from './lib.mjs';
 
 const json = process.argv.includes('--json');
 const runs = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 10);
@@ -77,28 +77,10 @@ const summary = (xs) => ({ median: Math.round(median(xs)), p90: Math.round(quant
  * decoded the first person's video, measured as for confab.
  */
 const reference = process.env.CALL_SETUP_REFERENCE;
-function instrumentReference() {
-  window.__pcs = [];
-  const Native = window.RTCPeerConnection;
-  window.RTCPeerConnection = class extends Native {
-    constructor(config) {
-      super(config);
-      window.__pcs.push(this);
-      this.addEventListener('connectionstatechange', () => {
-        if (this.connectionState === 'connected') window.__connectedAt ??= performance.now();
-      });
-    }
-  };
-  document.addEventListener('click', (e) => {
-    if (e.target instanceof Element && e.target.closest('button')?.textContent?.trim() === 'Enter room') {
-      window.__joinedAt = performance.now();
-    }
-  }, true);
-}
 async function referenceRun(room) {
   const open = async () => {
     const context = await browser.newContext({ permissions: ['camera', 'microphone'], viewport: { width: 640, height: 480 } });
-    await context.addInitScript(instrumentReference);
+    await context.addInitScript(instrument, ['Enter room']);
     const page = await context.newPage();
     await page.goto(reference);
     await page.getByPlaceholder('room name').fill(room);

@@ -56,13 +56,13 @@ export function server(port, args = []) {
 }
 
 /**
- * Records the page's peer connections, the moment "Join now" (or the start page's "Join room")
- * is pressed, and what the app does not mark itself on the performance timeline: the click
+ * Records the page's peer connections, the moment a button labelled one of `labels` ("Join now",
+ * the start page's "Join room") is pressed, and what the app does not mark itself on the performance timeline: the click
  * (`confab:click`) and each connection's ICE reaching `connected` (`confab:ice-connected`). The
  * app marks its own steps (`confab:start`, `media`, `join-sent`, `welcome`, `offer-received`,
  * `answer-sent`, `connected`; app/src/call/).
  */
-function instrument() {
+export function instrument(labels = ['Join now', 'Join room']) {
   window.__pcs = [];
   const Native = window.RTCPeerConnection;
   window.RTCPeerConnection = class extends Native {
@@ -80,7 +80,7 @@ function instrument() {
   document.addEventListener('click', (e) => {
     const button = e.target instanceof Element ? e.target.closest('button') : null;
     const label = button?.textContent?.trim();
-    if (label === 'Join now' || label === 'Join room') {
+    if (labels.includes(label)) {
       window.__joinedAt = performance.now();
       performance.mark('confab:click');
     }
