@@ -31,10 +31,12 @@ pub mod stats;
 pub mod status;
 pub mod storage;
 
+use leptos::either::EitherOf3;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
-use leptos_router::components::{Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::components::Router;
+use leptos_router::hooks::use_location;
+use pages::Page;
 
 /// The HTML document the server sends around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -67,11 +69,36 @@ pub fn App() -> impl IntoView {
         <Title text="confab"/>
         <Router>
             <main>
-                <Routes fallback=|| view! { <pages::NotFound/> }>
-                    <Route path=path!("/") view=pages::home::HomePage/>
-                    <Route path=path!("/room/:room") view=pages::room::RoomPage/>
-                </Routes>
+                <Pages/>
             </main>
+        </Router>
+    }
+}
+
+/// The page for the current location (see [`Page`]): a new page when the path changes.
+#[component]
+fn Pages() -> impl IntoView {
+    let pathname = use_location().pathname;
+    let page = Memo::new(move |_| Page::of(&pathname.get()));
+    move || match page.get() {
+        Page::Home => EitherOf3::A(view! { <pages::home::HomePage/> }),
+        Page::Room(room) => EitherOf3::B(view! { <pages::room::RoomPage room=room/> }),
+        Page::NotFound => EitherOf3::C(view! { <pages::NotFound/> }),
+    }
+}
+
+/// The paths the server renders the app for, as a router the server reads its route list from
+/// (`leptos_axum::generate_route_list`). Not in the wasm: the app itself switches on [`Page`].
+#[cfg(feature = "ssr")]
+pub fn server_routes() -> impl IntoView {
+    use leptos_router::components::{Route, Routes};
+    use leptos_router::path;
+    view! {
+        <Router>
+            <Routes fallback=|| ()>
+                <Route path=path!("/") view=|| ()/>
+                <Route path=path!("/room/:room") view=|| ()/>
+            </Routes>
         </Router>
     }
 }

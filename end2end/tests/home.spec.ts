@@ -24,6 +24,15 @@ test('the home page checks the names and remembers yours', async ({ browser }) =
   await expect(page).toHaveTitle(`${korean} · confab`);
   await expect(eve.status()).toHaveText('Waiting for someone to join — share this link');
 
+  // Back leaves the call for the start page (the app's own page switch follows the history),
+  // and forward comes back to the room's page.
+  await page.goBack();
+  await expect(page).toHaveURL(/\/$/);
+  await expect(page.getByRole('button', { name: 'Join room' })).toBeVisible();
+  await expect(page).toHaveTitle('confab');
+  await page.goForward();
+  await expect(page.getByRole('heading', { name: korean })).toBeVisible();
+
   // A link opened later shows the pre-join screen with the remembered name.
   await page.goto(`/room/${uniqueRoom('another')}`);
   await expect(page.getByLabel('Your name')).toHaveValue('Eve');

@@ -423,7 +423,7 @@ async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
 /// security headers, pages a Content-Security-Policy with a nonce per request (see [`headers`]).
 pub fn app(hub: Arc<Hub>, leptos_options: LeptosOptions) -> Router {
     use leptos_axum::{generate_route_list, LeptosRoutes};
-    let routes = generate_route_list(confab_app::App);
+    let routes = generate_route_list(confab_app::server_routes);
     let pkg = assets::pkg_routes(&leptos_options);
     let pages = Router::new()
         .leptos_routes_with_context(&leptos_options, routes, headers::provide_csp_nonce, {

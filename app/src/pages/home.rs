@@ -117,7 +117,7 @@ fn OpenRooms() -> impl IntoView {
                                 let people = (t.people)(room.people);
                                 view! {
                                     <li>
-                                        <a href=room_path(&room.name)>{room.name.to_string()}</a>
+                                        <a href=room_path(&room.name) rel="external">{room.name.to_string()}</a>
                                         <span class="people">{people}</span>
                                         {room.locked.then(|| view! { <span class="locked">{t.has_password}</span> })}
                                     </li>

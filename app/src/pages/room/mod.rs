@@ -14,7 +14,7 @@ use confab_protocol::{MediaState, RoomName, PASSWORD_MAX_CHARS};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::{use_navigate, use_params_map};
+use leptos_router::hooks::use_navigate;
 use prejoin::PreJoin;
 
 /// Who enters the call, with what (read from storage in an effect or a handler, never while
@@ -40,10 +40,12 @@ impl Entered {
 
 /// `/room/<name>`: the call, or the reason there is none.
 #[component]
-pub fn RoomPage() -> impl IntoView {
+pub fn RoomPage(
+    /// The room's name from the path, percent-decoded; checked here.
+    room: String,
+) -> impl IntoView {
     let t = texts();
-    let params = use_params_map();
-    let room = Memo::new(move |_| RoomName::parse(&params.read().get("room").unwrap_or_default()));
+    let room = Memo::new(move |_| RoomName::parse(&room));
     // Who enters, with what: from the pre-join screen, or straight from the start page's form.
     let entered = RwSignal::new(None::<Entered>);
     // The first call, started where the person entered (the click on "Join now", or the page
@@ -102,7 +104,7 @@ pub fn RoomPage() -> impl IntoView {
                 <section class="card">
                     <h1>{t.no_such_room}</h1>
                     <p role="alert">{(t.room_name_error)(e)}</p>
-                    <p><a href="/">{t.pick_another_room}</a></p>
+                    <p><a href="/" rel="external">{t.pick_another_room}</a></p>
                 </section>
             }.into_any(),
             (Ok(_), false, _) => view! { <p class="status" role="status">{t.loading}</p> }.into_any(),
@@ -442,7 +444,7 @@ fn CallView(
                 }
             </Show>
             <Show when=move || !in_call()>
-                <p class="back"><a href="/">{t.back_to_start}</a></p>
+                <p class="back"><a href="/" rel="external">{t.back_to_start}</a></p>
             </Show>
         </section>
     }
