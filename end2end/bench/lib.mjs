@@ -57,8 +57,9 @@ export function server(port, args = []) {
 
 /**
  * Records the page's peer connections, the moment a button labelled one of `labels` ("Join now",
- * the start page's "Join room") is pressed, and what the app does not mark itself on the performance timeline: the click
- * (`confab:click`) and each connection's ICE reaching `connected` (`confab:ice-connected`). The
+ * the start page's "Join room") is pressed, and what the app does not mark itself on the
+ * performance timeline: the click (`confab:click`) and each connection's ICE reaching
+ * `connected` (`confab:ice-connected`). The
  * app marks its own steps (`confab:start`, `media`, `join-sent`, `welcome`, `offer-received`,
  * `answer-sent`, `connected`; app/src/call/).
  */

@@ -1,9 +1,9 @@
 //! One `RTCPeerConnection` per remote participant: perfect negotiation, trickle ICE, recovery.
 //!
 //! **Perfect negotiation.** The first offer is made at first contact ([`call_peer`]), every
-//! later one from `negotiationneeded` (ICE restart, any change), so both sides may offer at once. Each pair has a polite side (the
-//! smaller key) that yields: the impolite side ignores a colliding offer, the polite side rolls
-//! back its own and answers. `setLocalDescription()` without arguments picks offer or answer.
+//! later one from `negotiationneeded` (ICE restart, any change), so both sides may offer at
+//! once. Each pair has a polite side (the smaller key) that yields: the impolite side ignores a
+//! colliding offer, the polite side rolls back its own and answers. `setLocalDescription()` without arguments picks offer or answer.
 //!
 //! **ICE restart.** A connection `failed`, or `disconnected` for [`RECOVERY_DELAY_MS`], calls
 //! `restartIce()`; the renegotiation goes through the same path.

@@ -155,14 +155,19 @@ fn usable(socket: &WebSocket) -> bool {
 pub(super) fn connect_ahead() {
     AHEAD.with_borrow_mut(|ahead| {
         if !ahead.as_ref().is_some_and(usable) {
-            *ahead = ws_url().and_then(|url| WebSocket::open(&url).ok());
+            *ahead = open_new();
         }
     });
 }
 
 /// The socket opened ahead, if it is still usable; else a new one.
 fn open_socket() -> Option<WebSocket> {
-    AHEAD.with_borrow_mut(Option::take).filter(usable).or_else(|| ws_url().and_then(|url| WebSocket::open(&url).ok()))
+    AHEAD.with_borrow_mut(Option::take).filter(usable).or_else(open_new)
+}
+
+/// A new socket to this site's `/ws`.
+fn open_new() -> Option<WebSocket> {
+    ws_url().and_then(|url| WebSocket::open(&url).ok())
 }
 
 fn ws_url() -> Option<String> {

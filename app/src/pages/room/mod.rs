@@ -50,28 +50,12 @@ pub fn RoomPage(
     let entered = RwSignal::new(None::<Entered>);
     // The first call, started where the person entered (the click on "Join now", or the page
     // opened from the start page's form) before its view renders: the join goes out while the
-    // call view is being built. Later calls ("Try again") start in their view.
+    // call view is being built. Its signals belong to the page, as a view's would. Later calls
+    // ("Try again") start as their view does.
     let started = StoredValue::new(None::<(Call, CallUi)>);
-    let owner = StoredValue::new(Owner::current());
+    let owner = StoredValue::new(Owner::current().unwrap_or_default());
     let start = move |room: &RoomName, who: &Entered, preview: Option<SharedStream>| {
-        let begin = || {
-            let ui = CallUi::new(t);
-            let call = Call::start(
-                room.to_string(),
-                who.name.clone(),
-                who.password.clone(),
-                who.listed,
-                who.prefs.clone(),
-                preview,
-                ui,
-            );
-            (call, ui)
-        };
-        // Its signals belong to the page, as a view's would.
-        let call = match owner.get_value() {
-            Some(owner) => owner.with(begin),
-            None => begin(),
-        };
+        let call = owner.get_value().with(|| begin_call(room, who, preview));
         started.set_value(Some(call));
     };
     let hydrated = RwSignal::new(false);
@@ -121,7 +105,10 @@ pub fn RoomPage(
             }
             (Ok(room), true, Some(who)) => {
                 attempt.track();
-                let first = started.try_update_value(Option::take).flatten();
+                let call = started
+                    .try_update_value(Option::take)
+                    .flatten()
+                    .unwrap_or_else(|| begin_call(&room, &who, None));
                 let retry = move |password: Option<String>| {
                     if let Some(password) = password {
                         entered.update(|who| {
@@ -136,10 +123,7 @@ pub fn RoomPage(
                     <CallView
                         room=room
                         name=who.name
-                        password=who.password
-                        listed=who.listed
-                        prefs=who.prefs
-                        started=first
+                        call=call
                         retry=retry
                     />
                 }
@@ -149,24 +133,34 @@ pub fn RoomPage(
     }
 }
 
+/// Starts `who`'s call in `room` (with the pre-join screen's open camera and microphone, if
+/// any), in the current reactive owner.
+fn begin_call(room: &RoomName, who: &Entered, preview: Option<SharedStream>) -> (Call, CallUi) {
+    let ui = CallUi::new(texts());
+    let call = Call::start(
+        room.to_string(),
+        who.name.clone(),
+        who.password.clone(),
+        who.listed,
+        who.prefs.clone(),
+        preview,
+        ui,
+    );
+    (call, ui)
+}
+
 /// The call: tiles, status line and controls.
 #[component]
 fn CallView(
     room: RoomName,
     name: String,
-    password: Option<String>,
-    listed: bool,
-    prefs: Prefs,
-    /// The call, if it was started already where the person entered; else it starts here.
-    started: Option<(Call, CallUi)>,
+    /// The call this view shows (hung up when the view goes).
+    call: (Call, CallUi),
     /// Starts a fresh call (with this password, if given).
     retry: impl Fn(Option<String>) + Send + Sync + Clone + 'static,
 ) -> impl IntoView {
     let t = texts();
-    let (controls, ui) = started.unwrap_or_else(|| {
-        let ui = CallUi::new(t);
-        (Call::start(room.to_string(), name.clone(), password, listed, prefs, None, ui), ui)
-    });
+    let (controls, ui) = call;
     {
         let call = controls.clone();
         on_cleanup(move || call.hang_up());
