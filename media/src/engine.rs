@@ -1,0 +1,531 @@
+//! The engine: one task owning the UDP socket and every participant's `Rtc`.
+//!
+//! Each turn of the loop waits for a command, a datagram or the earliest `Rtc` deadline, applies
+//! it, then settles: every `Rtc` that was touched is polled until it returns a timeout (str0m's
+//! rule after each mutation), its transmits go out on the socket and its events are handled,
+//! which touches other `Rtc`s (a frame forwarded to each subscriber) until nothing is left.
+//! Offers for added or removed tracks go out last, and closed participants are removed.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::config::CryptoProvider;
+use str0m::media::{MediaData, MediaKind};
+use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::layers::{Decision, Layer};
+use crate::peer::{track_kind, Peer, TrackIn};
+use crate::stats::MediaStats;
+use crate::{MediaConfig, MediaError, Notice, ParticipantId, RoomId, TrackKind};
+
+/// A connection without ICE traffic for this long is dropped (the browser had its chance to
+/// restart ICE).
+const DISCONNECTED_LIMIT: Duration = Duration::from_secs(30);
+
+/// Datagrams read in one turn before the loop looks at commands and timers again.
+const READ_BATCH: usize = 64;
+
+type Reply<T> = oneshot::Sender<Result<T, MediaError>>;
+
+pub(crate) enum Command {
+    Join {
+        room: RoomId,
+        participant: ParticipantId,
+        offer_sdp: String,
+        notices: mpsc::Sender<Notice>,
+        reply: Reply<String>,
+    },
+    Offer {
+        participant: ParticipantId,
+        offer_sdp: String,
+        reply: Reply<String>,
+    },
+    Answer {
+        participant: ParticipantId,
+        answer_sdp: String,
+        reply: Reply<()>,
+    },
+    Candidate {
+        participant: ParticipantId,
+        candidate: String,
+        reply: Reply<()>,
+    },
+    Layers {
+        participant: ParticipantId,
+        layers: Vec<(ParticipantId, Layer)>,
+        reply: Reply<()>,
+    },
+    Leave {
+        participant: ParticipantId,
+    },
+}
+
+/// The address put in the SDP as our one candidate. Every received datagram is taken as sent to
+/// it, so a socket bound to 0.0.0.0 behind a public address works.
+pub(crate) fn advertised_addr(local: SocketAddr, public_ip: Option<IpAddr>) -> io::Result<SocketAddr> {
+    let ip = public_ip.unwrap_or(local.ip());
+    if ip.is_unspecified() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the media socket is bound to an unspecified address: give the address browsers reach",
+        ));
+    }
+    Ok(SocketAddr::new(ip, local.port()))
+}
+
+enum Wake {
+    Command(Command),
+    Datagram(io::Result<(usize, SocketAddr)>),
+    Timer,
+}
+
+pub(crate) struct Engine {
+    config: MediaConfig,
+    socket: UdpSocket,
+    advertised: SocketAddr,
+    stats: Arc<MediaStats>,
+    crypto: Arc<CryptoProvider>,
+    peers: HashMap<ParticipantId, Peer>,
+    rooms: HashMap<RoomId, Vec<ParticipantId>>,
+    /// Which participant a source address belongs to, learnt from accepted datagrams.
+    by_addr: HashMap<SocketAddr, ParticipantId>,
+    /// Participants whose `Rtc` was mutated and has to be polled.
+    dirty: Vec<ParticipantId>,
+    events: VecDeque<(ParticipantId, Event)>,
+}
+
+impl Engine {
+    pub fn new(config: MediaConfig, socket: UdpSocket, advertised: SocketAddr, stats: Arc<MediaStats>) -> Engine {
+        Engine {
+            config,
+            socket,
+            advertised,
+            stats,
+            crypto: Arc::new(str0m::crypto::from_feature_flags()),
+            peers: HashMap::new(),
+            rooms: HashMap::new(),
+            by_addr: HashMap::new(),
+            dirty: Vec::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    pub async fn run(mut self, mut inbox: mpsc::Receiver<Command>) {
+        let mut buf = vec![0u8; 2048];
+        tracing::info!(addr = %self.advertised, "media engine started");
+        loop {
+            let now = Instant::now();
+            self.timeouts(now);
+            self.settle(now);
+            let deadline =
+                self.peers.values().map(|p| p.deadline).min().unwrap_or(now + Duration::from_secs(1)).max(now);
+            let wake = tokio::select! {
+                command = inbox.recv() => match command {
+                    Some(command) => Wake::Command(command),
+                    None => break,
+                },
+                received = self.socket.recv_from(&mut buf) => Wake::Datagram(received),
+                () = tokio::time::sleep_until(deadline.into()) => Wake::Timer,
+            };
+            match wake {
+                Wake::Command(command) => self.command(command, Instant::now()),
+                Wake::Datagram(received) => {
+                    let mut received = received;
+                    for _ in 0..READ_BATCH {
+                        match received {
+                            Ok((n, source)) => self.receive(source, &buf[..n], Instant::now()),
+                            // ICMP errors of earlier sends surface here on some systems.
+                            Err(e) => tracing::debug!(error = %e, "media socket read"),
+                        }
+                        received = match self.socket.try_recv_from(&mut buf) {
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            other => other,
+                        };
+                    }
+                }
+                Wake::Timer => {}
+            }
+        }
+        for peer in self.peers.values_mut() {
+            peer.rtc.disconnect();
+        }
+        tracing::info!("media engine stopped");
+    }
+
+    fn command(&mut self, command: Command, now: Instant) {
+        match command {
+            Command::Join { room, participant, offer_sdp, notices, reply } => {
+                let _ = reply.send(self.join(room, participant, &offer_sdp, notices, now));
+            }
+            Command::Offer { participant, offer_sdp, reply } => {
+                let result = self.with_peer(participant, |p| p.accept_offer(&offer_sdp));
+                let _ = reply.send(result);
+            }
+            Command::Answer { participant, answer_sdp, reply } => {
+                let result = self.with_peer(participant, |p| p.accept_answer(&answer_sdp));
+                let _ = reply.send(result);
+            }
+            Command::Candidate { participant, candidate, reply } => {
+                let result = self.with_peer(participant, |p| {
+                    let line = candidate.trim().trim_start_matches("a=");
+                    let candidate =
+                        Candidate::from_sdp_string(line).map_err(|e| MediaError::BadCandidate(e.to_string()))?;
+                    p.rtc.add_remote_candidate(candidate);
+                    Ok(())
+                });
+                let _ = reply.send(result);
+            }
+            Command::Layers { participant, layers, reply } => {
+                let result = self.with_peer(participant, |p| {
+                    for (source, layer) in layers {
+                        p.set_want(source, layer);
+                    }
+                    Ok(())
+                });
+                let _ = reply.send(result);
+            }
+            Command::Leave { participant } => self.remove(participant, None),
+        }
+    }
+
+    fn with_peer<T>(
+        &mut self,
+        participant: ParticipantId,
+        f: impl FnOnce(&mut Peer) -> Result<T, MediaError>,
+    ) -> Result<T, MediaError> {
+        let peer = self.peers.get_mut(&participant).ok_or(MediaError::UnknownParticipant)?;
+        let result = f(peer);
+        self.dirty.push(participant);
+        result
+    }
+
+    fn join(
+        &mut self,
+        room: RoomId,
+        participant: ParticipantId,
+        offer_sdp: &str,
+        notices: mpsc::Sender<Notice>,
+        now: Instant,
+    ) -> Result<String, MediaError> {
+        if self.peers.contains_key(&participant) {
+            return Err(MediaError::AlreadyJoined);
+        }
+        if self.peers.len() >= self.config.max_participants {
+            return Err(MediaError::Full);
+        }
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_crypto_provider(self.crypto.clone())
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(now);
+        let candidate = Candidate::host(self.advertised, "udp").map_err(|e| MediaError::Negotiation(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+        let mut peer = Peer::new(participant, room.clone(), rtc, notices, now);
+        let answer = peer.accept_offer(offer_sdp)?;
+        for other in self.rooms.get(&room).into_iter().flatten() {
+            let Some(other) = self.peers.get(other) else {
+                continue;
+            };
+            for track in other.tracks_in.iter().filter(|t| !t.muted_by_limit) {
+                peer.add_track_out(other.id, track.mid, track.kind);
+            }
+        }
+        self.peers.insert(participant, peer);
+        self.rooms.entry(room).or_default().push(participant);
+        self.dirty.push(participant);
+        MediaStats::add(&self.stats.participants, 1);
+        Ok(answer)
+    }
+
+    /// Removes a participant; `reason` is told to it when the engine, not the participant, ends it.
+    fn remove(&mut self, participant: ParticipantId, reason: Option<String>) {
+        let Some(mut peer) = self.peers.remove(&participant) else {
+            return;
+        };
+        if let Some(reason) = reason {
+            let _ = peer.notices.try_send(Notice::Closed { reason });
+        }
+        peer.rtc.disconnect();
+        self.stats.participants.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.by_addr.retain(|_, p| *p != participant);
+        if let Some(members) = self.rooms.get_mut(&peer.room) {
+            members.retain(|p| *p != participant);
+            if members.is_empty() {
+                self.rooms.remove(&peer.room);
+            }
+        }
+        for other in self.rooms.get(&peer.room).into_iter().flatten() {
+            if let Some(other) = self.peers.get_mut(other) {
+                other.source_gone(participant);
+            }
+        }
+    }
+
+    fn receive(&mut self, source: SocketAddr, data: &[u8], now: Instant) {
+        MediaStats::add(&self.stats.datagrams, 1);
+        let Ok(contents) = DatagramRecv::try_from(data) else {
+            MediaStats::add(&self.stats.garbage, 1);
+            return;
+        };
+        let input =
+            Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: self.advertised, contents });
+        let known =
+            self.by_addr.get(&source).copied().filter(|id| self.peers.get(id).is_some_and(|p| p.rtc.accepts(&input)));
+        let owner = known.or_else(|| self.peers.iter().find(|(_, p)| p.rtc.accepts(&input)).map(|(id, _)| *id));
+        let Some(owner) = owner else {
+            MediaStats::add(&self.stats.unowned, 1);
+            return;
+        };
+        MediaStats::add(&self.stats.delivered, 1);
+        if known.is_none() {
+            self.by_addr.insert(source, owner);
+        }
+        let peer = self.peers.get_mut(&owner).expect("the owner was just found");
+        if let Err(e) = peer.rtc.handle_input(input) {
+            MediaStats::add(&self.stats.errors, 1);
+            peer.close(format!("the connection failed: {e}"));
+        }
+        self.dirty.push(owner);
+    }
+
+    fn timeouts(&mut self, now: Instant) {
+        for peer in self.peers.values_mut() {
+            if peer.deadline <= now {
+                if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                    MediaStats::add(&self.stats.errors, 1);
+                    peer.close(format!("the connection failed: {e}"));
+                }
+                self.dirty.push(peer.id);
+            }
+            if peer.disconnected_since.is_some_and(|since| now.saturating_duration_since(since) > DISCONNECTED_LIMIT) {
+                peer.close("no ICE traffic for 30 s");
+            }
+        }
+    }
+
+    /// Polls every touched `Rtc` and handles what comes out until nothing is left; then makes the
+    /// offers that are due and removes closed participants (which can make more offers due).
+    fn settle(&mut self, now: Instant) {
+        loop {
+            while let Some(id) = self.dirty.pop() {
+                self.drain(id);
+            }
+            if let Some((id, event)) = self.events.pop_front() {
+                self.event(id, event, now);
+                continue;
+            }
+            let closing: Vec<(ParticipantId, String)> =
+                self.peers.values().filter_map(|p| p.closing.clone().map(|r| (p.id, r))).collect();
+            for (id, reason) in &closing {
+                tracing::info!(participant = id.0, reason, "media participant dropped");
+                self.remove(*id, Some(reason.clone()));
+            }
+            let mut offered = false;
+            for peer in self.peers.values_mut() {
+                if let Some(offer) = peer.make_offer() {
+                    peer.notify(offer);
+                    self.dirty.push(peer.id);
+                    offered = true;
+                }
+            }
+            if !offered && closing.is_empty() && self.dirty.is_empty() {
+                break;
+            }
+        }
+    }
+
+    fn drain(&mut self, id: ParticipantId) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        loop {
+            if !peer.rtc.is_alive() {
+                peer.close("the connection closed");
+                peer.deadline = Instant::now() + Duration::from_secs(1);
+                return;
+            }
+            match peer.rtc.poll_output() {
+                Ok(Output::Transmit(t)) => send(&self.socket, &t, &self.stats),
+                Ok(Output::Timeout(at)) => {
+                    peer.deadline = at;
+                    return;
+                }
+                Ok(Output::Event(event)) => self.events.push_back((id, event)),
+                Err(e) => {
+                    MediaStats::add(&self.stats.errors, 1);
+                    peer.close(format!("the connection failed: {e}"));
+                    peer.deadline = Instant::now() + Duration::from_secs(1);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn event(&mut self, id: ParticipantId, event: Event, now: Instant) {
+        match event {
+            Event::MediaData(data) => self.forward(id, data, now),
+            Event::Connected => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.notify(Notice::Connected);
+                }
+            }
+            Event::IceConnectionStateChange(state) => {
+                let Some(peer) = self.peers.get_mut(&id) else {
+                    return;
+                };
+                match state {
+                    IceConnectionState::Disconnected => {
+                        peer.disconnected_since.get_or_insert(now);
+                        peer.notify(Notice::Disconnected);
+                    }
+                    IceConnectionState::Connected | IceConnectionState::Completed => {
+                        peer.disconnected_since = None;
+                    }
+                    _ => {}
+                }
+            }
+            Event::MediaAdded(added) if added.direction.is_receiving() => {
+                self.track_added(id, added.mid, added.kind, added.simulcast.is_some());
+            }
+            Event::KeyframeRequest(request) => {
+                // A subscriber lost a picture: the publisher of that track sends a keyframe of the
+                // layer this subscriber gets.
+                let Some((source, source_mid, layer)) = self.peers.get(&id).and_then(|p| p.source_of(request.mid))
+                else {
+                    return;
+                };
+                if let Some(publisher) = self.peers.get_mut(&source) {
+                    if publisher.request_keyframe(source_mid, layer.unwrap_or(Layer::High), now) {
+                        MediaStats::add(&self.stats.keyframe_requests, 1);
+                        self.dirty.push(source);
+                    }
+                }
+            }
+            Event::Closed => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.close("the browser closed the connection");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn track_added(&mut self, id: ParticipantId, mid: str0m::media::Mid, kind: MediaKind, simulcast: bool) {
+        let Some(peer) = self.peers.get(&id) else {
+            return;
+        };
+        if peer.tracks_in.iter().any(|t| t.mid == mid) {
+            return;
+        }
+        let room = peer.room.clone();
+        let members = self.rooms.get(&room).cloned().unwrap_or_default();
+        let published: usize = members
+            .iter()
+            .filter_map(|m| self.peers.get(m))
+            .map(|p| p.tracks_in.iter().filter(|t| !t.muted_by_limit).count())
+            .sum();
+        let over_limit = published >= self.config.max_tracks_per_room;
+        if over_limit {
+            tracing::warn!(participant = id.0, "room track limit reached: track not forwarded");
+        }
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.tracks_in.push(TrackIn::new(mid, kind, simulcast, over_limit));
+        }
+        if over_limit {
+            return;
+        }
+        for member in members.iter().filter(|m| **m != id) {
+            if let Some(other) = self.peers.get_mut(member) {
+                other.add_track_out(id, mid, kind);
+            }
+        }
+    }
+
+    /// Sends a publisher's frame to every subscriber in its room that should get it.
+    fn forward(&mut self, source_id: ParticipantId, data: MediaData, now: Instant) {
+        let Some(source) = self.peers.get_mut(&source_id) else {
+            return;
+        };
+        let Some(track) = source.tracks_in.iter_mut().find(|t| t.mid == data.mid) else {
+            return;
+        };
+        if track.muted_by_limit {
+            return;
+        }
+        let Some(layer) = Layer::from_rid(data.rid.as_deref()) else {
+            return;
+        };
+        track.published.saw(layer, now);
+        let published = track.published.clone();
+        let kind = track_kind(track.kind);
+        let keyframe = kind == TrackKind::Video && data.is_keyframe();
+        let mut keyframes_wanted: Vec<Layer> = Vec::new();
+        if kind == TrackKind::Video && !data.contiguous {
+            keyframes_wanted.push(layer);
+        }
+        let room = source.room.clone();
+        for member in self.rooms.get(&room).into_iter().flatten() {
+            if *member == source_id {
+                continue;
+            }
+            let Some(subscriber) = self.peers.get_mut(member) else {
+                continue;
+            };
+            let want = subscriber.want(source_id);
+            let Some((mid, out)) = subscriber.open_track_out(source_id, data.mid) else {
+                continue;
+            };
+            let (write, switched) = if kind == TrackKind::Audio {
+                (true, false)
+            } else {
+                match out.selector.decide(layer, keyframe, published.choose(want, now)) {
+                    Decision::Forward => (true, false),
+                    Decision::Switch => (true, true),
+                    Decision::Skip => (false, false),
+                    Decision::NeedKeyframe(layer) => {
+                        keyframes_wanted.push(layer);
+                        (false, false)
+                    }
+                }
+            };
+            if !write {
+                MediaStats::add(&self.stats.skipped, 1);
+                continue;
+            }
+            match subscriber.write(mid, &data, switched) {
+                Ok(()) => MediaStats::add(&self.stats.forwarded, 1),
+                Err(e) => {
+                    MediaStats::add(&self.stats.errors, 1);
+                    subscriber.close(format!("forwarding failed: {e}"));
+                }
+            }
+            self.dirty.push(*member);
+        }
+        keyframes_wanted.sort();
+        keyframes_wanted.dedup();
+        if let Some(source) = self.peers.get_mut(&source_id) {
+            for layer in keyframes_wanted {
+                if source.request_keyframe(data.mid, layer, now) {
+                    MediaStats::add(&self.stats.keyframe_requests, 1);
+                    self.dirty.push(source_id);
+                }
+            }
+        }
+    }
+}
+
+fn send(socket: &UdpSocket, t: &Transmit, stats: &MediaStats) {
+    if let Err(e) = socket.try_send_to(&t.contents, t.destination) {
+        // A full send buffer drops the datagram, as the network would; RTP copes.
+        MediaStats::add(&stats.send_errors, 1);
+        tracing::debug!(error = %e, to = %t.destination, "media send");
+    }
+}

@@ -1,0 +1,209 @@
+//! Simulcast layers: which one a subscriber gets of a source's camera, and when it may switch.
+//!
+//! A publisher sends its camera up to three times (rids `l`, `m`, `h`: a quarter, half and full
+//! resolution). Each subscriber says which layer it wants of each source (the size of the tile it
+//! shows). The engine forwards the highest layer being published at or below that, switching only
+//! at a keyframe of the new layer (a decoder cannot start mid-stream), and asks the publisher for
+//! that keyframe. A camera without simulcast is one layer, [`Layer::High`].
+
+use std::time::{Duration, Instant};
+
+/// A layer of a source's video, as a subscriber wants it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Layer {
+    /// No video (the tile is not visible). Audio is never affected.
+    Off,
+    Low,
+    Medium,
+    High,
+}
+
+/// Layers not seen for this long count as no longer published (a browser drops its top layers
+/// when its uplink is short).
+pub const LAYER_STALE: Duration = Duration::from_millis(1500);
+
+impl Layer {
+    /// The layer an RTP stream id names (`None` for a stream without simulcast: one full layer).
+    pub fn from_rid(rid: Option<&str>) -> Option<Layer> {
+        match rid {
+            None | Some("h") | Some("f") => Some(Layer::High),
+            Some("m") => Some(Layer::Medium),
+            Some("l") | Some("q") => Some(Layer::Low),
+            Some(_) => None,
+        }
+    }
+
+    /// The rid browsers are asked to send this layer under.
+    pub fn rid(self) -> Option<&'static str> {
+        match self {
+            Layer::Off => None,
+            Layer::Low => Some("l"),
+            Layer::Medium => Some("m"),
+            Layer::High => Some("h"),
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Layer::Off | Layer::Low => 0,
+            Layer::Medium => 1,
+            Layer::High => 2,
+        }
+    }
+
+    const PUBLISHED: [Layer; 3] = [Layer::Low, Layer::Medium, Layer::High];
+}
+
+/// The layers a publisher is sending now, from when each was last seen.
+#[derive(Clone, Debug, Default)]
+pub struct Published {
+    last_seen: [Option<Instant>; 3],
+}
+
+impl Published {
+    pub fn saw(&mut self, layer: Layer, now: Instant) {
+        if layer != Layer::Off {
+            self.last_seen[layer.index()] = Some(now);
+        }
+    }
+
+    pub fn is_published(&self, layer: Layer, now: Instant) -> bool {
+        layer != Layer::Off
+            && self.last_seen[layer.index()].is_some_and(|seen| now.saturating_duration_since(seen) < LAYER_STALE)
+    }
+
+    /// The layer to forward to a subscriber who wants `want`: the highest published one at or
+    /// below it, else the lowest published one (a small tile of a source that only sends full
+    /// resolution still shows it). `None` when video is off or nothing is published.
+    pub fn choose(&self, want: Layer, now: Instant) -> Option<Layer> {
+        if want == Layer::Off {
+            return None;
+        }
+        let published = || Layer::PUBLISHED.into_iter().filter(|&l| self.is_published(l, now));
+        published().filter(|&l| l <= want).max().or_else(|| published().min())
+    }
+}
+
+/// What to do with one frame of a source's video for one subscriber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Forward it (the subscriber's current layer).
+    Forward,
+    /// Forward it: a keyframe of the layer the subscriber switches to. Timestamps continue from
+    /// the previous layer's.
+    Switch,
+    /// Drop it.
+    Skip,
+    /// Drop it, and ask the publisher for a keyframe of this layer so the switch can happen.
+    NeedKeyframe(Layer),
+}
+
+/// Which layer one subscriber currently receives of one source's video.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Selector {
+    current: Option<Layer>,
+}
+
+impl Selector {
+    pub fn current(&self) -> Option<Layer> {
+        self.current
+    }
+
+    /// Decides for a frame of `layer` when the subscriber should be on `target`.
+    pub fn decide(&mut self, layer: Layer, keyframe: bool, target: Option<Layer>) -> Decision {
+        let Some(target) = target else {
+            self.current = None;
+            return Decision::Skip;
+        };
+        if layer == target {
+            if self.current == Some(target) {
+                Decision::Forward
+            } else if keyframe {
+                self.current = Some(target);
+                Decision::Switch
+            } else {
+                Decision::NeedKeyframe(target)
+            }
+        } else if self.current == Some(layer) {
+            // The old layer keeps flowing until the new one's keyframe arrives.
+            Decision::Forward
+        } else {
+            Decision::Skip
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn published(layers: &[Layer], now: Instant) -> Published {
+        let mut p = Published::default();
+        for &l in layers {
+            p.saw(l, now);
+        }
+        p
+    }
+
+    #[test]
+    fn rids_name_layers() {
+        assert_eq!(Layer::from_rid(None), Some(Layer::High));
+        assert_eq!(Layer::from_rid(Some("l")), Some(Layer::Low));
+        assert_eq!(Layer::from_rid(Some("m")), Some(Layer::Medium));
+        assert_eq!(Layer::from_rid(Some("h")), Some(Layer::High));
+        assert_eq!(Layer::from_rid(Some("x")), None);
+        for l in [Layer::Low, Layer::Medium, Layer::High] {
+            assert_eq!(Layer::from_rid(l.rid()), Some(l));
+        }
+    }
+
+    #[test]
+    fn the_highest_published_layer_at_or_below_the_wish_is_chosen() {
+        let now = Instant::now();
+        let all = published(&[Layer::Low, Layer::Medium, Layer::High], now);
+        assert_eq!(all.choose(Layer::Low, now), Some(Layer::Low));
+        assert_eq!(all.choose(Layer::Medium, now), Some(Layer::Medium));
+        assert_eq!(all.choose(Layer::High, now), Some(Layer::High));
+        assert_eq!(all.choose(Layer::Off, now), None);
+
+        let no_top = published(&[Layer::Low, Layer::Medium], now);
+        assert_eq!(no_top.choose(Layer::High, now), Some(Layer::Medium));
+
+        let only_full = published(&[Layer::High], now);
+        assert_eq!(only_full.choose(Layer::Low, now), Some(Layer::High));
+
+        assert_eq!(Published::default().choose(Layer::High, now), None);
+    }
+
+    #[test]
+    fn a_layer_not_seen_lately_is_not_published() {
+        let then = Instant::now();
+        let later = then + LAYER_STALE + Duration::from_millis(1);
+        let mut p = published(&[Layer::Low, Layer::High], then);
+        p.saw(Layer::Low, later);
+        assert_eq!(p.choose(Layer::High, then), Some(Layer::High));
+        assert_eq!(p.choose(Layer::High, later), Some(Layer::Low));
+    }
+
+    #[test]
+    fn a_switch_waits_for_a_keyframe_of_the_new_layer() {
+        let mut s = Selector::default();
+        // Nothing yet: the first frame has to be a keyframe.
+        assert_eq!(s.decide(Layer::Low, false, Some(Layer::Low)), Decision::NeedKeyframe(Layer::Low));
+        assert_eq!(s.decide(Layer::Low, true, Some(Layer::Low)), Decision::Switch);
+        assert_eq!(s.decide(Layer::Low, false, Some(Layer::Low)), Decision::Forward);
+        assert_eq!(s.decide(Layer::High, false, Some(Layer::Low)), Decision::Skip);
+
+        // The viewer enlarges the tile: low keeps flowing until high's keyframe.
+        assert_eq!(s.decide(Layer::High, false, Some(Layer::High)), Decision::NeedKeyframe(Layer::High));
+        assert_eq!(s.decide(Layer::Low, false, Some(Layer::High)), Decision::Forward);
+        assert_eq!(s.decide(Layer::High, true, Some(Layer::High)), Decision::Switch);
+        assert_eq!(s.current(), Some(Layer::High));
+        assert_eq!(s.decide(Layer::Low, false, Some(Layer::High)), Decision::Skip);
+
+        // Hidden: nothing, and the next showing starts at a keyframe again.
+        assert_eq!(s.decide(Layer::High, true, None), Decision::Skip);
+        assert_eq!(s.current(), None);
+        assert_eq!(s.decide(Layer::High, false, Some(Layer::High)), Decision::NeedKeyframe(Layer::High));
+    }
+}

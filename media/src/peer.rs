@@ -1,0 +1,355 @@
+//! One participant's connection to the SFU: its `Rtc`, the tracks it publishes and the tracks it
+//! receives from the others, and the SDP negotiation that adds and removes the latter.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Mid, Rid};
+use str0m::Rtc;
+use tokio::sync::mpsc;
+
+use crate::layers::{Layer, Published, Selector};
+use crate::{MediaError, Notice, ParticipantId, RoomId, TrackInfo, TrackKind};
+
+/// Keyframe requests to one publisher's layer are at most this frequent: every new viewer and
+/// every layer switch asks for one, and each costs the publisher a large frame.
+const KEYFRAME_REQUEST_GAP: Duration = Duration::from_millis(500);
+
+/// A track this participant publishes.
+#[derive(Debug)]
+pub(crate) struct TrackIn {
+    pub mid: Mid,
+    pub kind: MediaKind,
+    pub published: Published,
+    last_keyframe_request: [Option<Instant>; 3],
+    /// Sent as simulcast layers, each with its rid.
+    simulcast: bool,
+    /// Over the room's track limit: received but forwarded to nobody.
+    pub muted_by_limit: bool,
+}
+
+impl TrackIn {
+    pub fn new(mid: Mid, kind: MediaKind, simulcast: bool, muted_by_limit: bool) -> TrackIn {
+        TrackIn {
+            mid,
+            kind,
+            simulcast,
+            published: Published::default(),
+            last_keyframe_request: [None; 3],
+            muted_by_limit,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OutState {
+    /// Waiting for the next offer.
+    ToOpen,
+    /// In an offer not yet answered.
+    Negotiating(Mid),
+    Open(Mid),
+    /// Its source left; the next offer stops it.
+    ToStop(Mid),
+    NegotiatingStop(Mid),
+}
+
+/// A track this participant receives: `source`'s track `source_mid`.
+#[derive(Debug)]
+pub(crate) struct TrackOut {
+    pub source: ParticipantId,
+    pub source_mid: Mid,
+    kind: MediaKind,
+    state: OutState,
+    /// The source left while this track was being negotiated: stop it once answered.
+    source_gone: bool,
+    pub selector: Selector,
+    timing: Timing,
+}
+
+/// Keeps a forwarded video's RTP timestamps continuous across layer switches: each simulcast
+/// layer has its own timestamp base.
+#[derive(Clone, Copy, Debug, Default)]
+struct Timing {
+    offset: u64,
+    last: Option<(u64, Instant)>,
+}
+
+impl Timing {
+    fn rebase(&mut self, time: MediaTime, wallclock: Instant, switched: bool) -> MediaTime {
+        if switched {
+            self.offset = match self.last {
+                Some((last, at)) => {
+                    let elapsed = wallclock.saturating_duration_since(at).as_secs_f64();
+                    let ticks = ((elapsed * f64::from(time.denom())) as u64).max(1);
+                    last.wrapping_add(ticks).wrapping_sub(time.numer())
+                }
+                None => 0,
+            };
+        }
+        let out = time.numer().wrapping_add(self.offset);
+        self.last = Some((out, wallclock));
+        MediaTime::new(out, time.frequency())
+    }
+}
+
+/// One participant.
+pub(crate) struct Peer {
+    pub id: ParticipantId,
+    pub room: RoomId,
+    pub rtc: Rtc,
+    pub notices: mpsc::Sender<Notice>,
+    pub tracks_in: Vec<TrackIn>,
+    pub tracks_out: Vec<TrackOut>,
+    pending: Option<SdpPendingOffer>,
+    /// Tracks were added or removed since the last offer.
+    pub needs_offer: bool,
+    /// The layer wanted of each source's video; `High` when not said.
+    wants: HashMap<ParticipantId, Layer>,
+    /// When the `Rtc` next wants `Input::Timeout`.
+    pub deadline: Instant,
+    pub disconnected_since: Option<Instant>,
+    /// Set when the engine is to drop this participant, with the reason given to it.
+    pub closing: Option<String>,
+}
+
+impl Peer {
+    pub fn new(id: ParticipantId, room: RoomId, rtc: Rtc, notices: mpsc::Sender<Notice>, now: Instant) -> Peer {
+        Peer {
+            id,
+            room,
+            rtc,
+            notices,
+            tracks_in: Vec::new(),
+            tracks_out: Vec::new(),
+            pending: None,
+            needs_offer: false,
+            wants: HashMap::new(),
+            deadline: now,
+            disconnected_since: None,
+            closing: None,
+        }
+    }
+
+    /// Queues a notice; a participant that does not read its notices is dropped.
+    pub fn notify(&mut self, notice: Notice) {
+        if self.notices.try_send(notice).is_err() && self.closing.is_none() {
+            self.closing = Some("notices were not read".into());
+        }
+    }
+
+    pub fn close(&mut self, reason: impl Into<String>) {
+        if self.closing.is_none() {
+            self.closing = Some(reason.into());
+        }
+    }
+
+    pub fn want(&self, source: ParticipantId) -> Layer {
+        self.wants.get(&source).copied().unwrap_or(Layer::High)
+    }
+
+    pub fn set_want(&mut self, source: ParticipantId, layer: Layer) {
+        self.wants.insert(source, layer);
+    }
+
+    /// Starts receiving `source`'s track (offered with the next negotiation).
+    pub fn add_track_out(&mut self, source: ParticipantId, source_mid: Mid, kind: MediaKind) {
+        self.tracks_out.push(TrackOut {
+            source,
+            source_mid,
+            kind,
+            state: OutState::ToOpen,
+            source_gone: false,
+            selector: Selector::default(),
+            timing: Timing::default(),
+        });
+        self.needs_offer = true;
+    }
+
+    /// `source` left: its tracks are stopped with the next negotiation.
+    pub fn source_gone(&mut self, source: ParticipantId) {
+        self.tracks_out.retain_mut(|t| {
+            if t.source != source {
+                return true;
+            }
+            match t.state {
+                OutState::ToOpen => return false,
+                OutState::Open(mid) => t.state = OutState::ToStop(mid),
+                OutState::Negotiating(_) => t.source_gone = true,
+                OutState::ToStop(_) | OutState::NegotiatingStop(_) => {}
+            }
+            true
+        });
+        self.needs_offer = true;
+    }
+
+    /// The participant's own offer (the first one at join, later ones for ICE restarts). An offer
+    /// of ours still waiting for its answer is withdrawn (str0m invalidates it) and made again.
+    pub fn accept_offer(&mut self, sdp: &str) -> Result<String, MediaError> {
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| MediaError::BadSdp(e.to_string()))?;
+        let answer = self.rtc.sdp_api().accept_offer(offer).map_err(|e| MediaError::Negotiation(e.to_string()))?;
+        if self.pending.take().is_some() {
+            for t in &mut self.tracks_out {
+                match t.state {
+                    OutState::Negotiating(_) => t.state = OutState::ToOpen,
+                    OutState::NegotiatingStop(mid) => t.state = OutState::ToStop(mid),
+                    _ => {}
+                }
+            }
+            self.needs_offer = true;
+        }
+        Ok(answer.to_sdp_string())
+    }
+
+    /// The participant's answer to our last offer.
+    pub fn accept_answer(&mut self, sdp: &str) -> Result<(), MediaError> {
+        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| MediaError::BadSdp(e.to_string()))?;
+        let Some(pending) = self.pending.take() else {
+            return Err(MediaError::Negotiation("no offer is waiting for an answer".into()));
+        };
+        self.rtc.sdp_api().accept_answer(pending, answer).map_err(|e| MediaError::Negotiation(e.to_string()))?;
+        for t in &mut self.tracks_out {
+            if let OutState::Negotiating(mid) = t.state {
+                if t.source_gone {
+                    t.state = OutState::ToStop(mid);
+                    self.needs_offer = true;
+                } else {
+                    t.state = OutState::Open(mid);
+                }
+            }
+        }
+        // A stopped m-line can be reused by a later add_media.
+        self.tracks_out.retain(|t| !matches!(t.state, OutState::NegotiatingStop(_)));
+        Ok(())
+    }
+
+    /// Our next offer, if tracks were added or removed and no offer is outstanding.
+    pub fn make_offer(&mut self) -> Option<Notice> {
+        if !self.needs_offer || self.pending.is_some() || self.closing.is_some() {
+            return None;
+        }
+        self.needs_offer = false;
+        let mut change = self.rtc.sdp_api();
+        for t in &mut self.tracks_out {
+            match t.state {
+                OutState::ToOpen => {
+                    // The stream id is the source, so the browser can group a source's tracks.
+                    let stream = format!("p{}", t.source.0);
+                    let mid = change.add_media(t.kind, Direction::SendOnly, Some(stream), None, None);
+                    t.state = OutState::Negotiating(mid);
+                }
+                OutState::ToStop(mid) => {
+                    change.stop_media(mid);
+                    t.state = OutState::NegotiatingStop(mid);
+                }
+                _ => {}
+            }
+        }
+        let (offer, pending) = change.apply()?;
+        self.pending = Some(pending);
+        Some(Notice::Offer { sdp: offer.to_sdp_string(), tracks: self.track_infos() })
+    }
+
+    /// The tracks the participant receives once the outstanding offer is answered.
+    fn track_infos(&self) -> Vec<TrackInfo> {
+        self.tracks_out
+            .iter()
+            .filter_map(|t| match t.state {
+                OutState::Negotiating(mid) | OutState::Open(mid) => {
+                    Some(TrackInfo { mid: mid.to_string(), source: t.source, kind: track_kind(t.kind) })
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The open outgoing track carrying `source`'s `source_mid`.
+    pub fn open_track_out(&mut self, source: ParticipantId, source_mid: Mid) -> Option<(Mid, &mut TrackOut)> {
+        self.tracks_out.iter_mut().find_map(|t| match t.state {
+            OutState::Open(mid) if t.source == source && t.source_mid == source_mid => Some((mid, t)),
+            _ => None,
+        })
+    }
+
+    /// The source track an outgoing `mid` carries.
+    pub fn source_of(&self, mid: Mid) -> Option<(ParticipantId, Mid, Option<Layer>)> {
+        self.tracks_out.iter().find_map(|t| match t.state {
+            OutState::Open(m) | OutState::Negotiating(m) if m == mid => {
+                Some((t.source, t.source_mid, t.selector.current()))
+            }
+            _ => None,
+        })
+    }
+
+    /// Asks this participant for a keyframe of its track `mid` at `layer`, unless one was asked
+    /// for lately. Returns whether a request was sent.
+    pub fn request_keyframe(&mut self, mid: Mid, layer: Layer, now: Instant) -> bool {
+        let Some(track) = self.tracks_in.iter_mut().find(|t| t.mid == mid) else {
+            return false;
+        };
+        let slot = match layer {
+            Layer::Off | Layer::Low => 0,
+            Layer::Medium => 1,
+            Layer::High => 2,
+        };
+        if track.last_keyframe_request[slot].is_some_and(|at| now.saturating_duration_since(at) < KEYFRAME_REQUEST_GAP)
+        {
+            return false;
+        }
+        track.last_keyframe_request[slot] = Some(now);
+        let rid = if track.simulcast { layer.rid().map(Rid::from) } else { None };
+        let Some(mut writer) = self.rtc.writer(mid) else {
+            return false;
+        };
+        writer.request_keyframe(rid, KeyframeRequestKind::Pli).is_ok()
+    }
+
+    /// Writes a forwarded frame into the outgoing track `mid`. Video timestamps are rebased so a
+    /// layer switch does not jump.
+    pub fn write(&mut self, mid: Mid, data: &MediaData, switched: bool) -> Result<(), str0m::RtcError> {
+        let time = match self.tracks_out.iter_mut().find(|t| matches!(t.state, OutState::Open(m) if m == mid)) {
+            Some(t) if t.kind == MediaKind::Video => t.timing.rebase(data.time, data.network_time, switched),
+            _ => data.time,
+        };
+        let Some(writer) = self.rtc.writer(mid) else {
+            return Ok(());
+        };
+        let Some(pt) = writer.match_params(data.params) else {
+            return Ok(());
+        };
+        let writer = match (data.ext_vals.audio_level, data.ext_vals.voice_activity) {
+            (Some(level), vad) => writer.audio_level(level, vad.unwrap_or(false)),
+            _ => writer,
+        };
+        writer.write(pt, data.network_time, time, data.data.clone())
+    }
+}
+
+pub(crate) fn track_kind(kind: MediaKind) -> TrackKind {
+    match kind {
+        MediaKind::Audio => TrackKind::Audio,
+        MediaKind::Video => TrackKind::Video,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use str0m::media::Frequency;
+
+    #[test]
+    fn timestamps_continue_across_a_layer_switch() {
+        let t0 = Instant::now();
+        let mut timing = Timing::default();
+        let low = |n: u64| MediaTime::new(1_000_000 + n, Frequency::NINETY_KHZ);
+        let high = |n: u64| MediaTime::new(7_000 + n, Frequency::NINETY_KHZ);
+
+        assert_eq!(timing.rebase(low(0), t0, true).numer(), 1_000_000);
+        assert_eq!(timing.rebase(low(3_000), t0 + Duration::from_millis(33), false).numer(), 1_003_000);
+        // 33 ms later the high layer takes over with its own base: it continues ~3,000 ticks on.
+        let switched = timing.rebase(high(6_000), t0 + Duration::from_millis(66), true);
+        assert!((1_005_900..=1_006_100).contains(&switched.numer()), "{switched:?}");
+        let next = timing.rebase(high(9_000), t0 + Duration::from_millis(99), false);
+        assert_eq!(next.numer() - switched.numer(), 3_000);
+    }
+}
