@@ -22,7 +22,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::layers::{Decision, Layer};
 use crate::peer::{track_kind, Peer, TrackIn};
 use crate::stats::MediaStats;
-use crate::{MediaConfig, MediaError, Notice, ParticipantId, RoomId, TrackKind};
+use crate::{MediaConfig, MediaError, Member, Notice, RoomId, TrackKind};
+
+/// The engine's own number for a participant (room ids repeat across rooms).
+pub(crate) type Slot = u64;
 
 /// A connection without ICE traffic for this long is dropped (the browser had its chance to
 /// restart ICE).
@@ -34,36 +37,12 @@ const READ_BATCH: usize = 64;
 type Reply<T> = oneshot::Sender<Result<T, MediaError>>;
 
 pub(crate) enum Command {
-    Join {
-        room: RoomId,
-        participant: ParticipantId,
-        offer_sdp: String,
-        notices: mpsc::Sender<Notice>,
-        reply: Reply<String>,
-    },
-    Offer {
-        participant: ParticipantId,
-        offer_sdp: String,
-        reply: Reply<String>,
-    },
-    Answer {
-        participant: ParticipantId,
-        answer_sdp: String,
-        reply: Reply<()>,
-    },
-    Candidate {
-        participant: ParticipantId,
-        candidate: String,
-        reply: Reply<()>,
-    },
-    Layers {
-        participant: ParticipantId,
-        layers: Vec<(ParticipantId, Layer)>,
-        reply: Reply<()>,
-    },
-    Leave {
-        participant: ParticipantId,
-    },
+    Join { member: Member, offer_sdp: String, notices: mpsc::Sender<Notice>, reply: Reply<String> },
+    Offer { member: Member, offer_sdp: String, reply: Reply<String> },
+    Answer { member: Member, answer_sdp: String, reply: Reply<()> },
+    Candidate { member: Member, candidate: String, reply: Reply<()> },
+    Layers { member: Member, layers: Vec<(crate::ParticipantId, Layer)>, reply: Reply<()> },
+    Leave { member: Member },
 }
 
 /// The address put in the SDP as our one candidate. Every received datagram is taken as sent to
@@ -91,13 +70,15 @@ pub(crate) struct Engine {
     advertised: SocketAddr,
     stats: Arc<MediaStats>,
     crypto: Arc<CryptoProvider>,
-    peers: HashMap<ParticipantId, Peer>,
-    rooms: HashMap<RoomId, Vec<ParticipantId>>,
+    peers: HashMap<Slot, Peer>,
+    slots: HashMap<Member, Slot>,
+    next_slot: Slot,
+    rooms: HashMap<RoomId, Vec<Slot>>,
     /// Which participant a source address belongs to, learnt from accepted datagrams.
-    by_addr: HashMap<SocketAddr, ParticipantId>,
+    by_addr: HashMap<SocketAddr, Slot>,
     /// Participants whose `Rtc` was mutated and has to be polled.
-    dirty: Vec<ParticipantId>,
-    events: VecDeque<(ParticipantId, Event)>,
+    dirty: Vec<Slot>,
+    events: VecDeque<(Slot, Event)>,
 }
 
 impl Engine {
@@ -109,6 +90,8 @@ impl Engine {
             stats,
             crypto: Arc::new(str0m::crypto::from_feature_flags()),
             peers: HashMap::new(),
+            slots: HashMap::new(),
+            next_slot: 0,
             rooms: HashMap::new(),
             by_addr: HashMap::new(),
             dirty: Vec::new(),
@@ -160,19 +143,19 @@ impl Engine {
 
     fn command(&mut self, command: Command, now: Instant) {
         match command {
-            Command::Join { room, participant, offer_sdp, notices, reply } => {
-                let _ = reply.send(self.join(room, participant, &offer_sdp, notices, now));
+            Command::Join { member, offer_sdp, notices, reply } => {
+                let _ = reply.send(self.join(member, &offer_sdp, notices, now));
             }
-            Command::Offer { participant, offer_sdp, reply } => {
-                let result = self.with_peer(participant, |p| p.accept_offer(&offer_sdp));
+            Command::Offer { member, offer_sdp, reply } => {
+                let result = self.with_peer(&member, |p| p.accept_offer(&offer_sdp));
                 let _ = reply.send(result);
             }
-            Command::Answer { participant, answer_sdp, reply } => {
-                let result = self.with_peer(participant, |p| p.accept_answer(&answer_sdp));
+            Command::Answer { member, answer_sdp, reply } => {
+                let result = self.with_peer(&member, |p| p.accept_answer(&answer_sdp));
                 let _ = reply.send(result);
             }
-            Command::Candidate { participant, candidate, reply } => {
-                let result = self.with_peer(participant, |p| {
+            Command::Candidate { member, candidate, reply } => {
+                let result = self.with_peer(&member, |p| {
                     let line = candidate.trim().trim_start_matches("a=");
                     let candidate =
                         Candidate::from_sdp_string(line).map_err(|e| MediaError::BadCandidate(e.to_string()))?;
@@ -181,8 +164,8 @@ impl Engine {
                 });
                 let _ = reply.send(result);
             }
-            Command::Layers { participant, layers, reply } => {
-                let result = self.with_peer(participant, |p| {
+            Command::Layers { member, layers, reply } => {
+                let result = self.with_peer(&member, |p| {
                     for (source, layer) in layers {
                         p.set_want(source, layer);
                     }
@@ -190,30 +173,34 @@ impl Engine {
                 });
                 let _ = reply.send(result);
             }
-            Command::Leave { participant } => self.remove(participant, None),
+            Command::Leave { member } => {
+                if let Some(slot) = self.slots.get(&member).copied() {
+                    self.remove(slot, None);
+                }
+            }
         }
     }
 
     fn with_peer<T>(
         &mut self,
-        participant: ParticipantId,
+        member: &Member,
         f: impl FnOnce(&mut Peer) -> Result<T, MediaError>,
     ) -> Result<T, MediaError> {
-        let peer = self.peers.get_mut(&participant).ok_or(MediaError::UnknownParticipant)?;
+        let slot = self.slots.get(member).copied().ok_or(MediaError::UnknownParticipant)?;
+        let peer = self.peers.get_mut(&slot).ok_or(MediaError::UnknownParticipant)?;
         let result = f(peer);
-        self.dirty.push(participant);
+        self.dirty.push(slot);
         result
     }
 
     fn join(
         &mut self,
-        room: RoomId,
-        participant: ParticipantId,
+        member: Member,
         offer_sdp: &str,
         notices: mpsc::Sender<Notice>,
         now: Instant,
     ) -> Result<String, MediaError> {
-        if self.peers.contains_key(&participant) {
+        if self.slots.contains_key(&member) {
             return Err(MediaError::AlreadyJoined);
         }
         if self.peers.len() >= self.config.max_participants {
@@ -228,43 +215,47 @@ impl Engine {
             .build(now);
         let candidate = Candidate::host(self.advertised, "udp").map_err(|e| MediaError::Negotiation(e.to_string()))?;
         rtc.add_local_candidate(candidate);
-        let mut peer = Peer::new(participant, room.clone(), rtc, notices, now);
+        let slot = self.next_slot;
+        let mut peer = Peer::new(slot, member.id, member.room.clone(), rtc, notices, now);
         let answer = peer.accept_offer(offer_sdp)?;
-        for other in self.rooms.get(&room).into_iter().flatten() {
+        self.next_slot += 1;
+        for other in self.rooms.get(&member.room).into_iter().flatten() {
             let Some(other) = self.peers.get(other) else {
                 continue;
             };
             for track in other.tracks_in.iter().filter(|t| !t.muted_by_limit) {
-                peer.add_track_out(other.id, track.mid, track.kind);
+                peer.add_track_out(other.slot, other.id, track.mid, track.kind);
             }
         }
-        self.peers.insert(participant, peer);
-        self.rooms.entry(room).or_default().push(participant);
-        self.dirty.push(participant);
+        self.peers.insert(slot, peer);
+        self.rooms.entry(member.room.clone()).or_default().push(slot);
+        self.slots.insert(member, slot);
+        self.dirty.push(slot);
         MediaStats::add(&self.stats.participants, 1);
         Ok(answer)
     }
 
     /// Removes a participant; `reason` is told to it when the engine, not the participant, ends it.
-    fn remove(&mut self, participant: ParticipantId, reason: Option<String>) {
-        let Some(mut peer) = self.peers.remove(&participant) else {
+    fn remove(&mut self, slot: Slot, reason: Option<String>) {
+        let Some(mut peer) = self.peers.remove(&slot) else {
             return;
         };
+        self.slots.remove(&Member { room: peer.room.clone(), id: peer.id });
         if let Some(reason) = reason {
             let _ = peer.notices.try_send(Notice::Closed { reason });
         }
         peer.rtc.disconnect();
         self.stats.participants.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        self.by_addr.retain(|_, p| *p != participant);
+        self.by_addr.retain(|_, p| *p != slot);
         if let Some(members) = self.rooms.get_mut(&peer.room) {
-            members.retain(|p| *p != participant);
+            members.retain(|p| *p != slot);
             if members.is_empty() {
                 self.rooms.remove(&peer.room);
             }
         }
         for other in self.rooms.get(&peer.room).into_iter().flatten() {
             if let Some(other) = self.peers.get_mut(other) {
-                other.source_gone(participant);
+                other.source_gone(slot);
             }
         }
     }
@@ -303,7 +294,7 @@ impl Engine {
                     MediaStats::add(&self.stats.errors, 1);
                     peer.close(format!("the connection failed: {e}"));
                 }
-                self.dirty.push(peer.id);
+                self.dirty.push(peer.slot);
             }
             if peer.disconnected_since.is_some_and(|since| now.saturating_duration_since(since) > DISCONNECTED_LIMIT) {
                 peer.close("no ICE traffic for 30 s");
@@ -322,17 +313,17 @@ impl Engine {
                 self.event(id, event, now);
                 continue;
             }
-            let closing: Vec<(ParticipantId, String)> =
-                self.peers.values().filter_map(|p| p.closing.clone().map(|r| (p.id, r))).collect();
+            let closing: Vec<(Slot, String)> =
+                self.peers.values().filter_map(|p| p.closing.clone().map(|r| (p.slot, r))).collect();
             for (id, reason) in &closing {
-                tracing::info!(participant = id.0, reason, "media participant dropped");
+                tracing::info!(slot = id, reason, "media participant dropped");
                 self.remove(*id, Some(reason.clone()));
             }
             let mut offered = false;
             for peer in self.peers.values_mut() {
                 if let Some(offer) = peer.make_offer() {
                     peer.notify(offer);
-                    self.dirty.push(peer.id);
+                    self.dirty.push(peer.slot);
                     offered = true;
                 }
             }
@@ -342,7 +333,7 @@ impl Engine {
         }
     }
 
-    fn drain(&mut self, id: ParticipantId) {
+    fn drain(&mut self, id: Slot) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
@@ -369,7 +360,7 @@ impl Engine {
         }
     }
 
-    fn event(&mut self, id: ParticipantId, event: Event, now: Instant) {
+    fn event(&mut self, id: Slot, event: Event, now: Instant) {
         match event {
             Event::MediaData(data) => self.forward(id, data, now),
             Event::Connected => {
@@ -418,7 +409,7 @@ impl Engine {
         }
     }
 
-    fn track_added(&mut self, id: ParticipantId, mid: str0m::media::Mid, kind: MediaKind, simulcast: bool) {
+    fn track_added(&mut self, id: Slot, mid: str0m::media::Mid, kind: MediaKind, simulcast: bool) {
         let Some(peer) = self.peers.get(&id) else {
             return;
         };
@@ -426,6 +417,7 @@ impl Engine {
             return;
         }
         let room = peer.room.clone();
+        let member_id = peer.id;
         let members = self.rooms.get(&room).cloned().unwrap_or_default();
         let published: usize = members
             .iter()
@@ -434,7 +426,7 @@ impl Engine {
             .sum();
         let over_limit = published >= self.config.max_tracks_per_room;
         if over_limit {
-            tracing::warn!(participant = id.0, "room track limit reached: track not forwarded");
+            tracing::warn!(slot = id, "room track limit reached: track not forwarded");
         }
         if let Some(peer) = self.peers.get_mut(&id) {
             peer.tracks_in.push(TrackIn::new(mid, kind, simulcast, over_limit));
@@ -444,14 +436,14 @@ impl Engine {
         }
         for member in members.iter().filter(|m| **m != id) {
             if let Some(other) = self.peers.get_mut(member) {
-                other.add_track_out(id, mid, kind);
+                other.add_track_out(id, member_id, mid, kind);
             }
         }
     }
 
     /// Sends a publisher's frame to every subscriber in its room that should get it.
-    fn forward(&mut self, source_id: ParticipantId, data: MediaData, now: Instant) {
-        let Some(source) = self.peers.get_mut(&source_id) else {
+    fn forward(&mut self, source_slot: Slot, data: MediaData, now: Instant) {
+        let Some(source) = self.peers.get_mut(&source_slot) else {
             return;
         };
         let Some(track) = source.tracks_in.iter_mut().find(|t| t.mid == data.mid) else {
@@ -472,15 +464,16 @@ impl Engine {
             keyframes_wanted.push(layer);
         }
         let room = source.room.clone();
+        let source_id = source.id;
         for member in self.rooms.get(&room).into_iter().flatten() {
-            if *member == source_id {
+            if *member == source_slot {
                 continue;
             }
             let Some(subscriber) = self.peers.get_mut(member) else {
                 continue;
             };
             let want = subscriber.want(source_id);
-            let Some((mid, out)) = subscriber.open_track_out(source_id, data.mid) else {
+            let Some((mid, out)) = subscriber.open_track_out(source_slot, data.mid) else {
                 continue;
             };
             let (write, switched) = if kind == TrackKind::Audio {
@@ -511,11 +504,11 @@ impl Engine {
         }
         keyframes_wanted.sort();
         keyframes_wanted.dedup();
-        if let Some(source) = self.peers.get_mut(&source_id) {
+        if let Some(source) = self.peers.get_mut(&source_slot) {
             for layer in keyframes_wanted {
                 if source.request_keyframe(data.mid, layer, now) {
                     MediaStats::add(&self.stats.keyframe_requests, 1);
-                    self.dirty.push(source_id);
+                    self.dirty.push(source_slot);
                 }
             }
         }

@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use layers::Layer;
 pub use stats::MediaStats;
 
-/// A participant, as the server numbers them (the signaling hub's peer id).
+/// A participant's id in its room (the signaling hub's peer id).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ParticipantId(pub u64);
 
@@ -45,6 +45,19 @@ pub struct RoomId(pub Arc<str>);
 impl RoomId {
     pub fn new(name: &str) -> RoomId {
         RoomId(Arc::from(name))
+    }
+}
+
+/// A participant of a room: ids are the room's own, so the pair is what names one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Member {
+    pub room: RoomId,
+    pub id: ParticipantId,
+}
+
+impl Member {
+    pub fn new(room: &str, id: u64) -> Member {
+        Member { room: RoomId::new(room), id: ParticipantId(id) }
     }
 }
 
@@ -166,43 +179,38 @@ impl MediaHandle {
     /// comes back. Tracks of the others in the room follow as [`Notice::Offer`]s on `notices`.
     pub async fn join(
         &self,
-        room: RoomId,
-        participant: ParticipantId,
+        member: Member,
         offer_sdp: String,
         notices: mpsc::Sender<Notice>,
     ) -> Result<String, MediaError> {
-        self.call(|reply| engine::Command::Join { room, participant, offer_sdp, notices, reply }).await
+        self.call(|reply| engine::Command::Join { member, offer_sdp, notices, reply }).await
     }
 
     /// A later offer from the participant (an ICE restart, a changed track); the answer comes
     /// back. If the SFU's own offer was outstanding, it is withdrawn and made again afterwards.
-    pub async fn offer(&self, participant: ParticipantId, offer_sdp: String) -> Result<String, MediaError> {
-        self.call(|reply| engine::Command::Offer { participant, offer_sdp, reply }).await
+    pub async fn offer(&self, member: Member, offer_sdp: String) -> Result<String, MediaError> {
+        self.call(|reply| engine::Command::Offer { member, offer_sdp, reply }).await
     }
 
     /// The participant's answer to the last [`Notice::Offer`].
-    pub async fn answer(&self, participant: ParticipantId, answer_sdp: String) -> Result<(), MediaError> {
-        self.call(|reply| engine::Command::Answer { participant, answer_sdp, reply }).await
+    pub async fn answer(&self, member: Member, answer_sdp: String) -> Result<(), MediaError> {
+        self.call(|reply| engine::Command::Answer { member, answer_sdp, reply }).await
     }
 
     /// A trickled ICE candidate from the participant (`candidate:…` as the browser gives it).
-    pub async fn candidate(&self, participant: ParticipantId, candidate: String) -> Result<(), MediaError> {
-        self.call(|reply| engine::Command::Candidate { participant, candidate, reply }).await
+    pub async fn candidate(&self, member: Member, candidate: String) -> Result<(), MediaError> {
+        self.call(|reply| engine::Command::Candidate { member, candidate, reply }).await
     }
 
     /// Which layer `participant` wants of each source's video (sources not listed keep theirs;
     /// [`Layer::Off`] stops the video, audio always flows).
-    pub async fn set_layers(
-        &self,
-        participant: ParticipantId,
-        layers: Vec<(ParticipantId, Layer)>,
-    ) -> Result<(), MediaError> {
-        self.call(|reply| engine::Command::Layers { participant, layers, reply }).await
+    pub async fn set_layers(&self, member: Member, layers: Vec<(ParticipantId, Layer)>) -> Result<(), MediaError> {
+        self.call(|reply| engine::Command::Layers { member, layers, reply }).await
     }
 
     /// The participant leaves: its connection closes and its tracks are removed from the others'.
-    pub async fn leave(&self, participant: ParticipantId) {
-        let _ = self.commands.send(engine::Command::Leave { participant }).await;
+    pub async fn leave(&self, member: Member) {
+        let _ = self.commands.send(engine::Command::Leave { member }).await;
     }
 
     async fn call<T>(

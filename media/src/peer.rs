@@ -9,6 +9,7 @@ use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, MediaTi
 use str0m::Rtc;
 use tokio::sync::mpsc;
 
+use crate::engine::Slot;
 use crate::layers::{Layer, Published, Selector};
 use crate::{MediaError, Notice, ParticipantId, RoomId, TrackInfo, TrackKind};
 
@@ -57,7 +58,9 @@ enum OutState {
 /// A track this participant receives: `source`'s track `source_mid`.
 #[derive(Debug)]
 pub(crate) struct TrackOut {
-    pub source: ParticipantId,
+    pub source: Slot,
+    /// The source's id in the room (what the participant is told).
+    source_id: ParticipantId,
     pub source_mid: Mid,
     kind: MediaKind,
     state: OutState,
@@ -95,6 +98,8 @@ impl Timing {
 
 /// One participant.
 pub(crate) struct Peer {
+    pub slot: Slot,
+    /// The id in the room.
     pub id: ParticipantId,
     pub room: RoomId,
     pub rtc: Rtc,
@@ -114,8 +119,16 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
-    pub fn new(id: ParticipantId, room: RoomId, rtc: Rtc, notices: mpsc::Sender<Notice>, now: Instant) -> Peer {
+    pub fn new(
+        slot: Slot,
+        id: ParticipantId,
+        room: RoomId,
+        rtc: Rtc,
+        notices: mpsc::Sender<Notice>,
+        now: Instant,
+    ) -> Peer {
         Peer {
+            slot,
             id,
             room,
             rtc,
@@ -153,9 +166,10 @@ impl Peer {
     }
 
     /// Starts receiving `source`'s track (offered with the next negotiation).
-    pub fn add_track_out(&mut self, source: ParticipantId, source_mid: Mid, kind: MediaKind) {
+    pub fn add_track_out(&mut self, source: Slot, source_id: ParticipantId, source_mid: Mid, kind: MediaKind) {
         self.tracks_out.push(TrackOut {
             source,
+            source_id,
             source_mid,
             kind,
             state: OutState::ToOpen,
@@ -167,7 +181,7 @@ impl Peer {
     }
 
     /// `source` left: its tracks are stopped with the next negotiation.
-    pub fn source_gone(&mut self, source: ParticipantId) {
+    pub fn source_gone(&mut self, source: Slot) {
         self.tracks_out.retain_mut(|t| {
             if t.source != source {
                 return true;
@@ -234,7 +248,7 @@ impl Peer {
             match t.state {
                 OutState::ToOpen => {
                     // The stream id is the source, so the browser can group a source's tracks.
-                    let stream = format!("p{}", t.source.0);
+                    let stream = format!("p{}", t.source_id.0);
                     let mid = change.add_media(t.kind, Direction::SendOnly, Some(stream), None, None);
                     t.state = OutState::Negotiating(mid);
                 }
@@ -256,7 +270,7 @@ impl Peer {
             .iter()
             .filter_map(|t| match t.state {
                 OutState::Negotiating(mid) | OutState::Open(mid) => {
-                    Some(TrackInfo { mid: mid.to_string(), source: t.source, kind: track_kind(t.kind) })
+                    Some(TrackInfo { mid: mid.to_string(), source: t.source_id, kind: track_kind(t.kind) })
                 }
                 _ => None,
             })
@@ -264,7 +278,7 @@ impl Peer {
     }
 
     /// The open outgoing track carrying `source`'s `source_mid`.
-    pub fn open_track_out(&mut self, source: ParticipantId, source_mid: Mid) -> Option<(Mid, &mut TrackOut)> {
+    pub fn open_track_out(&mut self, source: Slot, source_mid: Mid) -> Option<(Mid, &mut TrackOut)> {
         self.tracks_out.iter_mut().find_map(|t| match t.state {
             OutState::Open(mid) if t.source == source && t.source_mid == source_mid => Some((mid, t)),
             _ => None,
@@ -272,7 +286,7 @@ impl Peer {
     }
 
     /// The source track an outgoing `mid` carries.
-    pub fn source_of(&self, mid: Mid) -> Option<(ParticipantId, Mid, Option<Layer>)> {
+    pub fn source_of(&self, mid: Mid) -> Option<(Slot, Mid, Option<Layer>)> {
         self.tracks_out.iter().find_map(|t| match t.state {
             OutState::Open(m) | OutState::Negotiating(m) if m == mid => {
                 Some((t.source, t.source_mid, t.selector.current()))

@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use confab_media::bot::{Bot, BotOptions, BotReport};
-use confab_media::{Layer, MediaConfig, MediaError, MediaHandle, MediaStats, Notice, ParticipantId, RoomId, TrackKind};
+use confab_media::{Layer, MediaConfig, MediaError, MediaHandle, MediaStats, Member, Notice, ParticipantId, TrackKind};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -16,6 +16,7 @@ const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
 /// every offer it got is kept.
 struct Participant {
     id: ParticipantId,
+    member: Member,
     report: watch::Receiver<BotReport>,
     offers: watch::Receiver<Vec<Vec<(String, ParticipantId, TrackKind)>>>,
     task: JoinHandle<()>,
@@ -31,18 +32,20 @@ async fn join(sfu: &MediaHandle, room: &str, id: u64, options: BotOptions) -> Pa
     let id = ParticipantId(id);
     let (notices_tx, mut notices) = mpsc::channel(64);
     let mut bot = Bot::new(LOOPBACK.into(), options).expect("a bot socket");
-    let answer = sfu.join(RoomId::new(room), id, bot.offer(), notices_tx).await.expect("joined");
+    let member = Member { room: confab_media::RoomId::new(room), id };
+    let answer = sfu.join(member.clone(), bot.offer(), notices_tx).await.expect("joined");
     bot.accept_answer(&answer).expect("the answer is accepted");
     let (report_tx, report) = watch::channel(BotReport::default());
     let (offers_tx, offers) = watch::channel(Vec::new());
     let sfu = sfu.clone();
+    let me = member.clone();
     let task = tokio::spawn(async move {
         loop {
             while let Ok(notice) = notices.try_recv() {
                 match notice {
                     Notice::Offer { sdp, tracks } => {
                         let answer = bot.accept_offer(&sdp, &tracks).expect("an offer we take");
-                        sfu.answer(id, answer).await.expect("the answer is accepted");
+                        sfu.answer(me.clone(), answer).await.expect("the answer is accepted");
                         offers_tx.send_modify(|o| {
                             o.push(tracks.iter().map(|t| (t.mid.clone(), t.source, t.kind)).collect())
                         });
@@ -55,7 +58,7 @@ async fn join(sfu: &MediaHandle, room: &str, id: u64, options: BotOptions) -> Pa
             report_tx.send_replace(bot.report().clone());
         }
     });
-    Participant { id, report, offers, task }
+    Participant { id, member, report, offers, task }
 }
 
 /// Waits until `done` holds for the participant's report, or fails after `limit`.
@@ -105,13 +108,14 @@ async fn media_never_crosses_rooms() {
     let sfu = engine();
     let mut a = join(&sfu, "room-1", 1, BotOptions::default()).await;
     let b = join(&sfu, "room-1", 2, BotOptions::default()).await;
-    let c = join(&sfu, "room-2", 3, BotOptions::default()).await;
+    // Ids are per room: room-2 has its own participant 1.
+    let c = join(&sfu, "room-2", 1, BotOptions::default()).await;
     until(&mut a, Duration::from_secs(10), "b's video", |r| frames_from(r, &b).0 >= 30).await;
     let c_report = c.report.borrow().clone();
     assert!(c_report.connected, "c is connected: {c_report:#?}");
     assert!(c_report.sources.is_empty(), "c got media from another room: {c_report:#?}");
     assert!(c.offers.borrow().is_empty(), "c was offered another room's tracks");
-    assert!(!a.report.borrow().sources.contains_key(&c.id));
+    assert!(!a.report.borrow().sources.contains_key(&c.id), "a got its own id's media from room-2");
 }
 
 #[tokio::test]
@@ -123,23 +127,23 @@ async fn a_viewer_gets_the_layer_it_asks_for() {
         |layer| move |r: &BotReport| r.sources.get(&ParticipantId(1)).and_then(|s| s.last_layer) == Some(layer);
     until(&mut viewer, Duration::from_secs(10), "the full layer", layer_is(Layer::High)).await;
 
-    sfu.set_layers(viewer.id, vec![(publisher.id, Layer::Low)]).await.unwrap();
+    sfu.set_layers(viewer.member.clone(), vec![(publisher.id, Layer::Low)]).await.unwrap();
     let asked = Instant::now();
     until(&mut viewer, Duration::from_secs(2), "the low layer", layer_is(Layer::Low)).await;
     eprintln!("switch to the low layer took {:?}", asked.elapsed());
 
-    sfu.set_layers(viewer.id, vec![(publisher.id, Layer::Medium)]).await.unwrap();
+    sfu.set_layers(viewer.member.clone(), vec![(publisher.id, Layer::Medium)]).await.unwrap();
     until(&mut viewer, Duration::from_secs(2), "the medium layer", layer_is(Layer::Medium)).await;
 
     // Off: video stops, audio goes on.
-    sfu.set_layers(viewer.id, vec![(publisher.id, Layer::Off)]).await.unwrap();
+    sfu.set_layers(viewer.member.clone(), vec![(publisher.id, Layer::Off)]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (video, audio) = frames_from(&viewer.report.borrow(), &publisher);
     until(&mut viewer, Duration::from_secs(5), "more audio", |r| frames_from(r, &publisher).1 >= audio + 50).await;
     let (video_after, _) = frames_from(&viewer.report.borrow(), &publisher);
     assert_eq!(video_after, video, "video went on while the tile was off");
 
-    sfu.set_layers(viewer.id, vec![(publisher.id, Layer::High)]).await.unwrap();
+    sfu.set_layers(viewer.member.clone(), vec![(publisher.id, Layer::High)]).await.unwrap();
     until(&mut viewer, Duration::from_secs(2), "video again", move |r| frames_from(r, &publisher).0 > video + 10).await;
 }
 
@@ -150,7 +154,7 @@ async fn a_leaver_s_tracks_are_withdrawn() {
     let b = join(&sfu, "r", 2, BotOptions::default()).await;
     until(&mut a, Duration::from_secs(10), "b's video", |r| frames_from(r, &b).0 >= 10).await;
     let offers_before = a.offers.borrow().len();
-    sfu.leave(b.id).await;
+    sfu.leave(b.member.clone()).await;
     let withdrawn = tokio::time::timeout(
         Duration::from_secs(5),
         a.offers.wait_for(|o| o.len() > offers_before && o.last().is_some_and(|t| t.is_empty())),
@@ -165,40 +169,34 @@ async fn a_leaver_s_tracks_are_withdrawn() {
 async fn every_call_has_a_defined_answer() {
     let sfu = confab_media::spawn(MediaConfig { max_participants: 2, ..MediaConfig::default() }).unwrap();
     let (tx, _rx) = mpsc::channel(8);
-    let nobody = ParticipantId(99);
-    assert!(matches!(
-        sfu.join(RoomId::new("r"), ParticipantId(1), "not sdp".into(), tx.clone()).await,
-        Err(MediaError::BadSdp(_))
-    ));
-    assert_eq!(sfu.answer(nobody, "v=0".into()).await, Err(MediaError::UnknownParticipant));
-    assert_eq!(sfu.offer(nobody, "v=0".into()).await, Err(MediaError::UnknownParticipant));
-    assert_eq!(sfu.candidate(nobody, "candidate:1".into()).await, Err(MediaError::UnknownParticipant));
+    let nobody = Member::new("r", 99);
+    assert!(matches!(sfu.join(Member::new("r", 1), "not sdp".into(), tx.clone()).await, Err(MediaError::BadSdp(_))));
+    assert_eq!(sfu.answer(nobody.clone(), "v=0".into()).await, Err(MediaError::UnknownParticipant));
+    assert_eq!(sfu.offer(nobody.clone(), "v=0".into()).await, Err(MediaError::UnknownParticipant));
+    assert_eq!(sfu.candidate(nobody.clone(), "candidate:1".into()).await, Err(MediaError::UnknownParticipant));
     assert_eq!(sfu.set_layers(nobody, vec![]).await, Err(MediaError::UnknownParticipant));
 
     let mut bot = Bot::new(LOOPBACK.into(), BotOptions::default()).unwrap();
     let offer = bot.offer();
-    sfu.join(RoomId::new("r"), ParticipantId(1), offer.clone(), tx.clone()).await.unwrap();
-    assert_eq!(
-        sfu.join(RoomId::new("r"), ParticipantId(1), offer.clone(), tx.clone()).await,
-        Err(MediaError::AlreadyJoined)
-    );
+    sfu.join(Member::new("r", 1), offer.clone(), tx.clone()).await.unwrap();
+    assert_eq!(sfu.join(Member::new("r", 1), offer.clone(), tx.clone()).await, Err(MediaError::AlreadyJoined));
     // An answer when the engine has no offer outstanding.
     assert!(matches!(
-        sfu.answer(ParticipantId(1), offer.replace("a=sendonly", "a=recvonly")).await,
+        sfu.answer(Member::new("r", 1), offer.replace("a=sendonly", "a=recvonly")).await,
         Err(MediaError::Negotiation(_)) | Err(MediaError::BadSdp(_))
     ));
     assert!(matches!(
-        sfu.candidate(ParticipantId(1), "candidate:garbage".into()).await,
+        sfu.candidate(Member::new("r", 1), "candidate:garbage".into()).await,
         Err(MediaError::BadCandidate(_))
     ));
     assert_eq!(
-        sfu.candidate(ParticipantId(1), "candidate:1 1 udp 2113937151 127.0.0.1 50000 typ host".into()).await,
+        sfu.candidate(Member::new("r", 1), "candidate:1 1 udp 2113937151 127.0.0.1 50000 typ host".into()).await,
         Ok(())
     );
     let mut other = Bot::new(LOOPBACK.into(), BotOptions::default()).unwrap();
-    sfu.join(RoomId::new("r"), ParticipantId(2), other.offer(), tx.clone()).await.unwrap();
+    sfu.join(Member::new("r", 2), other.offer(), tx.clone()).await.unwrap();
     let mut third = Bot::new(LOOPBACK.into(), BotOptions::default()).unwrap();
-    assert_eq!(sfu.join(RoomId::new("r"), ParticipantId(3), third.offer(), tx).await, Err(MediaError::Full));
+    assert_eq!(sfu.join(Member::new("r", 3), third.offer(), tx).await, Err(MediaError::Full));
 }
 
 #[tokio::test]
