@@ -6,13 +6,15 @@
 //   2. idle, one node: `confab-loadgen idle`, 10,000 connections held 60 s (held, RSS each);
 //   3. relay, two nodes sharing rooms through Redis (`--redis-url`, a redis-server of its own on
 //      a free loopback port), the peers of each room on different nodes;
-//   4. first load of a room page (bench/first-load.mjs);
-//   5. call setup, 2 and 4 pages (bench/call-setup.mjs).
+//   4. the SFU engine: `confab-loadgen sfu`, media bots (str0m over loopback UDP) in one room of
+//      25 and in 4 rooms of 6, 10 s each (loss, send→receive latency, streams per core);
+//   5. first load of a room page (bench/first-load.mjs);
+//   6. call setup, 2 and 4 pages (bench/call-setup.mjs).
 // A part whose tool is missing (no confab-loadgen, no redis-server, a server without
 // `--redis-url`) is skipped and says so; a part that fails shows its error in the table.
 //
 // Usage (after `make build` and `cargo build --release -p confab-loadgen`):
-//   node bench/all.mjs [--json] [--only relay,relay-rate,idle,cluster,first-load,call-setup]
+//   node bench/all.mjs [--json] [--only relay,relay-rate,idle,cluster,sfu,first-load,call-setup]
 // CONFAB_LOADGEN names the load generator (default target/release/confab-loadgen);
 // CONFAB_BENCH_IDLE_SECONDS shortens the idle hold.
 import { execFileSync, spawn } from 'node:child_process';
@@ -27,6 +29,7 @@ const json = process.argv.includes('--json');
 const onlyAt = process.argv.indexOf('--only');
 const only = onlyAt > 0 ? new Set(process.argv[onlyAt + 1].split(',')) : null;
 if (only?.has('relay')) only.add('relay-rate'); // `relay` stands for both of its rows
+if (only?.has('sfu')) { only.add('sfu-25'); only.add('sfu-6x4'); }
 const wanted = (part) => !only || only.has(part);
 const idleSeconds = process.env.CONFAB_BENCH_IDLE_SECONDS ?? '60';
 const say = (...a) => console.error('==>', ...a);
@@ -131,6 +134,10 @@ await part('cluster', noCluster, async () => {
   }
 });
 
+// The SFU engine with media bots (in the load generator's process, over loopback UDP).
+await part('sfu-25', noLoadgen, () => runJson(loadgen, ['sfu', '--participants', '25', '--seconds', '10', '--json']));
+await part('sfu-6x4', noLoadgen, () => runJson(loadgen, ['sfu', '--rooms', '4', '--participants', '6', '--seconds', '10', '--json']));
+
 await part('first-load', null, () => runJson(process.execPath, [path.join(here, 'first-load.mjs'), '--json']));
 await part('call-setup', null, () => runJson(process.execPath, [path.join(here, 'call-setup.mjs'), '--json']));
 
@@ -183,6 +190,18 @@ if (wanted('cluster')) {
   } else {
     skip('relayed messages/s, 2 nodes + Redis', 'cluster');
   }
+}
+for (const [name, label] of [['sfu-25', 'SFU, one room of 25 bots'], ['sfu-6x4', 'SFU, 4 rooms of 6 bots']]) {
+  if (!wanted(name)) continue;
+  const r = results[name];
+  if (!r) {
+    skip(`${label}: loss / p99 latency`, name, '< 1 % / ≤ 5 ms');
+    continue;
+  }
+  row(`${label}: loss / p99 send→receive`, `${r.loss_percent.toFixed(2)} % / ${ms(r.latency_p99_us)} (p50 ${ms(r.latency_p50_us)}; ${n0(r.video_streams)} video streams)`,
+    check(r.loss_percent < 1 && r.latency_p99_us <= 5000, '< 1 % / ≤ 5 ms'));
+  row(`${label}: video streams per fully used core`, `${n0(r.video_streams_per_core)} (engine ${r.engine_cpu_percent.toFixed(1)} % of a core, process ${r.process_cpu_percent.toFixed(0)} %)`,
+    check(r.video_streams_per_core >= 1000, '≥ 1,000'));
 }
 if (wanted('first-load')) {
   const r = results['first-load'];

@@ -8,6 +8,8 @@
 //!   memory and CPU.
 //! - `idle`: many participants sitting in calls of two; reports how many stay open over the
 //!   hold and what each costs the server in memory.
+//! - `sfu`: rooms of media bots (str0m WebRTC endpoints over loopback UDP) calling through the
+//!   media engine run in this process: forwarded streams, loss, latency and the engine's CPU.
 //!
 //! The server must allow the load: raise `--rate-burst`, `--rate-per-second`,
 //! `--max-connections-per-ip`, `--max-places-per-ip`, `--max-joins-per-ip-per-sec`,
@@ -27,6 +29,7 @@ mod idle;
 mod pace;
 mod payload;
 mod relay;
+mod sfu;
 mod stats;
 mod sys;
 
@@ -50,6 +53,35 @@ enum Scenario {
     Relay(RelayArgs),
     /// Many joined, idle connections held open: how many survive and what each costs.
     Idle(IdleArgs),
+    /// Rooms of media bots through the SFU engine (in this process): streams, loss, latency,
+    /// the engine's CPU per forwarded stream.
+    Sfu(SfuArgs),
+}
+
+/// Options of `sfu`.
+#[derive(Args, Debug)]
+struct SfuArgs {
+    /// Number of rooms.
+    #[arg(long, default_value_t = 1)]
+    rooms: usize,
+    /// Participants per room.
+    #[arg(long, default_value_t = 25)]
+    participants: usize,
+    /// Publish three simulcast layers (a ninth, a third and all of --frame-bytes).
+    #[arg(long)]
+    simulcast: bool,
+    /// Bytes per video frame of the full layer, at 30 frames a second.
+    #[arg(long, default_value_t = 1_200)]
+    frame_bytes: usize,
+    /// Seconds counted, after the warm-up.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Seconds of media before counting starts.
+    #[arg(long, default_value_t = 3.0)]
+    warmup: f64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// What both scenarios take.
@@ -158,6 +190,17 @@ async fn main() -> anyhow::Result<()> {
                 concurrency: args.common.concurrency,
             };
             print(&idle::run(opts).await?, args.common.json)
+        }
+        Scenario::Sfu(args) => {
+            let opts = sfu::SfuOptions {
+                rooms: args.rooms,
+                participants: args.participants,
+                simulcast: args.simulcast,
+                frame_bytes: args.frame_bytes,
+                warmup: Duration::from_secs_f64(args.warmup),
+                measure: Duration::from_secs_f64(args.seconds),
+            };
+            print(&sfu::run(opts).await?, args.json)
         }
     }
 }

@@ -30,6 +30,15 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     (per_second > 0).then(|| ticks as f64 / per_second as f64)
 }
 
+/// CPU time (user + system) thread `tid` of this process has used so far, in seconds.
+pub fn thread_cpu_seconds(tid: i32) -> Option<f64> {
+    let stat = fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    let ticks = parse_cpu_ticks(&stat)?;
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_second > 0).then(|| ticks as f64 / per_second as f64)
+}
+
 /// The summed CPU seconds of `pids` (a process that is gone counts 0).
 pub fn total_cpu_seconds(pids: &[u32]) -> f64 {
     pids.iter().filter_map(|&pid| cpu_seconds(pid)).sum()

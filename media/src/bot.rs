@@ -52,6 +52,10 @@ pub struct SourceReport {
     pub video_bytes: u64,
     /// The layer of the last video frame.
     pub last_layer: Option<Layer>,
+    /// The sequence number of the last video frame and audio packet (each counts from 1 at the
+    /// source): with the counts above, how many were lost.
+    pub last_video_seq: u64,
+    pub last_audio_seq: u64,
     /// Send-to-receive time of video frames and audio packets.
     pub latency: Latency,
 }
@@ -94,6 +98,13 @@ impl Latency {
         self.max_us
     }
 
+    /// What was recorded after `earlier` (a copy of this histogram taken before); the maximum
+    /// stays the overall one.
+    pub fn since(&self, earlier: &Latency) -> Latency {
+        let buckets: Vec<u32> = self.buckets.iter().zip(&earlier.buckets).map(|(a, b)| a.saturating_sub(*b)).collect();
+        Latency { buckets, max_us: self.max_us, count: self.count.saturating_sub(earlier.count) }
+    }
+
     pub fn merge(&mut self, other: &Latency) {
         for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
             *a += b;
@@ -131,6 +142,7 @@ pub struct Bot {
     last_keyframe: Option<Instant>,
     keyframe_wanted: bool,
     frame_seq: u64,
+    audio_seq: u64,
     timeout: Instant,
 }
 
@@ -166,6 +178,7 @@ impl Bot {
             last_keyframe: None,
             keyframe_wanted: true,
             frame_seq: 0,
+            audio_seq: 0,
             timeout: now,
         })
     }
@@ -298,12 +311,16 @@ impl Bot {
                     }
                 };
                 if let Some(stamp) = stamp {
+                    let seq = u64::from_be_bytes(stamp[1..9].try_into().expect("8 bytes"));
                     if track.kind == TrackKind::Video {
                         source.last_layer = match stamp[0] {
                             0 => Some(Layer::Low),
                             1 => Some(Layer::Medium),
                             _ => Some(Layer::High),
                         };
+                        source.last_video_seq = seq;
+                    } else {
+                        source.last_audio_seq = seq;
                     }
                     let sent = u64::from_be_bytes(stamp[9..17].try_into().expect("8 bytes"));
                     source.latency.record(unix_micros().saturating_sub(sent));
@@ -316,9 +333,14 @@ impl Bot {
     fn publish(&mut self, now: Instant) -> io::Result<()> {
         if now >= self.next_audio {
             self.next_audio += AUDIO_GAP;
+            if self.next_audio < now {
+                // Behind (a starved machine): skip, as a real sender's clock would.
+                self.next_audio = now + AUDIO_GAP;
+            }
             if let Some(mid) = self.audio_mid {
+                self.audio_seq += 1;
                 let mut payload = vec![0u8; 80];
-                payload[..STAMP].copy_from_slice(&stamp(0, self.frame_seq));
+                payload[..STAMP].copy_from_slice(&stamp(0, self.audio_seq));
                 let time = MediaTime::from_micros(self.start.elapsed().as_micros() as u64)
                     .rebase(str0m::media::Frequency::FORTY_EIGHT_KHZ);
                 if let Some(writer) = self.rtc.writer(mid) {
@@ -332,6 +354,9 @@ impl Bot {
         }
         if now >= self.next_frame {
             self.next_frame += FRAME_GAP;
+            if self.next_frame < now {
+                self.next_frame = now + FRAME_GAP;
+            }
             self.frame_seq += 1;
             let keyframe = self.keyframe_wanted
                 || self.last_keyframe.is_none_or(|at| now.saturating_duration_since(at) >= KEYFRAME_EVERY);
