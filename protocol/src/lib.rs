@@ -183,6 +183,51 @@ pub enum Signal {
     Candidate(IceCandidate),
 }
 
+/// What a track the SFU sends carries.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackKind {
+    /// A microphone.
+    Audio,
+    /// A camera (or a shared screen in its place).
+    Video,
+}
+
+/// One track of the browser's connection to the SFU: the transceiver `mid` receives `kind` of
+/// participant `peer`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SfuTrack {
+    /// The transceiver's media id in the browser's connection to the SFU.
+    pub mid: String,
+    /// Whose media it carries.
+    pub peer: PeerId,
+    /// Audio or video.
+    pub kind: TrackKind,
+}
+
+/// How much of a participant's camera a browser wants from the SFU (the size of its tile).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoLayer {
+    /// No video (the tile is not shown); audio is not affected.
+    Off,
+    /// A quarter of the camera's resolution (a thumbnail).
+    Low,
+    /// Half of it.
+    Medium,
+    /// All of it.
+    High,
+}
+
+/// The layer a browser wants of one participant's camera.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SfuLayer {
+    /// Whose camera.
+    pub peer: PeerId,
+    /// Which layer.
+    pub layer: VideoLayer,
+}
+
 /// A message from a browser to the server.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -233,6 +278,23 @@ pub enum ClientMsg {
         /// The text, shown as text (never as markup).
         text: String,
     },
+    /// A WebRTC payload for this browser's one connection to the server's SFU (rooms of the
+    /// welcome's `sfu_from` people or more). An offer (the first one opens the connection) is
+    /// answered with [`ServerMsg::Sfu`] carrying the answer; an answer replies to the SFU's own
+    /// offer; candidates are taken silently (one the SFU cannot use is dropped). Refusals:
+    /// `sfu_unavailable` (this server runs no SFU), `sfu_refused` (the SDP was not accepted),
+    /// `not_joined`, `too_large`.
+    Sfu {
+        /// The payload.
+        signal: Signal,
+    },
+    /// Which layer of each participant's camera to receive through the SFU (participants not
+    /// named keep theirs; the full layer until told otherwise). Not answered; `sfu_unavailable`
+    /// or `not_joined` otherwise.
+    SfuLayers {
+        /// One entry per participant.
+        layers: Vec<SfuLayer>,
+    },
 }
 
 /// A message from the server to a browser.
@@ -265,6 +327,11 @@ pub enum ServerMsg {
         /// The room's recent chat, oldest first.
         #[serde(default)]
         chat: Vec<ChatMessage>,
+        /// The server forwards media itself (an SFU) in rooms of this many people or more: at
+        /// that size every browser keeps one connection, to the server ([`ClientMsg::Sfu`]),
+        /// instead of one per other participant. Absent: always peer to peer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sfu_from: Option<u16>,
     },
     /// A participant's mute or camera state changed.
     PeerMedia {
@@ -300,6 +367,23 @@ pub enum ServerMsg {
     IceServers {
         /// The ICE servers to configure `RTCPeerConnection` with from now on.
         ice_servers: Vec<IceServer>,
+    },
+    /// A payload from the SFU for this browser's connection to it: the answer to its offer, or an
+    /// offer of the SFU's own (participants' tracks added or removed) to answer with
+    /// [`ClientMsg::Sfu`]. `tracks` (with an offer) lists every track the connection receives
+    /// once it is answered, by transceiver `mid`.
+    Sfu {
+        /// The payload.
+        signal: Signal,
+        /// With an offer: whose media each transceiver carries.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tracks: Vec<SfuTrack>,
+    },
+    /// The SFU dropped this browser's connection (it failed, or went unanswered): open a new one
+    /// with a fresh offer.
+    SfuClosed {
+        /// Why, for people.
+        reason: String,
     },
     /// A request was refused. The socket stays open unless the server also closes it.
     Error {
@@ -372,6 +456,10 @@ pub enum ErrorCode {
     /// Too many wrong passwords, from this address or for this room: no password is checked
     /// until the error's `retry_after_ms` has passed.
     TooManyAttempts,
+    /// A [`ClientMsg::Sfu`] or [`ClientMsg::SfuLayers`] to a server that runs no SFU.
+    SfuUnavailable,
+    /// The SFU did not accept an offer or answer; the message says why.
+    SfuRefused,
 }
 
 impl ErrorCode {
@@ -397,6 +485,8 @@ impl ErrorCode {
             ErrorCode::TooManyJoins => "too_many_joins",
             ErrorCode::TooManyPlaces => "too_many_places",
             ErrorCode::TooManyAttempts => "too_many_attempts",
+            ErrorCode::SfuUnavailable => "sfu_unavailable",
+            ErrorCode::SfuRefused => "sfu_refused",
         }
     }
 }

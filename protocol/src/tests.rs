@@ -166,6 +166,7 @@ fn welcome_round_trip() {
                 text: "<b>hi</b>".into(),
                 at_ms: 1_700_000_000_000,
             }],
+            sfu_from: None,
         },
         json!({
             "type": "welcome", "id": 2, "key": "k2", "room": "daily", "resumed": false,
@@ -236,6 +237,8 @@ fn error_round_trip_for_every_code() {
         (ErrorCode::TooManyJoins, "too_many_joins"),
         (ErrorCode::TooManyPlaces, "too_many_places"),
         (ErrorCode::TooManyAttempts, "too_many_attempts"),
+        (ErrorCode::SfuUnavailable, "sfu_unavailable"),
+        (ErrorCode::SfuRefused, "sfu_refused"),
     ];
     for (code, wire) in codes {
         assert_eq!(code.as_str(), wire);
@@ -374,4 +377,64 @@ fn names_are_compared_in_nfc() {
     }
     let bidi = r#"{"type":"peer_joined","peer":{"id":1,"name":"Ada\u202e","key":"k"}}"#;
     assert!(ServerMsg::from_json(bidi).is_err());
+}
+
+#[test]
+fn sfu_messages_round_trip() {
+    assert_client_round_trip(
+        ClientMsg::Sfu { signal: Signal::Offer { sdp: "v=0".into() } },
+        json!({"type": "sfu", "signal": {"kind": "offer", "sdp": "v=0"}}),
+    );
+    assert_client_round_trip(
+        ClientMsg::SfuLayers {
+            layers: vec![
+                SfuLayer { peer: PeerId(3), layer: VideoLayer::Low },
+                SfuLayer { peer: PeerId(4), layer: VideoLayer::Off },
+            ],
+        },
+        json!({"type": "sfu_layers", "layers": [{"peer": 3, "layer": "low"}, {"peer": 4, "layer": "off"}]}),
+    );
+    assert_server_round_trip(
+        ServerMsg::Sfu {
+            signal: Signal::Offer { sdp: "v=0".into() },
+            tracks: vec![
+                SfuTrack { mid: "2".into(), peer: PeerId(3), kind: TrackKind::Audio },
+                SfuTrack { mid: "3".into(), peer: PeerId(3), kind: TrackKind::Video },
+            ],
+        },
+        json!({
+            "type": "sfu", "signal": {"kind": "offer", "sdp": "v=0"},
+            "tracks": [{"mid": "2", "peer": 3, "kind": "audio"}, {"mid": "3", "peer": 3, "kind": "video"}]
+        }),
+    );
+    // An answer carries no track list.
+    assert_server_round_trip(
+        ServerMsg::Sfu { signal: Signal::Answer { sdp: "v=0".into() }, tracks: vec![] },
+        json!({"type": "sfu", "signal": {"kind": "answer", "sdp": "v=0"}}),
+    );
+    assert_server_round_trip(
+        ServerMsg::SfuClosed { reason: "gone".into() },
+        json!({"type": "sfu_closed", "reason": "gone"}),
+    );
+    // The layers are ordered as their sizes.
+    assert!(VideoLayer::Off < VideoLayer::Low && VideoLayer::Medium < VideoLayer::High);
+}
+
+#[test]
+fn a_welcome_names_the_sfu_threshold_only_when_there_is_one() {
+    let welcome = |sfu_from| ServerMsg::Welcome {
+        id: PeerId(1),
+        key: PeerKey("k".into()),
+        room: room("r"),
+        peers: vec![],
+        ice_servers: vec![],
+        resumed: false,
+        ice_transport_policy: IceTransportPolicy::All,
+        locked: false,
+        chat: vec![],
+        sfu_from,
+    };
+    assert!(!welcome(None).to_json().contains("sfu_from"));
+    assert!(welcome(Some(3)).to_json().contains(r#""sfu_from":3"#));
+    assert_eq!(ServerMsg::from_json(&welcome(Some(3)).to_json()).unwrap(), welcome(Some(3)));
 }

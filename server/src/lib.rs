@@ -93,6 +93,17 @@ pub struct Hub {
     embedded_turn: std::sync::OnceLock<Arc<turn::EmbeddedTurn>>,
     /// The HTTP server's count of connections that are not WebSockets, once attached.
     http_connections: std::sync::OnceLock<serve::HttpConnections>,
+    /// The media server for rooms past the mesh, when there is one.
+    pub sfu: Option<Sfu>,
+}
+
+/// The selective forwarding unit the hub hands browsers to in larger rooms.
+#[derive(Debug, Clone)]
+pub struct Sfu {
+    /// The media engine.
+    pub media: confab_media::MediaHandle,
+    /// Rooms of this many people or more use it (told to browsers in the welcome).
+    pub from: u16,
 }
 
 /// Which pages may open `/ws` (browsers send an `Origin` header; other clients do not, and are
@@ -156,6 +167,8 @@ pub struct HubConfig {
     /// Every session runs as a task of this tracker, so that shutdown can wait for them to send
     /// their close frames (the HTTP server does not wait for upgraded connections).
     pub sessions: TaskTracker,
+    /// The SFU, if rooms past a size are to use one.
+    pub sfu: Option<Sfu>,
 }
 
 impl Default for HubConfig {
@@ -173,6 +186,7 @@ impl Default for HubConfig {
             max_connections_per_ip: 32,
             trusted_proxies: addr::TrustedProxies::default(),
             sessions: TaskTracker::new(),
+            sfu: None,
         }
     }
 }
@@ -241,6 +255,7 @@ impl Hub {
             trusted_proxies: config.trusted_proxies,
             embedded_turn: std::sync::OnceLock::new(),
             http_connections: std::sync::OnceLock::new(),
+            sfu: config.sfu,
         }
     }
 

@@ -39,6 +39,22 @@ struct Args {
     #[arg(long, env = "CONFAB_ROOM_CAPACITY", default_value_t = 6, value_parser = clap::value_parser!(u16).range(1..))]
     room_capacity: u16,
 
+    /// Rooms of this many people or more send media through this server (its SFU) instead of
+    /// peer to peer; 0 keeps every room a mesh. Not with `--redis-url` (the SFU serves the
+    /// people on its own node only).
+    #[arg(long, env = "CONFAB_SFU_FROM", default_value_t = 0)]
+    sfu_from: u16,
+
+    /// The UDP address the SFU's media goes through (one port for every participant; open it in
+    /// the firewall). Default: the `--addr` IP, a free port.
+    #[arg(long, env = "CONFAB_MEDIA_UDP")]
+    media_udp: Option<SocketAddr>,
+
+    /// The address browsers reach the SFU at (needed when `--media-udp` is on all interfaces, or
+    /// behind a 1:1 NAT).
+    #[arg(long, env = "CONFAB_MEDIA_PUBLIC_IP")]
+    media_public_ip: Option<IpAddr>,
+
     /// Heartbeat period in milliseconds; a socket silent for three periods is dropped.
     #[arg(long, env = "CONFAB_HEARTBEAT_MS", default_value_t = 2500, value_parser = clap::value_parser!(u64).range(50..))]
     heartbeat_ms: u64,
@@ -321,6 +337,26 @@ async fn main() -> anyhow::Result<()> {
         false => Origins::SameOrigin,
     };
 
+    let sfu = match (args.sfu_from, &args.redis_url) {
+        (0, _) => None,
+        (_, Some(_)) => {
+            anyhow::bail!("--sfu-from needs rooms on one node: not with --redis-url (or give --sfu-from 0)")
+        }
+        (from, None) => {
+            let bind = args.media_udp.unwrap_or(SocketAddr::new(args.addr.ip(), 0));
+            if bind.ip().is_unspecified() && args.media_public_ip.is_none() {
+                anyhow::bail!("--media-udp on all interfaces needs --media-public-ip (or give --sfu-from 0)");
+            }
+            let config = confab_media::MediaConfig {
+                bind,
+                public_ip: args.media_public_ip,
+                ..confab_media::MediaConfig::default()
+            };
+            let media = confab_media::spawn(config).map_err(|e| anyhow::anyhow!("--media-udp {bind}: {e}"))?;
+            tracing::info!("SFU for rooms of {from} or more, media on udp {}", media.local_addr());
+            Some(confab_server::Sfu { media, from })
+        }
+    };
     let shutdown = CancellationToken::new();
     let limits = Limits {
         room_capacity: usize::from(args.room_capacity),
@@ -361,6 +397,7 @@ async fn main() -> anyhow::Result<()> {
             max_connections_per_ip: args.max_connections_per_ip,
             trusted_proxies: TrustedProxies::new(args.trusted_proxies),
             sessions: TaskTracker::new(),
+            sfu,
         },
         registry,
         shutdown.clone(),

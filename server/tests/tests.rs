@@ -10,5 +10,6 @@ mod drift;
 mod http;
 mod registry_model;
 mod security;
+mod sfu;
 mod signaling;
 mod turn;

@@ -413,6 +413,9 @@ async fn handle(engine: &Engine, msg: ServerMsg) -> Flow {
             state.ui.add_chat(vec![message], state.roster.me(), clock);
             Ok(())
         }
+        // This app does not open an SFU connection yet (it ignores the welcome's `sfu_from`),
+        // so the server never sends these to it.
+        ServerMsg::Sfu { .. } | ServerMsg::SfuClosed { .. } => Ok(()),
         ServerMsg::Error { code, message, retry_after_ms } => {
             let ui = engine.borrow().ui;
             let over = match code {

@@ -54,6 +54,12 @@ pub enum ClientError {
     /// A relay to a peer outside the sender's room.
     #[error("{0}")]
     UnknownPeer(RelayError),
+    /// An SFU message to a server without one.
+    #[error("this server does not forward media itself; calls go peer to peer")]
+    SfuUnavailable,
+    /// The SFU did not take an offer or answer.
+    #[error("the media server refused: {0}")]
+    SfuRefused(confab_media::MediaError),
 }
 
 impl ClientError {
@@ -79,6 +85,8 @@ impl ClientError {
             ClientError::UnknownPeer(_) => ErrorCode::UnknownPeer,
             ClientError::InvalidSecret => ErrorCode::InvalidSecret,
             ClientError::RateLimited(_) => ErrorCode::RateLimited,
+            ClientError::SfuUnavailable => ErrorCode::SfuUnavailable,
+            ClientError::SfuRefused(_) => ErrorCode::SfuRefused,
         }
     }
 

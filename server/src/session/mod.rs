@@ -18,9 +18,10 @@ pub use errors::{ClientError, End};
 
 mod errors;
 use axum::extract::ws::Message;
+use confab_media::{Layer, Member, Notice, ParticipantId};
 use confab_protocol::{
-    valid_secret, ClientMsg, DisplayName, PeerId, PeerKey, RoomName, ServerMsg, Signal, CHAT_MAX_CHARS,
-    MAX_FRAME_BYTES, MAX_SDP_BYTES, PASSWORD_MAX_CHARS,
+    valid_secret, ClientMsg, DisplayName, PeerId, PeerKey, RoomName, ServerMsg, SfuTrack, Signal, TrackKind,
+    VideoLayer, CHAT_MAX_CHARS, MAX_FRAME_BYTES, MAX_SDP_BYTES, PASSWORD_MAX_CHARS,
 };
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use std::net::IpAddr;
@@ -91,6 +92,18 @@ enum State {
     },
 }
 
+/// This socket's connection to the SFU, once its browser has offered one.
+struct SfuLink {
+    /// The engine's name for it.
+    member: Member,
+    /// What the engine tells it (its offers, its end).
+    notices: tokio::sync::mpsc::Receiver<Notice>,
+}
+
+/// Notices one socket's SFU connection may have queued; the engine drops a connection whose
+/// notices are not read (a few offers at most are ever outstanding).
+const SFU_NOTICES: usize = 32;
+
 /// A token bucket over the messages a socket sends.
 struct Rate {
     limit: RateLimit,
@@ -146,7 +159,9 @@ where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
 {
     let mut state = State::Lobby;
-    let end = drive(&mut socket, &hub, &mut state, crate::addr::ip_group(ip)).await;
+    let mut sfu = None;
+    let end = drive(&mut socket, &hub, &mut state, &mut sfu, crate::addr::ip_group(ip)).await;
+    leave_sfu(&hub, &mut sfu).await;
     match (&state, &end) {
         (State::Joined { room, id, session, .. }, End::Dropped | End::Socket(_)) => {
             // Maybe a network blip: hold the place for the grace period.
@@ -186,7 +201,7 @@ where
 }
 
 /// The session's loop; `client` is the socket's address as per-address limits count it.
-async fn drive<S>(socket: &mut S, hub: &Hub, state: &mut State, client: IpAddr) -> End
+async fn drive<S>(socket: &mut S, hub: &Hub, state: &mut State, sfu: &mut Option<SfuLink>, client: IpAddr) -> End
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
 {
@@ -211,6 +226,12 @@ where
                 State::Lobby => std::future::pending().await,
             }
         };
+        let from_sfu = async {
+            match sfu.as_mut() {
+                Some(link) => link.notices.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             frame = socket.next() => {
                 last_heard = Instant::now();
@@ -224,7 +245,7 @@ where
                 let handled = if counted && !rate.take() {
                     Err(Handled::Client(ClientError::RateLimited(hub.rate)))
                 } else {
-                    handle_frame(frame, hub, state, socket, send_limit, client).await
+                    handle_frame(frame, hub, state, sfu, socket, send_limit, client).await
                 };
                 if let Err(mistake) = handled {
                     match mistake {
@@ -266,6 +287,34 @@ where
                     };
                 }
             },
+            notice = from_sfu => {
+                let msg = match notice {
+                    Some(Notice::Offer { sdp, tracks }) => ServerMsg::Sfu {
+                        signal: Signal::Offer { sdp },
+                        tracks: tracks.into_iter().map(|t| SfuTrack {
+                            mid: t.mid,
+                            peer: PeerId(t.source.0),
+                            kind: match t.kind {
+                                confab_media::TrackKind::Audio => TrackKind::Audio,
+                                confab_media::TrackKind::Video => TrackKind::Video,
+                            },
+                        }).collect(),
+                    },
+                    Some(Notice::Closed { reason }) => {
+                        *sfu = None;
+                        ServerMsg::SfuClosed { reason }
+                    }
+                    Some(Notice::Connected | Notice::Disconnected) => continue,
+                    // The engine let go of the connection without a word (it stopped).
+                    None => {
+                        *sfu = None;
+                        ServerMsg::SfuClosed { reason: "the media server stopped".into() }
+                    }
+                };
+                if let Err(end) = send(socket, encode(&msg), send_limit).await {
+                    return end;
+                }
+            }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > dead_after {
                     return End::Dead;
@@ -333,6 +382,7 @@ async fn handle_frame<S>(
     frame: Message,
     hub: &Hub,
     state: &mut State,
+    sfu: &mut Option<SfuLink>,
     socket: &mut S,
     send_limit: Duration,
     client: IpAddr,
@@ -382,6 +432,7 @@ where
                 ice_transport_policy: hub.ice_transport_policy,
                 locked: joined.locked,
                 chat: joined.chat,
+                sfu_from: hub.sfu.as_ref().map(|s| s.from),
             };
             *state = State::Joined { room, id: joined.id, session: joined.session, inbox, key: welcome_key };
             send(socket, encode(&welcome), send_limit).await.map_err(Handled::Ended)
@@ -426,15 +477,111 @@ where
             hub.metrics.message("chat");
             Ok(())
         }
+        ClientMsg::Sfu { signal } => {
+            let State::Joined { room, id, .. } = state else {
+                return Err(ClientError::NotJoined.into());
+            };
+            let Some(engine) = &hub.sfu else {
+                return Err(ClientError::SfuUnavailable.into());
+            };
+            let media = &engine.media;
+            match signal {
+                Signal::Offer { sdp } => {
+                    if sdp.len() > MAX_SDP_BYTES {
+                        return Err(ClientError::SdpTooLarge(sdp.len()).into());
+                    }
+                    let answer = match sfu.as_ref() {
+                        Some(link) => media.offer(link.member.clone(), sdp).await,
+                        None => {
+                            let member =
+                                Member { room: confab_media::RoomId::new(room.as_str()), id: ParticipantId(id.0) };
+                            let (notices_tx, notices) = tokio::sync::mpsc::channel(SFU_NOTICES);
+                            let mut joined = media.join(member.clone(), sdp.clone(), notices_tx.clone()).await;
+                            if joined == Err(confab_media::MediaError::AlreadyJoined) {
+                                // This participant's previous socket (before a resume) has not
+                                // been let go yet: this one takes its place.
+                                media.leave(member.clone()).await;
+                                joined = media.join(member.clone(), sdp, notices_tx).await;
+                            }
+                            if joined.is_ok() {
+                                *sfu = Some(SfuLink { member, notices });
+                            }
+                            joined
+                        }
+                    };
+                    let answer = answer.map_err(ClientError::SfuRefused)?;
+                    hub.metrics.message("sfu_offer");
+                    let msg = ServerMsg::Sfu { signal: Signal::Answer { sdp: answer }, tracks: vec![] };
+                    send(socket, encode(&msg), send_limit).await.map_err(Handled::Ended)
+                }
+                Signal::Answer { sdp } => {
+                    if sdp.len() > MAX_SDP_BYTES {
+                        return Err(ClientError::SdpTooLarge(sdp.len()).into());
+                    }
+                    let Some(link) = sfu.as_ref() else {
+                        return Err(ClientError::SfuRefused(confab_media::MediaError::UnknownParticipant).into());
+                    };
+                    media.answer(link.member.clone(), sdp).await.map_err(ClientError::SfuRefused)?;
+                    hub.metrics.message("sfu_answer");
+                    Ok(())
+                }
+                Signal::Candidate(candidate) => {
+                    // The SFU learns browsers' addresses from their checks (it is ICE-lite), so a
+                    // candidate it cannot parse (an mDNS name) costs nothing and is dropped.
+                    if let Some(link) = sfu.as_ref() {
+                        if let Err(e) = media.candidate(link.member.clone(), candidate.candidate).await {
+                            tracing::debug!(error = %e, "SFU candidate dropped");
+                        }
+                    }
+                    hub.metrics.message("sfu_candidate");
+                    Ok(())
+                }
+            }
+        }
+        ClientMsg::SfuLayers { layers } => {
+            let State::Joined { .. } = state else {
+                return Err(ClientError::NotJoined.into());
+            };
+            let Some(engine) = &hub.sfu else {
+                return Err(ClientError::SfuUnavailable.into());
+            };
+            if let Some(link) = sfu.as_ref() {
+                let layers = layers
+                    .into_iter()
+                    .map(|l| {
+                        let layer = match l.layer {
+                            VideoLayer::Off => Layer::Off,
+                            VideoLayer::Low => Layer::Low,
+                            VideoLayer::Medium => Layer::Medium,
+                            VideoLayer::High => Layer::High,
+                        };
+                        (ParticipantId(l.peer.0), layer)
+                    })
+                    .collect();
+                // The engine only fails this for a connection it already dropped (a closed
+                // notice is on its way).
+                let _ = engine.media.set_layers(link.member.clone(), layers).await;
+            }
+            hub.metrics.message("sfu_layers");
+            Ok(())
+        }
         ClientMsg::Leave => {
             let State::Joined { room, id, session, .. } = std::mem::replace(state, State::Lobby) else {
                 return Err(ClientError::NotJoined.into());
             };
+            leave_sfu(hub, sfu).await;
             hub.rooms.leave(&room, id, session).await.map_err(ended)?;
             tracing::info!(%room, peer = %id, "peer left");
             hub.metrics.message("leave");
             Ok(())
         }
+    }
+}
+
+/// Lets go of this socket's SFU connection, if it has one.
+async fn leave_sfu(hub: &Hub, sfu: &mut Option<SfuLink>) {
+    if let (Some(engine), Some(link)) = (&hub.sfu, sfu.take()) {
+        engine.media.leave(link.member).await;
     }
 }
 
