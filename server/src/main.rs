@@ -402,6 +402,10 @@ async fn main() -> anyhow::Result<()> {
         registry,
         shutdown.clone(),
     ));
+    if let (Some((turn, _)), Some(sfu)) = (&embedded, &hub.sfu) {
+        // A browser that only uses TURN reaches the SFU through the relay.
+        turn.allow_own_port(sfu.media.local_addr().port());
+    }
     if let Some((turn, _)) = &embedded {
         hub.attach_turn(turn.clone());
         tokio::spawn({

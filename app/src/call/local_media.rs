@@ -8,12 +8,15 @@ use crate::model::{Device, Prefs, SharedStream};
 use crate::status::{MediaProblem, Phase};
 use confab_protocol::{ClientMsg, MediaState};
 use gloo_events::EventListener;
-use js_sys::Reflect;
+use js_sys::{Array, Reflect};
 use leptos::prelude::*;
 use std::rc::Rc;
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::spawn_local;
-use web_sys::{MediaStream, MediaStreamTrack, RtcPeerConnection, RtcRtpEncodingParameters, RtcRtpSender};
+use web_sys::{
+    MediaStream, MediaStreamTrack, RtcPeerConnection, RtcRtpEncodingParameters, RtcRtpSender,
+    RtcRtpTransceiverDirection, RtcRtpTransceiverInit,
+};
 
 /// In a call of more than two people, each sender halves its resolution and caps its bitrate
 /// and frame rate: a mesh sends one stream per peer, and every stream costs an encoder.
@@ -22,6 +25,9 @@ const MESH_FRAMERATE: u32 = 15;
 /// A shared screen in a mesh: full resolution (text must stay legible), fewer frames.
 const SCREEN_MESH_BITRATE: u32 = 900_000;
 const SCREEN_FRAMERATE: u32 = 10;
+/// The layers the camera is sent to the SFU in (simulcast): rid, resolution divisor, bitrate cap.
+/// The SFU forwards each viewer the one that fits its tile.
+const SFU_LAYERS: [(&str, f32, u32); 3] = [("l", 4.0, 150_000), ("m", 2.0, 500_000), ("h", 1.0, 1_200_000)];
 
 /// Our media and its state.
 pub(super) struct LocalMedia {
@@ -443,6 +449,38 @@ pub(super) fn attach_tracks(state: &State, pc: &RtcPeerConnection) {
     }
 }
 
+/// Sends our microphone and camera (or the shared screen) to the SFU: send-only transceivers,
+/// the camera in the three simulcast layers of [`SFU_LAYERS`].
+pub(super) fn add_sfu_transceivers(state: &State, pc: &RtcPeerConnection) {
+    let Some(local) = &state.media.local else { return };
+    let streams = Array::of1(local);
+    for track in tracks(local) {
+        let init = RtcRtpTransceiverInit::new();
+        init.set_direction(RtcRtpTransceiverDirection::Sendonly);
+        init.set_streams(&streams);
+        let track = if track.kind() == "video" {
+            let encodings: Array = SFU_LAYERS
+                .iter()
+                .map(|&(rid, scale, bitrate)| {
+                    let encoding = RtcRtpEncodingParameters::new();
+                    encoding.set_rid(rid);
+                    encoding.set_scale_resolution_down_by(scale);
+                    encoding.set_max_bitrate(bitrate);
+                    JsValue::from(encoding)
+                })
+                .collect();
+            init.set_send_encodings(&encodings);
+            match &state.media.screen {
+                Some(screen) => Clone::clone(&screen.track),
+                None => track,
+            }
+        } else {
+            track
+        };
+        pc.add_transceiver_with_media_stream_track_and_init(&track, &init);
+    }
+}
+
 /// Puts `track` on every connection's sender of its kind (twice: connections created during the
 /// first pass got the previous track from the local stream).
 async fn send_track(engine: &Engine, track: &MediaStreamTrack) {
@@ -450,10 +488,13 @@ async fn send_track(engine: &Engine, track: &MediaStreamTrack) {
     for _pass in 0..2 {
         let senders: Vec<RtcRtpSender> = {
             let state = engine.borrow();
+            let sfu = state.sfu.as_ref().map(super::sfu::SfuConn::pc);
             state
                 .roster
                 .iter()
-                .filter_map(|(_, p)| p.conn.as_ref().and_then(|c| sender_of(&c.pc, &kind)))
+                .filter_map(|(_, p)| p.conn.as_ref().map(|c| &c.pc))
+                .chain(sfu)
+                .filter_map(|pc| sender_of(pc, &kind))
                 .filter(|sender| sender.track().is_none_or(|t| t.id() != track.id()))
                 .collect()
         };

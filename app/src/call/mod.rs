@@ -17,6 +17,9 @@
 //!   order. It is the only place that knows peer ids: it translates them to keys on the way in
 //!   and back on the way out, so everything else speaks keys;
 //! - `negotiation`: one connection per peer, perfect negotiation, trickle ICE, ICE restart;
+//! - `sfu`: in rooms of the welcome's `sfu_from` people or more, one connection to the
+//!   server's SFU instead (simulcast camera out, everyone's tracks in), and the switch between
+//!   the two;
 //! - `roster`: peers by key and what a welcome changes (pure, tested natively);
 //! - `local_media`: our tracks, mute and camera-off, device switches, screen share, send
 //!   quality, `devicechange`;
@@ -51,6 +54,8 @@ mod rtc;
 mod roster;
 #[cfg(feature = "hydrate")]
 mod sampler;
+#[cfg(feature = "hydrate")]
+mod sfu;
 #[cfg(feature = "hydrate")]
 mod signaling;
 
@@ -186,6 +191,12 @@ mod engine {
         pub(in crate::call) ice: Ice,
         /// Our camera, microphone and screen, and whether they are muted or off.
         pub(in crate::call) media: LocalMedia,
+        /// From the welcome: rooms of this many people go through the server's SFU.
+        pub(in crate::call) sfu_from: Option<u16>,
+        /// The connection to the SFU, while the room goes through it.
+        pub(in crate::call) sfu: Option<super::sfu::SfuConn>,
+        /// Numbers SFU connections, to tell the current one after an `await`.
+        pub(in crate::call) sfu_generation: u32,
         /// Hung up: nothing may start any more.
         pub(in crate::call) ended: bool,
     }
@@ -219,6 +230,9 @@ mod engine {
                 roster: Roster::default(),
                 ice: Ice::default(),
                 media: LocalMedia::new(prefs, preview.map(SendWrapper::take)),
+                sfu_from: None,
+                sfu: None,
+                sfu_generation: 0,
                 ended: false,
             }));
             spawn_local(run(engine.clone()));
@@ -290,17 +304,18 @@ mod engine {
     /// never from inside the engine's own handlers, so the state is free to borrow. What it
     /// releases is dropped after the borrow ends.
     fn hang_up(engine: &Engine) {
-        let (peers, media, ui) = {
+        let (peers, sfu, media, ui) = {
             let mut state = engine.borrow_mut();
             if state.ended {
                 return;
             }
             state.ended = true;
             state.link.leave();
-            (state.roster.clear(), state.media.release(), state.ui)
+            (state.roster.clear(), state.sfu.take(), state.media.release(), state.ui)
         };
         // Connections close and their listeners go; camera, microphone and screen stop.
         drop(peers);
+        drop(sfu);
         media.stop();
         ui.tiles.set(Vec::new());
         ui.local.set(None);

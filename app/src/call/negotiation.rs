@@ -78,7 +78,7 @@ impl Drop for Connection {
 #[derive(Default)]
 pub(super) struct Ice {
     /// From the welcome, refreshed by `ice_servers`.
-    servers: Vec<IceServer>,
+    pub(super) servers: Vec<IceServer>,
     /// From the welcome.
     pub(super) policy: IceTransportPolicy,
 }
@@ -101,7 +101,7 @@ pub(super) fn update_ice_servers(state: &mut State, servers: Vec<IceServer>, pol
     state.ice = Ice { servers, policy };
 }
 
-fn rtc_configuration(ice_servers: &[IceServer], policy: IceTransportPolicy) -> RtcConfiguration {
+pub(super) fn rtc_configuration(ice_servers: &[IceServer], policy: IceTransportPolicy) -> RtcConfiguration {
     let servers = Array::new();
     for server in ice_servers {
         let entry = RtcIceServer::new();
@@ -312,6 +312,14 @@ pub(super) async fn on_signal(engine: &Engine, key: &PeerKey, signal: Signal) ->
 /// Applies a received offer or answer, following perfect negotiation.
 async fn on_description(engine: &Engine, key: &PeerKey, is_offer: bool, sdp: &str) -> Result<(), WebRtcError> {
     mark(if is_offer { "offer-received" } else { "answer-received" });
+    {
+        let state = engine.borrow();
+        if super::sfu::wanted(&state) && state.roster.get(key).is_some_and(|p| p.conn.is_none()) {
+            // The room goes through the SFU: no new direct connections (the sender sees the same
+            // room size and stops offering).
+            return Ok(());
+        }
+    }
     let Some(pc) = ensure_connection(engine, key)? else { return Ok(()) };
     {
         let mut state = engine.borrow_mut();

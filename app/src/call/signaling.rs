@@ -11,7 +11,7 @@
 //! signal the engine sends names a key that is turned into the peer's current id here
 //! ([`State::send_signal`]).
 
-use super::{mark, negotiation, warn, Engine, State};
+use super::{mark, negotiation, sfu, warn, Engine, State};
 use crate::status::Phase;
 use confab_protocol::{
     ClientMsg, ErrorCode, IceServer, IceTransportPolicy, PeerInfo, PeerKey, ServerMsg, Signal, WS_PATH,
@@ -345,9 +345,12 @@ async fn connect_once(engine: &Engine) -> Ended {
 /// Applies one server message. Ids become keys here.
 async fn handle(engine: &Engine, msg: ServerMsg) -> Flow {
     let result = match msg {
-        ServerMsg::Welcome { key, peers, ice_servers, resumed, ice_transport_policy, locked, chat, .. } => {
+        ServerMsg::Welcome {
+            key, peers, ice_servers, resumed, ice_transport_policy, locked, chat, sfu_from, ..
+        } => {
             {
-                let state = engine.borrow();
+                let mut state = engine.borrow_mut();
+                state.sfu_from = sfu_from;
                 state.ui.add_chat(chat, Some(&key), clock);
                 state.ui.me.set(Some(key.clone()));
                 if state.link.password.is_some() && !locked && !resumed {
@@ -357,6 +360,9 @@ async fn handle(engine: &Engine, msg: ServerMsg) -> Flow {
                 }
             }
             on_welcome(engine, key, &peers, ice_servers, ice_transport_policy, resumed);
+            // A new session is a new SFU connection (the server let go of the old one with
+            // the old socket); otherwise the room's size decides.
+            sfu::reopen(engine);
             Ok(())
         }
         ServerMsg::IceServers { ice_servers } => {
@@ -371,8 +377,11 @@ async fn handle(engine: &Engine, msg: ServerMsg) -> Flow {
             // Someone new: the one already here calls (before their tile renders). Someone
             // known (back after a server restart): the connection we have goes on.
             if new {
-                let called = negotiation::call_peer(engine, &peer.key);
+                // Past the SFU threshold nobody calls anybody directly.
+                let direct = !sfu::wanted(&engine.borrow());
+                let called = if direct { negotiation::call_peer(engine, &peer.key) } else { Ok(()) };
                 engine.borrow().peers_changed();
+                sfu::update_route(engine);
                 called
             } else {
                 Ok(())
@@ -389,6 +398,7 @@ async fn handle(engine: &Engine, msg: ServerMsg) -> Flow {
             };
             // Their connection closes here, with the state free.
             drop(gone);
+            sfu::update_route(engine);
             Ok(())
         }
         ServerMsg::PeerMedia { id, media } => {
@@ -413,9 +423,12 @@ async fn handle(engine: &Engine, msg: ServerMsg) -> Flow {
             state.ui.add_chat(vec![message], state.roster.me(), clock);
             Ok(())
         }
-        // This app does not open an SFU connection yet (it ignores the welcome's `sfu_from`),
-        // so the server never sends these to it.
-        ServerMsg::Sfu { .. } | ServerMsg::SfuClosed { .. } => Ok(()),
+        ServerMsg::Sfu { signal, tracks } => sfu::on_signal(engine, signal, tracks).await,
+        ServerMsg::SfuClosed { reason } => {
+            warn(&format!("confab: the SFU closed our connection: {reason}"));
+            sfu::reopen(engine);
+            Ok(())
+        }
         ServerMsg::Error { code, message, retry_after_ms } => {
             let ui = engine.borrow().ui;
             let over = match code {
@@ -484,7 +497,8 @@ fn on_welcome(
     drop(welcomed.gone);
     // After a resume, whoever joined while we were away sent an offer we never got: call them
     // (perfect negotiation settles it if they call too).
-    for key in welcomed.to_call {
+    let direct = !sfu::wanted(&engine.borrow());
+    for key in welcomed.to_call.into_iter().filter(|_| direct) {
         if let Err(e) = negotiation::call_peer(engine, &key) {
             warn(&format!("confab: {e}"));
         }

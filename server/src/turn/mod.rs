@@ -241,6 +241,12 @@ impl EmbeddedTurn {
         self.local
     }
 
+    /// Lets relays reach `port` on this host (the SFU's media port), which they otherwise refuse
+    /// like every other port of the host's own addresses.
+    pub fn allow_own_port(&self, port: u16) {
+        self.relays.policy.allow_own_port(port);
+    }
+
     /// How many allocations (relayed clients) exist now.
     pub async fn allocations(&self) -> usize {
         self.manager.get_allocations_info(None).await.len()

@@ -31,6 +31,8 @@ pub struct PeerPolicy {
     own: RwLock<HashSet<IpAddr>>,
     /// The ports this server's relays are bound to now.
     relay_ports: Arc<RelayPorts>,
+    /// Other ports of this host browsers may reach through the relay: the SFU's media port.
+    services: RwLock<HashSet<u16>>,
 }
 
 /// The ports of the live relay sockets, kept by the relay sockets themselves.
@@ -58,7 +60,18 @@ impl PeerPolicy {
     /// A policy allowing `allow` on top of the public internet; `own` are this host's
     /// addresses.
     pub fn new(allow: Vec<IpNet>, own: impl IntoIterator<Item = IpAddr>, relay_ports: Arc<RelayPorts>) -> Self {
-        PeerPolicy { allow, own: RwLock::new(own.into_iter().map(canonical).collect()), relay_ports }
+        PeerPolicy {
+            allow,
+            own: RwLock::new(own.into_iter().map(canonical).collect()),
+            relay_ports,
+            services: RwLock::default(),
+        }
+    }
+
+    /// Lets relays reach `port` on this host's own addresses (the SFU's media port: a browser
+    /// that only uses TURN reaches the SFU through it).
+    pub fn allow_own_port(&self, port: u16) {
+        self.services.write().unwrap_or_else(PoisonError::into_inner).insert(port);
     }
 
     /// Replaces the host's own addresses (interfaces come and go).
@@ -70,7 +83,8 @@ impl PeerPolicy {
     pub fn allows(&self, peer: SocketAddr) -> bool {
         let ip = canonical(peer.ip());
         if self.own.read().unwrap_or_else(PoisonError::into_inner).contains(&ip) {
-            return self.relay_ports.contains(peer.port());
+            return self.relay_ports.contains(peer.port())
+                || self.services.read().unwrap_or_else(PoisonError::into_inner).contains(&peer.port());
         }
         if self.allow.iter().any(|net| net.contains(&ip)) {
             return true;
@@ -280,6 +294,17 @@ mod tests {
         assert!(!p.allows("127.0.0.2:50000".parse().unwrap()), "loopback but not this host's address");
         assert!(p.allows("8.8.8.8:53".parse().unwrap()));
         assert!(!p.allows("8.8.8.8:0".parse().unwrap()), "port zero");
+    }
+
+    #[test]
+    fn the_sfu_port_on_the_hosts_own_addresses_is_allowed_once_named() {
+        let p = policy(&[], &["127.0.0.1", "203.0.113.5"], &[]);
+        assert!(!p.allows("127.0.0.1:40000".parse().unwrap()));
+        p.allow_own_port(40_000);
+        assert!(p.allows("127.0.0.1:40000".parse().unwrap()), "the SFU on loopback");
+        assert!(p.allows("203.0.113.5:40000".parse().unwrap()), "the SFU at the public address");
+        assert!(!p.allows("127.0.0.1:40001".parse().unwrap()), "any other port stays refused");
+        assert!(!p.allows("127.0.0.2:40000".parse().unwrap()), "not this host's address");
     }
 
     #[test]
