@@ -165,6 +165,7 @@ impl Engine {
                 let _ = reply.send(result);
             }
             Command::Layers { member, layers, reply } => {
+                tracing::debug!(?member, ?layers, "layers wanted");
                 let result = self.with_peer(&member, |p| {
                     for (source, layer) in layers {
                         p.set_want(source, layer);
@@ -481,7 +482,10 @@ impl Engine {
             } else {
                 match out.selector.decide(layer, keyframe, published.choose(want, now)) {
                     Decision::Forward => (true, false),
-                    Decision::Switch => (true, true),
+                    Decision::Switch => {
+                        tracing::debug!(source = source_slot, subscriber = member, ?layer, "layer switched");
+                        (true, true)
+                    }
                     Decision::Skip => (false, false),
                     Decision::NeedKeyframe(layer) => {
                         keyframes_wanted.push(layer);
@@ -507,6 +511,7 @@ impl Engine {
         if let Some(source) = self.peers.get_mut(&source_slot) {
             for layer in keyframes_wanted {
                 if source.request_keyframe(data.mid, layer, now) {
+                    tracing::debug!(source = source_slot, ?layer, "keyframe asked for");
                     MediaStats::add(&self.stats.keyframe_requests, 1);
                     self.dirty.push(source_slot);
                 }
