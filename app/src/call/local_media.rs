@@ -26,11 +26,8 @@ const MESH_FRAMERATE: u32 = 15;
 const SCREEN_MESH_BITRATE: u32 = 900_000;
 const SCREEN_FRAMERATE: u32 = 10;
 /// The layers the camera is sent to the SFU in (simulcast): rid, resolution divisor, bitrate cap.
-/// The SFU forwards each viewer the one that fits its tile. Two, at half and full size: for a
-/// 640-wide camera Chromium sends no more than two simulcast layers (libwebrtc limits the count
-/// by resolution, dropping the largest), so a third, quarter-size one would cost the full one.
-/// The SFU gives a tile that wants a quarter the half (the smallest there is).
-const SFU_LAYERS: [(&str, f32, u32); 2] = [("m", 2.0, 500_000), ("h", 1.0, 1_200_000)];
+/// The SFU forwards each viewer the one that fits its tile.
+const SFU_LAYERS: [(&str, f32, u32); 3] = [("l", 4.0, 150_000), ("m", 2.0, 500_000), ("h", 1.0, 1_200_000)];
 
 /// Our media and its state.
 pub(super) struct LocalMedia {
@@ -453,7 +450,7 @@ pub(super) fn attach_tracks(state: &State, pc: &RtcPeerConnection) {
 }
 
 /// Sends our microphone and camera (or the shared screen) to the SFU: send-only transceivers,
-/// the camera in the simulcast layers of [`SFU_LAYERS`].
+/// the camera in the three simulcast layers of [`SFU_LAYERS`].
 pub(super) fn add_sfu_transceivers(state: &State, pc: &RtcPeerConnection) {
     let Some(local) = &state.media.local else { return };
     let streams = Array::of1(local);
