@@ -32,9 +32,10 @@ export default defineConfig({
     },
   },
   webServer: [
-    // The default configuration (six people a room).
+    // The mesh as it is with `--sfu-from 0` (six people a room): the SFU's tests start a server
+    // of their own (sfu.spec.ts).
     {
-      command: `"${bin}" --addr 127.0.0.1:${port} --stun ""`,
+      command: `"${bin}" --addr 127.0.0.1:${port} --stun "" --sfu-from 0`,
       url: `http://127.0.0.1:${port}/`,
       reuseExistingServer: false,
       timeout: 30_000,
@@ -44,7 +45,7 @@ export default defineConfig({
     },
     // A one-to-one server (`--room-capacity 2`), for the room-full test.
     {
-      command: `"${bin}" --addr 127.0.0.1:${port + 1} --stun "" --room-capacity 2`,
+      command: `"${bin}" --addr 127.0.0.1:${port + 1} --stun "" --sfu-from 0 --room-capacity 2`,
       url: `http://127.0.0.1:${port + 1}/`,
       reuseExistingServer: false,
       timeout: 30_000,

@@ -112,6 +112,8 @@ pub struct CallUi {
     pub chat_open: RwSignal<bool>,
     /// Messages from others that arrived while the panel was closed.
     pub unread: RwSignal<usize>,
+    /// Media goes through the server's SFU (which decrypts it), not peer to peer.
+    pub via_server: RwSignal<bool>,
 }
 
 impl CallUi {
@@ -137,6 +139,7 @@ impl CallUi {
             speaking: RwSignal::new(None),
             me: RwSignal::new(None),
             unread: RwSignal::new(0),
+            via_server: RwSignal::new(false),
         }
     }
 

@@ -32,7 +32,9 @@ export function server(port, args = []) {
     url,
     get pid() { return child?.pid; },
     async start() {
-      child = spawn(bin, ['--addr', `127.0.0.1:${port}`, '--stun', '', ...args], {
+      // A mesh unless asked for the SFU: the figures are the mesh's (the SFU's are loadgen's).
+      const mesh = args.includes('--sfu-from') ? [] : ['--sfu-from', '0'];
+      child = spawn(bin, ['--addr', `127.0.0.1:${port}`, '--stun', '', ...mesh, ...args], {
         env: { ...process.env, LEPTOS_SITE_ROOT: siteRoot, CONFAB_LOG: 'warn' },
         stdio: ['ignore', 'inherit', 'inherit'],
       });

@@ -1,5 +1,4 @@
 import { expect, test } from '@playwright/test';
-import { lookAt } from './fixtures/looks';
 import { Participant, uniqueRoom } from './fixtures/participant';
 
 test('four people in one room: each sees three tiles, all decoding video and receiving audio', async ({ browser }) => {
@@ -40,12 +39,12 @@ test('four people in one room: each sees three tiles, all decoding video and rec
 });
 
 // The whole mesh at the room's capacity, as cheaply as six pages go: cameras off and microphones
-// muted before joining (so every tile shows both badges), all six joining at once, and only the
-// connections checked (media is the four-page test's). Six renderers with thirty connections keep
-// both cores busy: here the test took 100-150 s (each axe pass 15-36 s of it) and on a slower
-// run over 180 s, hence its budget.
-test('six people in one room: every page connects to the five others', async ({ browser }, testInfo) => {
-  test.setTimeout(300_000);
+// muted before joining, all six joining at once, and only the connections checked (media is the
+// four-page test's). Six renderers with thirty connections keep both cores busy (connecting took
+// 25-60 s here), so the six-tile grid's look is screens-looks.spec.ts's, with one page: here an
+// axe pass took 15-36 s, and in a full run the test went past 300 s.
+test('six people in one room: every page connects to the five others', async ({ browser }) => {
+  test.setTimeout(180_000);
   const room = uniqueRoom('mesh6');
   const people: Participant[] = [];
   for (const name of ['P1', 'P2', 'P3', 'P4', 'P5', 'P6']) {
@@ -63,11 +62,9 @@ test('six people in one room: every page connects to the five others', async ({ 
       () => (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.filter((pc) => pc.connectionState === 'connected').length,
     );
   for (const person of people) {
-    await expect.poll(() => connected(person), { timeout: 150_000 }).toBe(5);
+    await expect.poll(() => connected(person), { timeout: 120_000 }).toBe(5);
     await expect(person.page.locator('.tiles')).toHaveAttribute('data-count', '6');
   }
   for (const person of people) expect(await person.peerConnections()).toEqual({ made: 5, open: 5 });
-  // The full grid as a person sees it (see fixtures/looks.ts), at both sizes.
-  await lookAt(people[5].page, testInfo, 'six');
   for (const person of people) await person.close();
 });

@@ -6,8 +6,8 @@ import { SignalingMembers } from './fixtures/signaling';
 /**
  * Every screen a person meets, as they see it, in English and in Korean: the start page, the
  * pre-join screen, alone in a call with the device pickers open, camera and microphone blocked,
- * a full room, a room's password prompt, and a call of three with the stats open (the call of
- * two with the chat open is call-looks.spec.ts, six people mesh.spec.ts). Each is checked at a
+ * a full room, a room's password prompt, a call of three with the stats open, and six in a room
+ * (the call of two with the chat open is call-looks.spec.ts). Each is checked at a
  * desktop and a phone size by `lookAt` (axe-core's WCAG 2.1 AA rules, contrast axe could not
  * compute counted as a failure, no sideways scrolling, no control covered by another) and saved
  * as a screenshot per viewport in the test output. Single pages and bare signaling sockets keep
@@ -102,4 +102,24 @@ test('a call of three, English and Korean side by side, with the stats open, is 
   await lookAt(bob.page, testInfo, 'three-stats-en');
   await lookAt(cat.page, testInfo, 'three-stats-ko');
   for (const p of [ada, bob, cat]) await p.close();
+});
+
+// A room at the mesh's capacity, as the sixth person sees it: five others muted with their
+// cameras off (both badges on every tile, the narrowest fit on a phone). The five are signaling
+// sockets, so their tiles stay "connecting"; six real pages with thirty connections are
+// mesh.spec.ts's, far too slow on two cores to look at as well.
+test('six in a room, all five others muted with cameras off, are readable at both sizes', async ({ browser, baseURL }, testInfo) => {
+  const room = uniqueRoom('screens-six');
+  const members = await SignalingMembers.join(browser, baseURL!, room, ['P1', 'P2', 'P3', 'P4', 'P5'], undefined, {
+    muted: true,
+    camera_off: true,
+  });
+  const fay = await Participant.open(browser, 'P6');
+  await fay.joinByLink(room);
+  await expect(fay.page.locator('.tiles')).toHaveAttribute('data-count', '6');
+  await expect(fay.page.locator('.tile:not(.local)').getByText('Camera off', { exact: true })).toHaveCount(5);
+  await expect(fay.page.locator('.tile:not(.local)').getByText('Muted', { exact: true })).toHaveCount(5);
+  await lookAt(fay.page, testInfo, 'six');
+  await fay.close();
+  await members.close();
 });

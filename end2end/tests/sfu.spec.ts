@@ -1,6 +1,7 @@
 import { expect, test, type Page } from '@playwright/test';
 import { Participant, uniqueRoom } from './fixtures/participant';
 import { TestServer, testPort } from './fixtures/server';
+import { lookAt } from './fixtures/looks';
 
 // Rooms of three or more go through the server's SFU: one connection per page, to the server.
 const server = new TestServer(testPort(50), ['--sfu-from', '3', '--room-capacity', '10']);
@@ -51,7 +52,7 @@ async function frameGaps(page: Page): Promise<Record<string, { frames: number; l
   });
 }
 
-test('the third person switches the room to the SFU: one connection each, nobody stops seeing anybody', async ({ browser }) => {
+test('the third person switches the room to the SFU: one connection each, nobody stops seeing anybody', async ({ browser }, testInfo) => {
   test.setTimeout(120_000);
   const room = uniqueRoom('sfu');
   const open = (name: string) => Participant.open(browser, name, ['camera', 'microphone'], server.url);
@@ -64,6 +65,8 @@ test('the third person switches the room to the SFU: one connection each, nobody
     await expect(p.remoteVideos()).toHaveCount(1);
     await p.expectEveryConnectionDecodes(1);
   }
+  const viaServer = (p: Participant) => p.page.getByText('Through the server: it decrypts');
+  await expect(viaServer(ada)).toHaveCount(0);
   await watchFrames(ada.page);
   await watchFrames(bob.page);
 
@@ -87,6 +90,8 @@ test('the third person switches the room to the SFU: one connection each, nobody
       .toBe(true);
     await p.expectFramesGrow(20);
     await p.expectAudio('audible');
+    // Media is decrypted on the server now, and the room's header says so.
+    await expect(viaServer(p)).toBeVisible();
   }
   // Through the switch, Ada kept seeing Bob and Bob kept seeing Ada.
   for (const [viewer, other] of [[ada, bob], [bob, ada]] as const) {
@@ -106,6 +111,8 @@ test('the third person switches the room to the SFU: one connection each, nobody
     return rids.sort();
   });
   expect(layers.length, `simulcast layers sent: ${layers.join(', ')}`).toBeGreaterThanOrEqual(2);
+  // The call through the SFU as a person sees it (see fixtures/looks.ts).
+  await lookAt(cat.page, testInfo, 'sfu-three');
 
   // Back to two: peer to peer again.
   await cat.button('Leave').click();
@@ -113,6 +120,7 @@ test('the third person switches the room to the SFU: one connection each, nobody
     await expect(p.remoteVideos()).toHaveCount(1);
     await expect.poll(() => connections(p.page), { timeout: 30_000 }).toEqual({ open: 1, connected: 1 });
     await p.expectFramesGrow(20);
+    await expect(viaServer(p)).toHaveCount(0);
   }
   for (const p of people) await p.close();
 });

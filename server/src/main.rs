@@ -35,23 +35,24 @@ struct Args {
     )]
     stun: Vec<String>,
 
-    /// The most people in one room.
-    #[arg(long, env = "CONFAB_ROOM_CAPACITY", default_value_t = 6, value_parser = clap::value_parser!(u16).range(1..))]
-    room_capacity: u16,
+    /// The most people in one room. Default: 50 with the SFU, 6 (a mesh's limit) without.
+    #[arg(long, env = "CONFAB_ROOM_CAPACITY", value_parser = clap::value_parser!(u16).range(1..))]
+    room_capacity: Option<u16>,
 
     /// Rooms of this many people or more send media through this server (its SFU) instead of
-    /// peer to peer; 0 keeps every room a mesh. Not with `--redis-url` (the SFU serves the
-    /// people on its own node only).
-    #[arg(long, env = "CONFAB_SFU_FROM", default_value_t = 0)]
-    sfu_from: u16,
+    /// peer to peer; 0 keeps every room a mesh. Default: 3, or 0 with `--redis-url` (the SFU
+    /// serves the people on its own node only, so the two cannot be asked for together).
+    #[arg(long, env = "CONFAB_SFU_FROM")]
+    sfu_from: Option<u16>,
 
     /// The UDP address the SFU's media goes through (one port for every participant; open it in
     /// the firewall). Default: the `--addr` IP, a free port.
     #[arg(long, env = "CONFAB_MEDIA_UDP")]
     media_udp: Option<SocketAddr>,
 
-    /// The address browsers reach the SFU at (needed when `--media-udp` is on all interfaces, or
-    /// behind a 1:1 NAT).
+    /// The address browsers reach the SFU at: behind a 1:1 NAT, or to pick one of several. Default
+    /// with media on all interfaces: the address of the interface this host reaches the
+    /// internet through.
     #[arg(long, env = "CONFAB_MEDIA_PUBLIC_IP")]
     media_public_ip: Option<IpAddr>,
 
@@ -272,6 +273,40 @@ fn parse_policy(s: &str) -> Result<IceTransportPolicy, String> {
     }
 }
 
+/// The default room capacity of a mesh: each browser uploads its camera once per other person.
+const MESH_ROOM_CAPACITY: u16 = 6;
+/// The default room capacity with the SFU: each browser uploads once, the server forwards.
+const SFU_ROOM_CAPACITY: u16 = 50;
+/// From how many people a room goes through the SFU by default: two talk peer to peer.
+const DEFAULT_SFU_FROM: u16 = 3;
+
+/// The room size from which media goes through the SFU (0: never), from `--sfu-from` (if given)
+/// and whether rooms are spread over nodes by Redis, which the SFU cannot serve.
+fn sfu_threshold(asked: Option<u16>, redis: bool) -> anyhow::Result<u16> {
+    match (asked, redis) {
+        (Some(0), _) => Ok(0),
+        (Some(_), true) => {
+            anyhow::bail!("--sfu-from needs rooms on one node: not with --redis-url (or give --sfu-from 0)")
+        }
+        (Some(from), false) => Ok(from),
+        (None, true) => {
+            tracing::info!("with --redis-url every room is a mesh (the SFU serves one node's people)");
+            Ok(0)
+        }
+        (None, false) => Ok(DEFAULT_SFU_FROM),
+    }
+}
+
+/// The address of the interface this host sends to the internet from: a UDP socket "connected"
+/// to a public address (no packet is sent) is given that interface's address by the kernel.
+fn outward_ip() -> Option<IpAddr> {
+    let socket = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0)).ok()?;
+    // TEST-NET-3 would be unrouted on some hosts; any public address does, nothing is sent.
+    socket.connect((std::net::Ipv4Addr::new(8, 8, 8, 8), 53)).ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -337,21 +372,27 @@ async fn main() -> anyhow::Result<()> {
         false => Origins::SameOrigin,
     };
 
-    let sfu = match (args.sfu_from, &args.redis_url) {
-        (0, _) => None,
-        (_, Some(_)) => {
-            anyhow::bail!("--sfu-from needs rooms on one node: not with --redis-url (or give --sfu-from 0)")
-        }
-        (from, None) => {
+    let sfu = match sfu_threshold(args.sfu_from, args.redis_url.is_some())? {
+        0 => None,
+        from => {
             let bind = args.media_udp.unwrap_or(SocketAddr::new(args.addr.ip(), 0));
-            if bind.ip().is_unspecified() && args.media_public_ip.is_none() {
-                anyhow::bail!("--media-udp on all interfaces needs --media-public-ip (or give --sfu-from 0)");
-            }
-            let config = confab_media::MediaConfig {
-                bind,
-                public_ip: args.media_public_ip,
-                ..confab_media::MediaConfig::default()
+            let public_ip = match (args.media_public_ip, bind.ip()) {
+                (Some(ip), _) => Some(ip),
+                (None, ip) if !ip.is_unspecified() => None,
+                (None, _) => match outward_ip() {
+                    Some(ip) => {
+                        tracing::info!(
+                            "the SFU tells browsers to send media to {ip} (set --media-public-ip to change)"
+                        );
+                        Some(ip)
+                    }
+                    None => anyhow::bail!(
+                        "media on all interfaces, and this host has no route out to tell its address by: \
+                         give --media-public-ip (or --sfu-from 0)"
+                    ),
+                },
             };
+            let config = confab_media::MediaConfig { bind, public_ip, ..confab_media::MediaConfig::default() };
             let media = confab_media::spawn(config).map_err(|e| anyhow::anyhow!("--media-udp {bind}: {e}"))?;
             tracing::info!("SFU for rooms of {from} or more, media on udp {}", media.local_addr());
             Some(confab_server::Sfu { media, from })
@@ -359,7 +400,10 @@ async fn main() -> anyhow::Result<()> {
     };
     let shutdown = CancellationToken::new();
     let limits = Limits {
-        room_capacity: usize::from(args.room_capacity),
+        room_capacity: usize::from(args.room_capacity.unwrap_or(match sfu {
+            Some(_) => SFU_ROOM_CAPACITY,
+            None => MESH_ROOM_CAPACITY,
+        })),
         max_rooms: args.max_rooms,
         max_peers: args.max_peers,
         max_places_per_ip: usize::try_from(args.max_places_per_ip).unwrap_or(usize::MAX),
@@ -494,4 +538,27 @@ async fn watch_signals(shutdown: CancellationToken) {
     }
     tracing::info!("shutting down");
     shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rooms_of_three_go_through_the_sfu_unless_redis_spreads_them_or_it_is_turned_off() {
+        assert_eq!(sfu_threshold(None, false).unwrap(), 3);
+        assert_eq!(sfu_threshold(None, true).unwrap(), 0);
+        assert_eq!(sfu_threshold(Some(0), true).unwrap(), 0);
+        assert_eq!(sfu_threshold(Some(5), false).unwrap(), 5);
+        assert!(sfu_threshold(Some(3), true).is_err());
+    }
+
+    #[test]
+    fn flags_parse_with_and_without_the_sfu_settings() {
+        let args = Args::try_parse_from(["confab"]).unwrap();
+        assert_eq!((args.sfu_from, args.room_capacity), (None, None));
+        let args = Args::try_parse_from(["confab", "--sfu-from", "0", "--room-capacity", "4"]).unwrap();
+        assert_eq!((args.sfu_from, args.room_capacity), (Some(0), Some(4)));
+        assert!(Args::try_parse_from(["confab", "--room-capacity", "0"]).is_err());
+    }
 }

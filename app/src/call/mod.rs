@@ -319,5 +319,6 @@ mod engine {
         media.stop();
         ui.tiles.set(Vec::new());
         ui.local.set(None);
+        ui.via_server.try_set(false);
     }
 }

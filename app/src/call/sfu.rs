@@ -61,6 +61,17 @@ pub(in crate::call) fn wanted(state: &super::State) -> bool {
 /// Opens or closes the SFU connection as the room's size says; called whenever the roster or
 /// the welcome changed.
 pub(in crate::call) fn update_route(engine: &Engine) {
+    route(engine);
+    let (ui, via_server, ended) = {
+        let state = engine.borrow();
+        (state.ui, state.sfu.is_some(), state.ended)
+    };
+    if !ended {
+        ui.via_server.try_set(via_server);
+    }
+}
+
+fn route(engine: &Engine) {
     let (open, closed) = {
         let mut state = engine.borrow_mut();
         if state.ended {

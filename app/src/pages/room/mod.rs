@@ -269,6 +269,10 @@ fn CallView(
             <header class="call-header">
                 <h1 class="room-name">{room.to_string()}</h1>
                 <p class="status" role="status" aria-live="polite">{status}</p>
+                // DTLS-SRTP ends at the SFU: people are told, where they look for the room's state.
+                <Show when=move || ui.via_server.get()>
+                    <p class="via-server">{t.via_server}</p>
+                </Show>
                 <button type="button" class="copy-link" class:done=copied on:click=copy_link>
                     {move || if copied.get() { t.link_copied } else { t.copy_link }}
                 </button>
