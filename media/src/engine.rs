@@ -194,7 +194,7 @@ impl Engine {
         result
     }
 
-    fn join(
+    pub(crate) fn join(
         &mut self,
         member: Member,
         offer_sdp: &str,
@@ -261,7 +261,7 @@ impl Engine {
         }
     }
 
-    fn receive(&mut self, source: SocketAddr, data: &[u8], now: Instant) {
+    pub(crate) fn receive(&mut self, source: SocketAddr, data: &[u8], now: Instant) {
         MediaStats::add(&self.stats.datagrams, 1);
         let Ok(contents) = DatagramRecv::try_from(data) else {
             MediaStats::add(&self.stats.garbage, 1);
@@ -288,7 +288,7 @@ impl Engine {
         self.dirty.push(owner);
     }
 
-    fn timeouts(&mut self, now: Instant) {
+    pub(crate) fn timeouts(&mut self, now: Instant) {
         for peer in self.peers.values_mut() {
             if peer.deadline <= now {
                 if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
@@ -305,7 +305,7 @@ impl Engine {
 
     /// Polls every touched `Rtc` and handles what comes out until nothing is left; then makes the
     /// offers that are due and removes closed participants (which can make more offers due).
-    fn settle(&mut self, now: Instant) {
+    pub(crate) fn settle(&mut self, now: Instant) {
         loop {
             while let Some(id) = self.dirty.pop() {
                 self.drain(id);

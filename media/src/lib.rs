@@ -24,6 +24,8 @@ mod peer;
 mod stats;
 
 pub mod bot;
+#[doc(hidden)]
+pub mod harness;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
