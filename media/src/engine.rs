@@ -99,6 +99,11 @@ impl Engine {
         }
     }
 
+    /// The media socket (the harness reads it by hand).
+    pub(crate) fn socket(&self) -> &UdpSocket {
+        &self.socket
+    }
+
     pub async fn run(mut self, mut inbox: mpsc::Receiver<Command>) {
         let mut buf = vec![0u8; 2048];
         tracing::info!(addr = %self.advertised, "media engine started");

@@ -1,7 +1,6 @@
 //! The churn leak check, in a test binary of its own: it reads this process's resident set, which
 //! the other integration tests (one binary, run in parallel) would move by megabytes.
 
-#[allow(dead_code, unused_imports)]
 #[path = "common/mod.rs"]
 mod common;
 
