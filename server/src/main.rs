@@ -301,7 +301,6 @@ fn sfu_threshold(asked: Option<u16>, redis: bool) -> anyhow::Result<u16> {
 /// to a public address (no packet is sent) is given that interface's address by the kernel.
 fn outward_ip() -> Option<IpAddr> {
     let socket = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0)).ok()?;
-    // TEST-NET-3 would be unrouted on some hosts; any public address does, nothing is sent.
     socket.connect((std::net::Ipv4Addr::new(8, 8, 8, 8), 53)).ok()?;
     let ip = socket.local_addr().ok()?.ip();
     (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
