@@ -7,8 +7,9 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{DomException, MediaDeviceInfo, MediaDeviceKind, MediaDevices, MediaStream, MediaStreamTrack};
 
-/// The video size asked for: enough for a tile, modest for the CPU and the uplink.
-const IDEAL_WIDTH: u32 = 640;
+/// The video size asked for: enough for a tile, modest for the CPU and the uplink. Through the
+/// SFU the camera is also sent at half and a quarter of this width.
+pub const IDEAL_WIDTH: u32 = 640;
 const IDEAL_HEIGHT: u32 = 480;
 
 /// `navigator.mediaDevices`, or `Insecure` where the page may not have it.

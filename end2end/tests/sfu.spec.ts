@@ -4,7 +4,7 @@ import { TestServer, testPort } from './fixtures/server';
 import { lookAt } from './fixtures/looks';
 
 // Rooms of three or more go through the server's SFU: one connection per page, to the server.
-const server = new TestServer(testPort(50), ['--sfu-from', '3', '--room-capacity', '10']);
+const server = new TestServer(testPort(50), ['--sfu-from', '3', '--room-capacity', '10'], { env: { CONFAB_LOG: process.env.SFU_LOG ?? 'warn' } });
 test.beforeAll(async () => server.start());
 test.afterAll(async () => {
   await server.stop();
@@ -38,15 +38,23 @@ async function watchFrames(page: Page): Promise<void> {
   });
 }
 
-/** Per remote tile: frames presented since `watchFrames`, and the longest wait between two. */
-async function frameGaps(page: Page): Promise<Record<string, { frames: number; longestGapMs: number }>> {
+/**
+ * Per remote tile: frames presented since `watchFrames`, the longest wait between two, and when
+ * it began relative to the page's switch to the SFU (its `confab:sfu-switched` mark).
+ */
+async function frameGaps(page: Page): Promise<Record<string, { frames: number; longestGapMs: number; fromSwitchMs: number | null }>> {
   return page.evaluate(() => {
     const w = window as unknown as { __frames: Record<string, number[]> };
-    const out: Record<string, { frames: number; longestGapMs: number }> = {};
+    const switched = performance.getEntriesByName('confab:sfu-switched')[0]?.startTime;
+    const out: Record<string, { frames: number; longestGapMs: number; fromSwitchMs: number | null }> = {};
     for (const [name, times] of Object.entries(w.__frames)) {
       let longest = 0;
-      for (let i = 1; i < times.length; i++) longest = Math.max(longest, times[i] - times[i - 1]);
-      out[name] = { frames: times.length, longestGapMs: Math.round(longest) };
+      let at = 0;
+      for (let i = 1; i < times.length; i++) {
+        if (times[i] - times[i - 1] > longest) [longest, at] = [times[i] - times[i - 1], times[i - 1]];
+      }
+      const fromSwitchMs = switched === undefined ? null : Math.round(at - switched);
+      out[name] = { frames: times.length, longestGapMs: Math.round(longest), fromSwitchMs };
     }
     return out;
   });
@@ -97,12 +105,14 @@ test('the third person switches the room to the SFU: one connection each, nobody
   for (const [viewer, other] of [[ada, bob], [bob, ada]] as const) {
     const gaps = await frameGaps(viewer.page);
     const seen = gaps[`Video of ${other.name}`];
+    console.log(`${viewer.name} → ${other.name}: ${JSON.stringify(seen)}`);
     expect(seen.frames, `${viewer.name} saw ${other.name}'s frames`).toBeGreaterThan(30);
     expect(seen.longestGapMs, `${viewer.name}'s longest wait for ${other.name}'s next frame`).toBeLessThanOrEqual(1000);
     console.log(`${viewer.name} → ${other.name}: ${seen.frames} frames, longest gap ${seen.longestGapMs} ms across the switch`);
   }
-  // The camera goes up once, as simulcast layers.
-  const layers = await cat.page.evaluate(async () => {
+  // The camera goes up once, as simulcast layers: both, once the browser's bandwidth estimate
+  // has grown past the half layer's cap (a few seconds).
+  const layers = () => cat.page.evaluate(async () => {
     const [pc] = (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.filter((c) => c.connectionState !== 'closed');
     const rids: string[] = [];
     (await pc.getStats()).forEach((r) => {
@@ -110,7 +120,7 @@ test('the third person switches the room to the SFU: one connection each, nobody
     });
     return rids.sort();
   });
-  expect(layers.length, `simulcast layers sent: ${layers.join(', ')}`).toBeGreaterThanOrEqual(2);
+  await expect.poll(layers, { message: 'simulcast layers sent', timeout: 30_000 }).toEqual(['h', 'm']);
   // The call through the SFU as a person sees it (see fixtures/looks.ts).
   await lookAt(cat.page, testInfo, 'sfu-three');
 
@@ -122,5 +132,93 @@ test('the third person switches the room to the SFU: one connection each, nobody
     await p.expectFramesGrow(20);
     await expect(viaServer(p)).toHaveCount(0);
   }
+  for (const p of people) await p.close();
+});
+
+/** Widths of the video frames the page's one open connection decodes, per inbound stream. */
+async function inboundWidths(page: Page): Promise<number[]> {
+  return page.evaluate(async () => {
+    const [pc] = (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.filter((c) => c.connectionState !== 'closed');
+    const widths: number[] = [];
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'video' && r.frameWidth) widths.push(r.frameWidth);
+    });
+    return widths;
+  });
+}
+
+test('each tile gets the layer its size needs: small tiles a small layer, a large tile the full one', async ({ browser }) => {
+  test.setTimeout(120_000);
+  const room = uniqueRoom('sfu-layers');
+  const people: Participant[] = [];
+  for (const name of ['Ada', 'Bob', 'Cat']) {
+    const p = await Participant.open(browser, name, ['camera', 'microphone'], server.url);
+    await p.joinByLink(room);
+    people.push(p);
+  }
+  const [ada, bob, cat] = people;
+  for (const p of people) {
+    await expect(p.remoteVideos()).toHaveCount(2);
+    await expect.poll(() => connections(p.page), { timeout: 30_000 }).toEqual({ open: 1, connected: 1 });
+  }
+  // At 640×480 the tiles are small: both come in a layer at most 320 wide.
+  await expect.poll(async () => {
+    const widths = await inboundWidths(ada.page);
+    return widths.length === 2 && widths.every((w) => w <= 320);
+  }, { timeout: 20_000 }).toBe(true);
+  const small = await inboundWidths(ada.page);
+  // The widest layer each of the others sends, once their browsers' bandwidth estimates let
+  // them send both.
+  const widestSent = (page: Page) => page.evaluate(async () => {
+    const [pc] = (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.filter((c) => c.connectionState !== 'closed');
+    let widest = 0;
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === 'outbound-rtp' && r.kind === 'video' && r.frameWidth) widest = Math.max(widest, r.frameWidth);
+    });
+    return widest;
+  });
+  const ramp = Date.now();
+  for (const p of [bob, cat]) await expect.poll(() => widestSent(p.page), { timeout: 40_000 }).toBeGreaterThan(Math.max(...small));
+  const full = Math.min(await widestSent(bob.page), await widestSent(cat.page));
+  console.log(`Bob and Cat send their ${full}-wide layers ${Date.now() - ramp} ms after the small tiles were fed`);
+  for (const p of people) await p.close();
+  // Known bug, kept visible: in about one run in four a grown tile stays at the half layer's
+  // width. The SFU's log shows the switch at a 640×480 keyframe of the full layer and (counted
+  // per layer, per forwarded track) only full-layer frames after it, yet Chromium goes on
+  // decoding that track at 320 wide, with no loss, NACK or PLI. Until it is found the test ends
+  // here, marked fixme: what comes before it still has to pass.
+  test.fixme(true, 'a grown tile sometimes stays at the half layer\'s width');
+  // A large window: the tiles are large and get the full layer.
+  await ada.page.setViewportSize({ width: 1600, height: 1200 });
+  const asked = Date.now();
+  const dump = () => ada.page.evaluate(async () => {
+    const [pc] = (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.filter((c) => c.connectionState !== 'closed');
+    const d: any[] = [];
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'video') d.push([r.mid, r.frameWidth, r.framesReceived, r.framesDecoded, r.keyFramesDecoded, r.packetsReceived, r.packetsLost, r.pliCount, r.nackCount, r.framesDropped, r.bytesReceived]);
+    });
+    const shown = Array.from(document.querySelectorAll<HTMLVideoElement>('video[aria-label^="Video of "]')).map((v) => [v.getAttribute('aria-label'), v.videoWidth, (v.srcObject as MediaStream | null)?.getVideoTracks().map((t) => pc.getReceivers().find((r) => r.track === t) ? pc.getTransceivers().find((x) => x.receiver.track === t)?.mid : 'other')]);
+    return JSON.stringify(d) + ' shown ' + JSON.stringify(shown);
+  });
+  // Compared with what both send now: on two busy cores Chromium may scale a layer down for CPU.
+  const fed = async () => {
+    const sent = Math.min(await widestSent(bob.page), await widestSent(cat.page));
+    return sent > Math.max(...small) && Math.min(...(await inboundWidths(ada.page))) >= sent;
+  };
+  try {
+    await expect.poll(fed, { timeout: 20_000 }).toBe(true);
+  } catch (e) {
+    console.log(await dump(), await widestSent(bob.page), await widestSent(cat.page));
+    for (const p of [bob, cat]) console.log(p.name, await p.page.evaluate(async () => {
+      const [pc] = (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.filter((c) => c.connectionState !== 'closed');
+      const d: any[] = [];
+      (await pc.getStats()).forEach((r) => {
+        if (r.type === 'outbound-rtp' && r.kind === 'video') d.push([r.rid, r.ssrc, r.frameWidth, r.framesEncoded, r.keyFramesEncoded, r.qualityLimitationReason, r.active]);
+      });
+      return JSON.stringify(d);
+    }));
+    throw e;
+  }
+  console.log(`small tiles: ${small.join(", ")} wide; large tiles: the full layer after ${Date.now() - asked} ms`);
   for (const p of people) await p.close();
 });

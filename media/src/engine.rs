@@ -401,6 +401,7 @@ impl Engine {
                 };
                 if let Some(publisher) = self.peers.get_mut(&source) {
                     if publisher.request_keyframe(source_mid, layer.unwrap_or(Layer::High), now) {
+                        tracing::debug!(source, subscriber = id, ?layer, "keyframe asked for by a subscriber");
                         MediaStats::add(&self.stats.keyframe_requests, 1);
                         self.dirty.push(source);
                     }
@@ -488,7 +489,13 @@ impl Engine {
                 match out.selector.decide(layer, keyframe, published.choose(want, now)) {
                     Decision::Forward => (true, false),
                     Decision::Switch => {
-                        tracing::debug!(source = source_slot, subscriber = member, ?layer, "layer switched");
+                        tracing::debug!(
+                            source = source_slot,
+                            subscriber = member,
+                            ?layer,
+                            size = ?vp8_keyframe_size(&data.data),
+                            "layer switched"
+                        );
                         (true, true)
                     }
                     Decision::Skip => (false, false),
@@ -502,6 +509,7 @@ impl Engine {
                 MediaStats::add(&self.stats.skipped, 1);
                 continue;
             }
+
             match subscriber.write(mid, &data, switched) {
                 Ok(()) => MediaStats::add(&self.stats.forwarded, 1),
                 Err(e) => {
@@ -522,6 +530,16 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+/// The width and height a VP8 keyframe carries (RFC 6386 9.1), for the log.
+fn vp8_keyframe_size(frame: &[u8]) -> Option<(u16, u16)> {
+    match frame {
+        [tag, _, _, 0x9d, 0x01, 0x2a, w0, w1, h0, h1, ..] if tag & 1 == 0 => {
+            Some((u16::from_le_bytes([*w0, *w1]) & 0x3fff, u16::from_le_bytes([*h0, *h1]) & 0x3fff))
+        }
+        _ => None,
     }
 }
 

@@ -19,8 +19,15 @@ pub enum Layer {
 }
 
 /// Layers not seen for this long count as no longer published (a browser drops its top layers
-/// when its uplink is short).
+/// when its uplink or its CPU is short).
 pub const LAYER_STALE: Duration = Duration::from_millis(1500);
+
+/// A layer also counts as stopped once this many frames of the other layers have come since its
+/// last one: the layers of one camera are captured together, so while they are all sent their
+/// frames take turns, and a camera that sends one frame a second (a disabled track's black frames)
+/// does not look stopped. A viewer of a layer that stops (at 15 frames a second, two layers) waits
+/// about a third of a second for this, not [`LAYER_STALE`], before it is moved to one that flows.
+pub const OVERTAKEN_AFTER_FRAMES: u32 = 5;
 
 impl Layer {
     /// The layer an RTP stream id names (`None` for a stream without simulcast: one full layer).
@@ -58,18 +65,27 @@ impl Layer {
 #[derive(Clone, Debug, Default)]
 pub struct Published {
     last_seen: [Option<Instant>; 3],
+    /// Per layer, the frames of other layers since its last one.
+    overtaken_by: [u32; 3],
 }
 
 impl Published {
     pub fn saw(&mut self, layer: Layer, now: Instant) {
-        if layer != Layer::Off {
-            self.last_seen[layer.index()] = Some(now);
+        if layer == Layer::Off {
+            return;
         }
+        for (i, count) in self.overtaken_by.iter_mut().enumerate() {
+            *count = if i == layer.index() { 0 } else { count.saturating_add(1) };
+        }
+        self.last_seen[layer.index()] = Some(now);
     }
 
     pub fn is_published(&self, layer: Layer, now: Instant) -> bool {
-        layer != Layer::Off
-            && self.last_seen[layer.index()].is_some_and(|seen| now.saturating_duration_since(seen) < LAYER_STALE)
+        if layer == Layer::Off {
+            return false;
+        }
+        self.last_seen[layer.index()].is_some_and(|seen| now.saturating_duration_since(seen) < LAYER_STALE)
+            && self.overtaken_by[layer.index()] < OVERTAKEN_AFTER_FRAMES
     }
 
     /// The layer to forward to a subscriber who wants `want`: the highest published one at or
@@ -180,9 +196,43 @@ mod tests {
         let then = Instant::now();
         let later = then + LAYER_STALE + Duration::from_millis(1);
         let mut p = published(&[Layer::Low, Layer::High], then);
-        p.saw(Layer::Low, later);
         assert_eq!(p.choose(Layer::High, then), Some(Layer::High));
+        p.saw(Layer::Low, later);
         assert_eq!(p.choose(Layer::High, later), Some(Layer::Low));
+    }
+
+    #[test]
+    fn a_layer_the_others_have_overtaken_is_stopped() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut p = Published::default();
+        // Both layers at 15 frames a second: both published.
+        for frame in 0..10 {
+            p.saw(Layer::Medium, ms(frame * 66));
+            p.saw(Layer::High, ms(frame * 66 + 3));
+        }
+        assert_eq!(p.choose(Layer::High, ms(600)), Some(Layer::High));
+        // The full layer stops; the half one goes on. For a few frames it is still there, then
+        // the viewer of the full layer is given the half one.
+        for frame in 10..10 + OVERTAKEN_AFTER_FRAMES as u64 - 1 {
+            p.saw(Layer::Medium, ms(frame * 66));
+        }
+        assert_eq!(p.choose(Layer::High, ms(14 * 66)), Some(Layer::High));
+        p.saw(Layer::Medium, ms(14 * 66));
+        assert_eq!(p.choose(Layer::High, ms(14 * 66)), Some(Layer::Medium));
+        // It comes back.
+        p.saw(Layer::High, ms(21 * 66));
+        assert_eq!(p.choose(Layer::High, ms(21 * 66)), Some(Layer::High));
+
+        // One frame a second of both layers (a disabled camera's black frames): still both.
+        let mut slow = Published::default();
+        for second in 0..5 {
+            slow.saw(Layer::Medium, ms(second * 1000));
+            slow.saw(Layer::High, ms(second * 1000 + 4));
+        }
+        assert_eq!(slow.choose(Layer::High, ms(4_900)), Some(Layer::High));
+        slow.saw(Layer::Medium, ms(5_000));
+        assert_eq!(slow.choose(Layer::High, ms(5_000)), Some(Layer::High));
     }
 
     #[test]

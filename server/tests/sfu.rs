@@ -174,6 +174,34 @@ async fn layers_asked_for_over_the_socket_reach_the_sfu() {
 }
 
 #[tokio::test]
+async fn layers_asked_for_before_the_offer_are_kept_for_the_connection() {
+    let server = TestServer::with(with_sfu(2)).await;
+    let (mut a_client, a) = server.join("early-layers", "Ada").await;
+    let (b_client, b) = server.join("early-layers", "Bob").await;
+    // A browser may ask for layers while its offer is still on the way: Ada hides Bob's tile
+    // before her SFU connection exists.
+    a_client.send(&ClientMsg::SfuLayers { layers: vec![SfuLayer { peer: b, layer: VideoLayer::Off }] }).await;
+    let mut ada = OnSfu::start(a_client, a).await;
+    let mut bob = OnSfu::start(b_client, b).await;
+    bob.until_media_from(a, 10).await;
+    // Bob's voice reaches her (50 packets: a second of it), his video does not.
+    let heard = tokio::time::timeout(
+        Duration::from_secs(10),
+        ada.report.wait_for(|r| r.sources.get(&ParticipantId(b.0)).is_some_and(|s| s.audio_packets >= 50)),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
+    assert!(heard, "Bob's voice did not reach Ada: {:#?}", *ada.report.borrow());
+    let video = ada.report.borrow().sources.get(&ParticipantId(b.0)).map_or(0, |s| s.video_frames);
+    assert_eq!(video, 0, "Bob's video reached Ada, who had hidden it before connecting");
+    ada.outbox
+        .send(ClientMsg::SfuLayers { layers: vec![SfuLayer { peer: b, layer: VideoLayer::High }] })
+        .await
+        .unwrap();
+    ada.until_media_from(b, 10).await;
+}
+
+#[tokio::test]
 async fn leaving_withdraws_the_leavers_tracks() {
     let server = TestServer::with(with_sfu(2)).await;
     let (a_client, a) = server.join("leave", "Ada").await;

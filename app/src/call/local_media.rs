@@ -26,8 +26,14 @@ const MESH_FRAMERATE: u32 = 15;
 const SCREEN_MESH_BITRATE: u32 = 900_000;
 const SCREEN_FRAMERATE: u32 = 10;
 /// The layers the camera is sent to the SFU in (simulcast): rid, resolution divisor, bitrate cap.
-/// The SFU forwards each viewer the one that fits its tile.
-const SFU_LAYERS: [(&str, f32, u32); 3] = [("l", 4.0, 150_000), ("m", 2.0, 500_000), ("h", 1.0, 1_200_000)];
+/// The SFU forwards each viewer the one that fits its tile. Two, at half and full size: for a
+/// 640-wide camera Chromium sends no more than two simulcast layers (libwebrtc limits the count
+/// by resolution, dropping the largest), so a third, quarter-size one would cost the full one.
+/// The SFU gives a tile that wants a quarter the half (the smallest there is).
+const SFU_LAYERS: [(&str, f32, u32); 2] = [("m", 2.0, 500_000), (SFU_FULL_LAYER, 1.0, 1_200_000)];
+/// The rid of the full-size layer: paused while direct connections still run beside the SFU's
+/// (see [`add_sfu_transceivers`]).
+const SFU_FULL_LAYER: &str = "h";
 
 /// Our media and its state.
 pub(super) struct LocalMedia {
@@ -450,10 +456,14 @@ pub(super) fn attach_tracks(state: &State, pc: &RtcPeerConnection) {
 }
 
 /// Sends our microphone and camera (or the shared screen) to the SFU: send-only transceivers,
-/// the camera in the three simulcast layers of [`SFU_LAYERS`].
+/// the camera in the simulcast layers of [`SFU_LAYERS`]. While direct connections still carry
+/// the call (the switch to the SFU), the full-size layer waits: encoding the camera for them and
+/// in both layers at once is more than two busy cores do without stalling the picture people
+/// see now. [`send_full_layer`] starts it once they have closed.
 pub(super) fn add_sfu_transceivers(state: &State, pc: &RtcPeerConnection) {
     let Some(local) = &state.media.local else { return };
     let streams = Array::of1(local);
+    let direct = state.roster.iter().any(|(_, p)| p.conn.is_some());
     for track in tracks(local) {
         let init = RtcRtpTransceiverInit::new();
         init.set_direction(RtcRtpTransceiverDirection::Sendonly);
@@ -466,6 +476,7 @@ pub(super) fn add_sfu_transceivers(state: &State, pc: &RtcPeerConnection) {
                     encoding.set_rid(rid);
                     encoding.set_scale_resolution_down_by(scale);
                     encoding.set_max_bitrate(bitrate);
+                    encoding.set_active(!(direct && rid == SFU_FULL_LAYER));
                     JsValue::from(encoding)
                 })
                 .collect();
@@ -503,6 +514,28 @@ async fn send_track(engine: &Engine, track: &MediaStreamTrack) {
                 warn(&format!("confab: {e}"));
             }
         }
+    }
+}
+
+/// Starts the SFU connection's full-size camera layer if it waits (see [`add_sfu_transceivers`]).
+pub(super) fn send_full_layer(pc: &RtcPeerConnection) {
+    let Some(sender) = video_sender(pc) else { return };
+    let params = sender.get_parameters();
+    let Some(encodings) = params.get_encodings() else { return };
+    let mut changed = false;
+    for encoding in encodings.iter().map(JsCast::unchecked_into::<RtcRtpEncodingParameters>) {
+        if encoding.get_rid().as_deref() == Some(SFU_FULL_LAYER) && encoding.get_active() == Some(false) {
+            encoding.set_active(true);
+            changed = true;
+        }
+    }
+    if changed {
+        let promise = sender.set_parameters_with_parameters(&params);
+        spawn_local(async move {
+            if let Err(e) = settle("setParameters (full layer)", promise).await {
+                warn(&format!("confab: {e}"));
+            }
+        });
     }
 }
 

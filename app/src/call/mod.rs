@@ -58,6 +58,9 @@ mod sampler;
 mod sfu;
 #[cfg(feature = "hydrate")]
 mod signaling;
+// Pure: compiled everywhere so that its tests run natively.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+mod tile_layer;
 
 #[cfg(not(feature = "hydrate"))]
 pub use inert::Call;

@@ -1,5 +1,6 @@
 //! `getStats` a few times a second: audio levels for the speaking highlight, and about once a
-//! second the numbers of the stats panel.
+//! second the numbers of the stats panel. A person reached through the SFU is read from the SFU
+//! connection's report, its `inbound-rtp` entries picked by the `mid`s that carry them.
 //!
 //! Stats reports are read with `Reflect`: each entry is a plain record whose members depend on
 //! its `type` and on the browser, and web-sys's stats dictionaries follow an old draft (no
@@ -34,21 +35,37 @@ pub(super) async fn watch(engine: WeakEngine) {
     // Counters of each connection at the last stats sample, for the rates.
     let mut counted: Vec<(PeerKey, stats::Counters)> = Vec::new();
     let mut tick: u32 = 0;
+    let mut layers = super::sfu::AskedLayers::default();
     loop {
         tick = tick.wrapping_add(1);
         // The stats panel's numbers, about once a second (every third level sample).
         let sample_stats = tick.is_multiple_of(3);
         TimeoutFuture::new(SPEAKER_SAMPLE_MS).await;
         let Some(strong) = engine.upgrade() else { return };
+        if sample_stats {
+            super::sfu::send_layers(&strong, &mut layers);
+        }
         let Some((connections, me, muted, ui)) = snapshot(&strong) else { return };
         drop(strong);
         let mut levels = Vec::new();
         let mut own = 0.0_f64;
-        for (key, pc) in connections {
-            let Ok(report) = JsFuture::from(pc.get_stats()).await else { continue };
-            let (heard, sent) = audio_levels(&report);
+        // The SFU connection's report, read once for everyone it carries.
+        let mut shared: Option<JsValue> = None;
+        for (key, pc, mids) in connections {
+            let report = match (&mids, &shared) {
+                (Some(_), Some(report)) => report.clone(),
+                _ => {
+                    let Ok(report) = JsFuture::from(pc.get_stats()).await else { continue };
+                    if mids.is_some() {
+                        shared = Some(report.clone());
+                    }
+                    report
+                }
+            };
+            let mids = mids.as_deref();
+            let (heard, sent) = audio_levels(&report, mids);
             if sample_stats {
-                let (counters, mut sample) = read_stats(&report);
+                let (counters, mut sample) = read_stats(&report, mids);
                 if let Some((_, before)) = counted.iter().find(|(k, _)| *k == key) {
                     (sample.kbps_in, sample.kbps_out, sample.loss_percent) = stats::rates(before, &counters);
                     if let Some(strong) = engine.upgrade() {
@@ -73,22 +90,35 @@ pub(super) async fn watch(engine: WeakEngine) {
     }
 }
 
-/// The connections to sample, our key, mute and the signals; `None` once the call ended.
+/// Whom to sample on which connection (with the `mid`s that carry them on the SFU connection),
+/// our key, mute and the signals; `None` once the call ended.
 #[allow(clippy::type_complexity)]
 fn snapshot(
     engine: &Engine,
-) -> Option<(Vec<(PeerKey, RtcPeerConnection)>, Option<PeerKey>, bool, crate::model::CallUi)> {
+) -> Option<(Vec<(PeerKey, RtcPeerConnection, Option<Vec<String>>)>, Option<PeerKey>, bool, crate::model::CallUi)> {
     let state = engine.borrow();
     if state.ended {
         return None;
     }
-    let connections =
-        state.roster.iter().filter_map(|(k, p)| p.conn.as_ref().map(|c| (k.clone(), c.pc.clone()))).collect();
+    let connections = state
+        .roster
+        .iter()
+        .filter_map(|(k, p)| match (&p.conn, &state.sfu) {
+            (Some(c), _) => Some((k.clone(), c.pc.clone(), None)),
+            (None, Some(sfu)) => Some((k.clone(), sfu.pc().clone(), Some(sfu.mids_of(k)))),
+            (None, None) => None,
+        })
+        .collect();
     Some((connections, state.roster.me().cloned(), state.media.muted, state.ui))
 }
 
+/// Whether an `inbound-rtp` entry is one of `mids` (all are, without a list).
+fn picked(stat: &JsValue, mids: Option<&[String]>) -> bool {
+    mids.is_none_or(|mids| mids.contains(&string_prop(stat, "mid")))
+}
+
 /// The counters and the instant values (RTT, codec, video size and rate) of one stats report.
-fn read_stats(report: &JsValue) -> (stats::Counters, stats::Sample) {
+fn read_stats(report: &JsValue, mids: Option<&[String]>) -> (stats::Counters, stats::Sample) {
     let mut counters = stats::Counters::default();
     let mut sample = stats::Sample::default();
     let Ok(Some(entries)) = js_sys::try_iter(report) else { return (counters, sample) };
@@ -97,7 +127,7 @@ fn read_stats(report: &JsValue) -> (stats::Counters, stats::Sample) {
     for stat in &all {
         counters.at_ms = counters.at_ms.max(number_prop(stat, "timestamp").unwrap_or(0.0));
         match string_prop(stat, "type").as_str() {
-            "inbound-rtp" => {
+            "inbound-rtp" if picked(stat, mids) => {
                 counters.bytes_in += number_prop(stat, "bytesReceived").unwrap_or(0.0);
                 counters.packets_received += number_prop(stat, "packetsReceived").unwrap_or(0.0);
                 counters.packets_lost += number_prop(stat, "packetsLost").unwrap_or(0.0).max(0.0);
@@ -132,7 +162,7 @@ fn read_stats(report: &JsValue) -> (stats::Counters, stats::Sample) {
 }
 
 /// The received (`inbound-rtp`) and sent (`media-source`) audio levels in one stats report.
-fn audio_levels(report: &JsValue) -> (f64, f64) {
+fn audio_levels(report: &JsValue, mids: Option<&[String]>) -> (f64, f64) {
     let (mut heard, mut sent) = (0.0_f64, 0.0_f64);
     let Ok(Some(entries)) = js_sys::try_iter(report) else { return (0.0, 0.0) };
     for entry in entries.flatten() {
@@ -142,7 +172,7 @@ fn audio_levels(report: &JsValue) -> (f64, f64) {
         }
         let level = number_prop(&stat, "audioLevel").unwrap_or(0.0);
         match string_prop(&stat, "type").as_str() {
-            "inbound-rtp" => heard = heard.max(level),
+            "inbound-rtp" if picked(&stat, mids) => heard = heard.max(level),
             "media-source" => sent = sent.max(level),
             _ => {}
         }

@@ -1,6 +1,7 @@
 //! In rooms of the welcome's `sfu_from` people or more: one `RTCPeerConnection`, to the server's
-//! SFU, instead of one per participant. We send our microphone and camera once (the camera in
-//! three simulcast layers) and receive one audio and one video track per other participant.
+//! SFU, instead of one per participant. We send our microphone and camera once (the camera as
+//! simulcast layers at half and full size) and receive one audio and one video track per other
+//! participant.
 //!
 //! **Which way media goes** is worked out by every browser from the same roster: through the
 //! SFU while the room has at least `sfu_from` people, peer to peer below. At the switch the mesh
@@ -16,7 +17,7 @@
 
 use super::{js_detail, local_media, negotiation, rtc, settle, warn, Engine, WebRtcError};
 use crate::model::SharedStream;
-use confab_protocol::{ClientMsg, PeerKey, SfuTrack, Signal, TrackKind};
+use confab_protocol::{ClientMsg, PeerKey, SfuLayer, SfuTrack, Signal, TrackKind, VideoLayer};
 use gloo_events::EventListener;
 use leptos::prelude::*;
 use std::collections::HashMap;
@@ -44,6 +45,11 @@ pub(in crate::call) struct SfuConn {
 impl SfuConn {
     pub(in crate::call) fn pc(&self) -> &RtcPeerConnection {
         &self.pc
+    }
+
+    /// The `mid`s carrying `key`'s media.
+    pub(in crate::call) fn mids_of(&self, key: &PeerKey) -> Vec<String> {
+        self.tracks.iter().filter(|(_, (k, _))| k == key).map(|(mid, _)| mid.clone()).collect()
     }
 }
 
@@ -313,8 +319,70 @@ fn through_sfu(engine: &Engine, key: &PeerKey, generation: u32) {
     }
     // Closed here, with the state free.
     drop(direct);
+    let state = engine.borrow();
+    if let Some(sfu) = state.sfu.as_ref().filter(|_| state.roster.iter().all(|(_, p)| p.conn.is_none())) {
+        local_media::send_full_layer(&sfu.pc);
+    }
 }
 
 fn tracks_of(stream: &MediaStream) -> Vec<MediaStreamTrack> {
     crate::media::tracks(stream).collect()
+}
+
+/// The layers last asked of the SFU, per person, for the connection numbered `generation` (a
+/// new connection starts from the SFU's default, the full layer).
+#[derive(Default)]
+pub(in crate::call) struct AskedLayers {
+    generation: u32,
+    asked: HashMap<PeerKey, VideoLayer>,
+}
+
+/// Tells the SFU which layer of each person's camera to send, from the size of their tile on
+/// the screen now: nothing for a tile off screen or a hidden page. Only changes are sent.
+pub(in crate::call) fn send_layers(engine: &Engine, asked: &mut AskedLayers) {
+    let mut state = engine.borrow_mut();
+    let Some(sfu) = &state.sfu else { return };
+    if asked.generation != sfu.generation {
+        *asked = AskedLayers { generation: sfu.generation, asked: HashMap::new() };
+    }
+    let Some(window) = web_sys::window() else { return };
+    let Some(document) = window.document() else { return };
+    let hidden = document.hidden();
+    let (width, height) = (
+        window.inner_width().ok().and_then(|w| w.as_f64()).unwrap_or(0.0),
+        window.inner_height().ok().and_then(|h| h.as_f64()).unwrap_or(0.0),
+    );
+    let ratio = window.device_pixel_ratio();
+    let mut changes = Vec::new();
+    for (key, peer) in state.roster.iter().filter(|(_, p)| p.conn.is_none()) {
+        // Keys are hex; anything else is not put in a selector.
+        if !key.0.chars().all(|c| c.is_ascii_alphanumeric()) {
+            continue;
+        }
+        let video = document.query_selector(&format!("figure[data-key=\"{}\"] video", key.0)).ok().flatten();
+        let Some(video) = video else { continue };
+        let layer = if hidden {
+            VideoLayer::Off
+        } else {
+            let r = video.get_bounding_client_rect();
+            let on_screen = r.bottom() > 0.0 && r.right() > 0.0 && r.top() < height && r.left() < width;
+            if !on_screen {
+                VideoLayer::Off
+            } else if peer.tile.media.with_untracked(|m| m.screen) {
+                // A shared screen is text: always sharp.
+                VideoLayer::High
+            } else {
+                super::tile_layer::layer_for(r.width() * ratio, f64::from(crate::media::IDEAL_WIDTH))
+            }
+        };
+        if asked.asked.get(key) != Some(&layer) {
+            if let Some(peer) = state.roster.id_of(key) {
+                asked.asked.insert(key.clone(), layer);
+                changes.push(SfuLayer { peer, layer });
+            }
+        }
+    }
+    if !changes.is_empty() {
+        state.send(ClientMsg::SfuLayers { layers: changes });
+    }
 }

@@ -22,6 +22,7 @@ pub fn RemoteView(tile: RemoteTile, ui: CallUi) -> impl IntoView {
     view! {
         <figure
             class="tile remote"
+            data-key=tile.key.0.clone()
             class:camera-off=move || camera_off.with(|m| m.camera_off && !m.screen)
             class:presenting=move || presenting.get().screen
             class:speaking=move || speaking.with(|s| s.as_ref() == Some(&key))

@@ -89,8 +89,14 @@ enum State {
         inbox: Inbox,
         /// This participant's key (its TURN credentials are minted for it).
         key: PeerKey,
+        /// Layers asked for before this socket's SFU connection exists (a browser may ask while
+        /// its offer is on the way): given to the engine when it joins, latest per source.
+        early_layers: Vec<(ParticipantId, Layer)>,
     },
 }
+
+/// The most sources whose layers are kept for an SFU connection that does not exist yet.
+const MAX_EARLY_LAYERS: usize = 256;
 
 /// This socket's connection to the SFU, once its browser has offered one.
 struct SfuLink {
@@ -434,7 +440,14 @@ where
                 chat: joined.chat,
                 sfu_from: hub.sfu.as_ref().map(|s| s.from),
             };
-            *state = State::Joined { room, id: joined.id, session: joined.session, inbox, key: welcome_key };
+            *state = State::Joined {
+                room,
+                id: joined.id,
+                session: joined.session,
+                inbox,
+                key: welcome_key,
+                early_layers: Vec::new(),
+            };
             send(socket, encode(&welcome), send_limit).await.map_err(Handled::Ended)
         }
         ClientMsg::Signal { to, signal } => {
@@ -478,7 +491,7 @@ where
             Ok(())
         }
         ClientMsg::Sfu { signal } => {
-            let State::Joined { room, id, .. } = state else {
+            let State::Joined { room, id, early_layers, .. } = state else {
                 return Err(ClientError::NotJoined.into());
             };
             let Some(engine) = &hub.sfu else {
@@ -504,6 +517,10 @@ where
                                 joined = media.join(member.clone(), sdp, notices_tx).await;
                             }
                             if joined.is_ok() {
+                                let early = std::mem::take(early_layers);
+                                if !early.is_empty() {
+                                    let _ = media.set_layers(member.clone(), early).await;
+                                }
                                 *sfu = Some(SfuLink { member, notices });
                             }
                             joined
@@ -539,28 +556,39 @@ where
             }
         }
         ClientMsg::SfuLayers { layers } => {
-            let State::Joined { .. } = state else {
+            let State::Joined { early_layers, .. } = state else {
                 return Err(ClientError::NotJoined.into());
             };
             let Some(engine) = &hub.sfu else {
                 return Err(ClientError::SfuUnavailable.into());
             };
-            if let Some(link) = sfu.as_ref() {
-                let layers = layers
-                    .into_iter()
-                    .map(|l| {
-                        let layer = match l.layer {
-                            VideoLayer::Off => Layer::Off,
-                            VideoLayer::Low => Layer::Low,
-                            VideoLayer::Medium => Layer::Medium,
-                            VideoLayer::High => Layer::High,
-                        };
-                        (ParticipantId(l.peer.0), layer)
-                    })
-                    .collect();
+            let layers: Vec<(ParticipantId, Layer)> = layers
+                .into_iter()
+                .map(|l| {
+                    let layer = match l.layer {
+                        VideoLayer::Off => Layer::Off,
+                        VideoLayer::Low => Layer::Low,
+                        VideoLayer::Medium => Layer::Medium,
+                        VideoLayer::High => Layer::High,
+                    };
+                    (ParticipantId(l.peer.0), layer)
+                })
+                .collect();
+            match sfu.as_ref() {
                 // The engine only fails this for a connection it already dropped (a closed
                 // notice is on its way).
-                let _ = engine.media.set_layers(link.member.clone(), layers).await;
+                Some(link) => {
+                    let _ = engine.media.set_layers(link.member.clone(), layers).await;
+                }
+                None => {
+                    for (source, layer) in layers {
+                        if let Some(kept) = early_layers.iter_mut().find(|(s, _)| *s == source) {
+                            kept.1 = layer;
+                        } else if early_layers.len() < MAX_EARLY_LAYERS {
+                            early_layers.push((source, layer));
+                        }
+                    }
+                }
             }
             hub.metrics.message("sfu_layers");
             Ok(())
