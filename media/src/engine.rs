@@ -487,8 +487,15 @@ impl Engine {
                 (true, false)
             } else {
                 match out.selector.decide(layer, keyframe, published.choose(want, now)) {
-                    Decision::Forward => (true, false),
+                    Decision::Forward => {
+                        if out.second_keyframe_at.is_some_and(|at| at <= now) {
+                            out.second_keyframe_at = None;
+                            keyframes_wanted.push(layer);
+                        }
+                        (true, false)
+                    }
                     Decision::Switch => {
+                        out.second_keyframe_at = Some(now + crate::peer::SECOND_KEYFRAME_AFTER);
                         tracing::debug!(
                             source = source_slot,
                             subscriber = member,
