@@ -4,6 +4,7 @@ import { TestServer, testPort } from './fixtures/server';
 import { lookAt } from './fixtures/looks';
 
 // Rooms of three or more go through the server's SFU: one connection per page, to the server.
+// SFU_LOG=confab_media=debug shows the engine's layer wishes, switches and keyframe requests.
 const server = new TestServer(testPort(50), ['--sfu-from', '3', '--room-capacity', '10'], { env: { CONFAB_LOG: process.env.SFU_LOG ?? 'warn' } });
 test.beforeAll(async () => server.start());
 test.afterAll(async () => {

@@ -516,7 +516,6 @@ impl Engine {
                 MediaStats::add(&self.stats.skipped, 1);
                 continue;
             }
-
             match subscriber.write(mid, &data, switched) {
                 Ok(()) => MediaStats::add(&self.stats.forwarded, 1),
                 Err(e) => {
