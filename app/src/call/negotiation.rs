@@ -4,6 +4,13 @@
 //! later one from `negotiationneeded` (ICE restart, any change), so both sides may offer at
 //! once. Each pair has a polite side (the smaller key) that yields: the impolite side ignores a
 //! colliding offer, the polite side rolls back its own and answers. `setLocalDescription()` without arguments picks offer or answer.
+//! Candidates of an ignored offer are dropped, not kept for later.
+//!
+//! **First offers that cross** (both sides call at once, as when a room goes back from the SFU to
+//! the mesh): the polite side does not roll back an offer that was never answered but answers
+//! from a fresh connection. Chromium, rolling back a first offer before it had begun gathering
+//! candidates, gathered none for its answer, and the pair never connected (one run in three of
+//! the SFU switch test's return to two).
 //!
 //! **ICE restart.** A connection `failed`, or `disconnected` for [`RECOVERY_DELAY_MS`], calls
 //! `restartIce()`; the renegotiation goes through the same path.
@@ -143,6 +150,18 @@ fn ensure_connection(engine: &Engine, key: &PeerKey) -> Result<Option<RtcPeerCon
         _listeners: listeners,
     });
     Ok(Some(pc))
+}
+
+/// Closes the connection to `key` and opens a new one in its place, keeping the candidates that
+/// came for it (they belong to the peer's offer, which the new connection answers).
+fn replace_connection(engine: &Engine, key: &PeerKey) -> Result<Option<RtcPeerConnection>, WebRtcError> {
+    let old = engine.borrow_mut().roster.get_mut(key).and_then(|p| p.conn.take());
+    let pending = old.map(|mut c| std::mem::take(&mut c.pending)).unwrap_or_default();
+    let pc = ensure_connection(engine, key)?;
+    if let Some(conn) = connection_mut(&mut engine.borrow_mut(), key) {
+        conn.pending = pending;
+    }
+    Ok(pc)
 }
 
 /// Starts the connection to a peer: our tracks in, and the offer made at once (its
@@ -289,9 +308,10 @@ async fn make_offer(engine: &Engine, key: &PeerKey) -> Result<(), WebRtcError> {
     };
     let result = rtc::set_local_description(&pc).await;
     let mut state = engine.borrow_mut();
-    if let Some(conn) = connection_mut(&mut state, key) {
-        conn.making_offer = false;
-    }
+    // The connection may have been replaced meanwhile (crossing first offers): the old one's
+    // offer is not sent.
+    let Some(conn) = connection_mut(&mut state, key).filter(|c| c.pc == pc) else { return Ok(()) };
+    conn.making_offer = false;
     result?;
     if let Some(sdp) = rtc::local_offer(&pc) {
         state.send_signal(key, Signal::Offer { sdp });
@@ -320,8 +340,8 @@ async fn on_description(engine: &Engine, key: &PeerKey, is_offer: bool, sdp: &st
             return Ok(());
         }
     }
-    let Some(pc) = ensure_connection(engine, key)? else { return Ok(()) };
-    {
+    let Some(mut pc) = ensure_connection(engine, key)? else { return Ok(()) };
+    let first_offers_crossed = {
         let mut state = engine.borrow_mut();
         let polite = state.roster.polite(key);
         let Some(conn) = connection_mut(&mut state, key) else { return Ok(()) };
@@ -330,6 +350,11 @@ async fn on_description(engine: &Engine, key: &PeerKey, is_offer: bool, sdp: &st
         if conn.ignore_offer {
             return Ok(());
         }
+        collision && pc.current_remote_description().is_none()
+    };
+    if first_offers_crossed {
+        let Some(fresh) = replace_connection(engine, key)? else { return Ok(()) };
+        pc = fresh;
     }
     let kind = if is_offer { RtcSdpType::Offer } else { RtcSdpType::Answer };
     let init = RtcSessionDescriptionInit::new(kind);
@@ -357,9 +382,14 @@ fn candidate_init(candidate: &IceCandidate) -> RtcIceCandidateInit {
 }
 
 async fn on_candidate(engine: &Engine, key: &PeerKey, candidate: IceCandidate) -> Result<(), WebRtcError> {
-    let (pc, ignoring) = {
+    let pc = {
         let mut state = engine.borrow_mut();
         let Some(conn) = connection_mut(&mut state, key) else { return Ok(()) };
+        if conn.ignore_offer {
+            // They belong to the offer we ignored (signals come in order; the answer to ours,
+            // which comes next, clears the flag).
+            return Ok(());
+        }
         if conn.pc.remote_description().is_none() {
             // A peer gathers a handful of candidates; more before any description is abuse.
             if conn.pending.len() < MAX_PENDING_CANDIDATES {
@@ -367,14 +397,10 @@ async fn on_candidate(engine: &Engine, key: &PeerKey, candidate: IceCandidate) -
             }
             return Ok(());
         }
-        (conn.pc.clone(), conn.ignore_offer)
+        conn.pc.clone()
     };
     let init = candidate_init(&candidate);
-    match settle("addIceCandidate", pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init))).await {
-        // Candidates of an offer we ignored fail to apply; that is expected.
-        Err(_) if ignoring => Ok(()),
-        other => other.map(drop),
-    }
+    settle("addIceCandidate", pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init))).await.map(drop)
 }
 
 async fn flush_candidates(engine: &Engine, key: &PeerKey, pc: &RtcPeerConnection) {
