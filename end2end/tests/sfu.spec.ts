@@ -2,6 +2,7 @@ import { expect, test, type Page } from '@playwright/test';
 import { Participant, uniqueRoom } from './fixtures/participant';
 import { TestServer, testPort } from './fixtures/server';
 import { lookAt } from './fixtures/looks';
+import { connections } from './fixtures/sfu';
 
 // Rooms of three or more go through the server's SFU: one connection per page, to the server.
 // SFU_LOG=confab_media=debug shows the engine's layer wishes, switches and keyframe requests.
@@ -10,14 +11,6 @@ test.beforeAll(async () => server.start());
 test.afterAll(async () => {
   await server.stop();
 });
-
-/** Connections of the page that are not closed, and how many of those are connected. */
-async function connections(page: Page): Promise<{ open: number; connected: number }> {
-  return page.evaluate(() => {
-    const pcs = (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.filter((pc) => pc.connectionState !== 'closed');
-    return { open: pcs.length, connected: pcs.filter((pc) => pc.connectionState === 'connected').length };
-  });
-}
 
 /**
  * Starts recording when each remote tile's `<video>` presents a frame (requestVideoFrameCallback,

@@ -1,0 +1,87 @@
+import { expect, test, type Page } from '@playwright/test';
+import { chromiumArgs, chromiumPath } from './fixtures/chromium';
+import { Participant, uniqueRoom } from './fixtures/participant';
+import { TestServer, testPort } from './fixtures/server';
+import { connections, expectAudioOf } from './fixtures/sfu';
+import { tonePath } from './fixtures/tone';
+
+// The controls of a call, through the server's SFU (rooms of three here) rather than the mesh.
+// Screen sharing needs the fake media UI (see screen-share.spec.ts), hence a browser of its own.
+test.use({ launchOptions: { executablePath: chromiumPath, args: [...chromiumArgs(tonePath), '--use-fake-ui-for-media-stream'] } });
+const server = new TestServer(testPort(51), ['--sfu-from', '3']);
+test.beforeAll(async () => server.start());
+test.afterAll(async () => {
+  await server.stop();
+});
+
+/** The label of the camera track the page's one open connection sends. */
+async function sentCamera(page: Page): Promise<string | undefined> {
+  return page.evaluate(() => {
+    const [pc] = (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.filter((c) => c.connectionState !== 'closed');
+    return pc?.getSenders().find((s) => s.track?.kind === 'video')?.track?.label;
+  });
+}
+
+/** The shape of the video `viewer` shows of `of`: wide (a 16:9 screen) or not (a 4:3 camera). */
+async function aspect(viewer: Participant, of: Participant): Promise<number> {
+  return viewer.remoteVideo(of).evaluate((v: HTMLVideoElement) => (v.videoHeight ? v.videoWidth / v.videoHeight : 0));
+}
+
+test('through the SFU, mute, camera off, a camera switch and a shared screen reach everyone', async ({ browser }) => {
+  test.setTimeout(150_000);
+  const room = uniqueRoom('sfu-controls');
+  const people: Participant[] = [];
+  for (const name of ['Ada', 'Bob', 'Cat']) {
+    const p = await Participant.open(browser, name, ['camera', 'microphone'], server.url);
+    await p.joinByLink(room);
+    people.push(p);
+  }
+  const [ada, bob, cat] = people;
+  for (const p of people) {
+    await expect(p.remoteVideos()).toHaveCount(2);
+    await expect.poll(() => connections(p.page), { timeout: 30_000 }).toEqual({ open: 1, connected: 1 });
+  }
+  const others = [bob, cat];
+
+  // Mute silences Ada's voice only: Bob still hears Cat on the same connection.
+  for (const p of others) await expectAudioOf(p, ada.name, 'audible');
+  await ada.button('Mute').click();
+  for (const p of others) {
+    await expectAudioOf(p, ada.name, 'silent');
+    await expect(p.tile(ada).getByText('Muted')).toBeVisible();
+  }
+  await expectAudioOf(bob, cat.name, 'audible');
+  await ada.button('Unmute').click();
+  for (const p of others) await expectAudioOf(p, ada.name, 'audible');
+
+  // Camera off sends black frames (about one a second), which the SFU still forwards.
+  for (const p of others) await expect.poll(() => p.brightness(p.remoteVideo(ada))).toBeGreaterThan(20);
+  await ada.button('Turn camera off').click();
+  for (const p of others) await expect.poll(() => p.brightness(p.remoteVideo(ada)), { timeout: 15_000 }).toBeLessThan(3);
+  await ada.button('Turn camera on').click();
+  for (const p of others) await expect.poll(() => p.brightness(p.remoteVideo(ada)), { timeout: 15_000 }).toBeGreaterThan(20);
+
+  // A camera switch replaces the track the SFU connection sends; the old camera is released.
+  await ada.openDevices();
+  await ada.cameraPicker().selectOption({ label: 'fake_device_2' });
+  await expect.poll(() => sentCamera(ada.page)).toBe('fake_device_2');
+  await expect.poll(() => ada.liveCameras()).toEqual(['fake_device_2']);
+  for (const p of others) await p.expectFramesGrow(20);
+
+  // A shared screen takes the camera's place for everyone, and gives it back.
+  for (const p of others) await expect.poll(() => aspect(p, ada)).toBeCloseTo(4 / 3, 1);
+  await ada.button('Share screen').click();
+  await expect(ada.button('Stop sharing')).toBeVisible();
+  for (const p of others) {
+    await expect.poll(() => aspect(p, ada), { timeout: 20_000 }).toBeCloseTo(16 / 9, 1);
+    await expect(p.tile(ada).getByText('Presenting')).toBeVisible();
+  }
+  await ada.button('Stop sharing').click();
+  for (const p of others) {
+    await expect.poll(() => aspect(p, ada), { timeout: 20_000 }).toBeCloseTo(4 / 3, 1);
+    await expect(p.tile(ada).getByText('Presenting')).toHaveCount(0);
+  }
+  // All of it on the one connection each.
+  for (const p of people) expect(await connections(p.page)).toEqual({ open: 1, connected: 1 });
+  for (const p of people) await p.close();
+});
