@@ -1,8 +1,8 @@
 import { expect, test, type Page } from '@playwright/test';
 import { chromiumArgs, chromiumPath } from './fixtures/chromium';
-import { Participant, uniqueRoom } from './fixtures/participant';
+import type { Participant } from './fixtures/participant';
 import { TestServer, testPort } from './fixtures/server';
-import { connections, expectAudioOf } from './fixtures/sfu';
+import { connections, expectAudioOf, threeThroughSfu } from './fixtures/sfu';
 import { tonePath } from './fixtures/tone';
 
 // The controls of a call, through the server's SFU (rooms of three here) rather than the mesh.
@@ -29,18 +29,8 @@ async function aspect(viewer: Participant, of: Participant): Promise<number> {
 
 test('through the SFU, mute, camera off, a camera switch and a shared screen reach everyone', async ({ browser }) => {
   test.setTimeout(150_000);
-  const room = uniqueRoom('sfu-controls');
-  const people: Participant[] = [];
-  for (const name of ['Ada', 'Bob', 'Cat']) {
-    const p = await Participant.open(browser, name, ['camera', 'microphone'], server.url);
-    await p.joinByLink(room);
-    people.push(p);
-  }
+  const people = await threeThroughSfu(browser, server.url, 'sfu-controls');
   const [ada, bob, cat] = people;
-  for (const p of people) {
-    await expect(p.remoteVideos()).toHaveCount(2);
-    await expect.poll(() => connections(p.page), { timeout: 30_000 }).toEqual({ open: 1, connected: 1 });
-  }
   const others = [bob, cat];
 
   // Mute silences Ada's voice only: Bob still hears Cat on the same connection.

@@ -2,7 +2,7 @@ import { expect, test, type Page } from '@playwright/test';
 import { Participant, uniqueRoom } from './fixtures/participant';
 import { TestServer, testPort } from './fixtures/server';
 import { lookAt } from './fixtures/looks';
-import { connections } from './fixtures/sfu';
+import { connections, threeThroughSfu } from './fixtures/sfu';
 
 // Rooms of three or more go through the server's SFU: one connection per page, to the server.
 // SFU_LOG=confab_media=debug shows the engine's layer wishes, switches and keyframe requests.
@@ -143,18 +143,8 @@ async function inboundWidths(page: Page): Promise<number[]> {
 
 test('each tile gets the layer its size needs: small tiles a small layer, a large tile the full one', async ({ browser }) => {
   test.setTimeout(120_000);
-  const room = uniqueRoom('sfu-layers');
-  const people: Participant[] = [];
-  for (const name of ['Ada', 'Bob', 'Cat']) {
-    const p = await Participant.open(browser, name, ['camera', 'microphone'], server.url);
-    await p.joinByLink(room);
-    people.push(p);
-  }
+  const people = await threeThroughSfu(browser, server.url, 'sfu-layers');
   const [ada, bob, cat] = people;
-  for (const p of people) {
-    await expect(p.remoteVideos()).toHaveCount(2);
-    await expect.poll(() => connections(p.page), { timeout: 30_000 }).toEqual({ open: 1, connected: 1 });
-  }
   // At 640×480 the tiles are small: both come in a layer at most 320 wide.
   await expect.poll(async () => {
     const widths = await inboundWidths(ada.page);
