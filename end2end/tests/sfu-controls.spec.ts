@@ -75,3 +75,32 @@ test('through the SFU, mute, camera off, a camera switch and a shared screen rea
   for (const p of people) expect(await connections(p.page)).toEqual({ open: 1, connected: 1 });
   for (const p of people) await p.close();
 });
+
+test('the server restarts under a call through the SFU: everyone is back on one new connection each', async ({ browser }) => {
+  test.setTimeout(150_000);
+  const own = new TestServer(testPort(52), ['--sfu-from', '3']);
+  await own.start();
+  try {
+    const people = await threeThroughSfu(browser, own.url, 'sfu-restart');
+    for (const p of people) await p.expectFramesGrow(20);
+
+    // The media goes through the process that dies: nothing flows until it is back.
+    await own.kill();
+    for (const p of people) await expect(p.status()).toHaveText(/^Reconnecting to the server/);
+    await own.start();
+    const restarted = Date.now();
+    for (const p of people) {
+      await expect(p.status()).toHaveText('Connected', { timeout: 20_000 });
+      await expect(p.remoteVideos()).toHaveCount(2);
+      await expect.poll(() => connections(p.page), { timeout: 30_000 }).toEqual({ open: 1, connected: 1 });
+      await p.expectEveryConnectionDecodes(1, 20);
+    }
+    console.log(`through the SFU again ${Date.now() - restarted} ms after the server started`);
+    for (const p of people) {
+      for (const other of people.filter((o) => o !== p)) await expectAudioOf(p, other.name, 'audible');
+    }
+    for (const p of people) await p.close();
+  } finally {
+    await own.kill();
+  }
+});
