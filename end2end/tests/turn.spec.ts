@@ -2,6 +2,7 @@ import { expect, test } from '@playwright/test';
 import { Coturn } from './fixtures/coturn';
 import { pairByLink } from './fixtures/call';
 import { TestServer, testPort } from './fixtures/server';
+import { threeThroughSfu } from './fixtures/sfu';
 
 /** Two pages in a relay-only call through `server`: media flows, and only through TURN. */
 async function relayOnlyCall(
@@ -53,6 +54,27 @@ test('a relay-only call goes through the embedded TURN server', async ({ browser
       const allocations = Number(/^confab_turn_allocations (\d+)$/m.exec(metrics)?.[1]);
       expect(allocations).toBeGreaterThanOrEqual(2);
     });
+  } finally {
+    await server.kill();
+  }
+});
+
+test('relay-only through the SFU: three people reach the server\'s media port through the embedded TURN server', async ({ browser }) => {
+  test.setTimeout(90_000);
+  const server = new TestServer(testPort(24), [
+    '--turn-embedded', `127.0.0.1:${testPort(33)}`, '--turn-relay-ports', '52000-52999', '--ice-transport-policy', 'relay',
+    '--sfu-from', '3',
+  ]);
+  try {
+    await server.start();
+    const people = await threeThroughSfu(browser, server.url, 'sfu-turn');
+    for (const p of people) {
+      await p.expectEveryConnectionDecodes(1, 20);
+      expect(await p.iceTransportPolicies()).toEqual(['relay']);
+      // Our end relayed, the SFU's end its own host address (it is on this host).
+      expect(await p.selectedCandidatePairs()).toEqual(['relay/host']);
+    }
+    for (const p of people) await p.close();
   } finally {
     await server.kill();
   }
