@@ -142,7 +142,7 @@ async fn participant(
                     sfu.answer(member.clone(), answer).await?;
                 }
                 Notice::Closed { reason } => anyhow::bail!("participant {} dropped: {reason}", member.id.0),
-                Notice::Connected | Notice::Disconnected => {}
+                Notice::Connected | Notice::Disconnected | Notice::ActiveSpeaker { .. } => {}
             }
         }
         bot.run_for(Duration::from_millis(20)).await?;
@@ -162,7 +162,8 @@ async fn participant(
 pub async fn run(options: SfuOptions) -> anyhow::Result<SfuReport> {
     let (sfu, engine_tid) = engine_thread()?;
     let (phase_tx, phase) = watch::channel(Phase::Warmup);
-    let bot_options = BotOptions { simulcast: options.simulcast, frame_bytes: options.frame_bytes };
+    let bot_options =
+        BotOptions { simulcast: options.simulcast, frame_bytes: options.frame_bytes, ..BotOptions::default() };
     let run = crate::run_id();
     let mut tasks = Vec::new();
     for room in 0..options.rooms {

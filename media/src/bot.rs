@@ -35,11 +35,13 @@ pub struct BotOptions {
     /// Bytes per frame of the full layer (the others are a ninth and a third of it); at 30
     /// frames a second 4,000 bytes are about 1 Mbit/s.
     pub frame_bytes: usize,
+    /// The audio level written into every audio packet, in dBov (0 the loudest, -127 silence).
+    pub audio_level: i8,
 }
 
 impl Default for BotOptions {
     fn default() -> Self {
-        BotOptions { simulcast: false, frame_bytes: 1_200 }
+        BotOptions { simulcast: false, frame_bytes: 1_200, audio_level: -30 }
     }
 }
 
@@ -346,7 +348,10 @@ impl Bot {
                 if let Some(writer) = self.rtc.writer(mid) {
                     let pt = writer.payload_params().next().map(|p| p.pt());
                     if let Some(pt) = pt {
-                        writer.audio_level(-30, true).write(pt, now, time, payload).map_err(io::Error::other)?;
+                        writer
+                            .audio_level(self.options.audio_level, self.options.audio_level > -127)
+                            .write(pt, now, time, payload)
+                            .map_err(io::Error::other)?;
                         self.drain()?;
                     }
                 }

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::layers::{Decision, Layer};
 use crate::peer::{track_kind, Peer, TrackIn};
+use crate::speaker::{RoomSpeaker, SPEAKER_WINDOW};
 use crate::stats::MediaStats;
 use crate::{MediaConfig, MediaError, Member, Notice, RoomId, TrackKind};
 
@@ -79,6 +80,10 @@ pub(crate) struct Engine {
     /// Participants whose `Rtc` was mutated and has to be polled.
     dirty: Vec<Slot>,
     events: VecDeque<(Slot, Event)>,
+    /// Each room's active speaker, from the audio levels of the packets it forwards.
+    speakers: HashMap<RoomId, RoomSpeaker>,
+    /// When the current window of audio levels ends.
+    speaker_window_ends: Instant,
 }
 
 impl Engine {
@@ -96,6 +101,8 @@ impl Engine {
             by_addr: HashMap::new(),
             dirty: Vec::new(),
             events: VecDeque::new(),
+            speakers: HashMap::new(),
+            speaker_window_ends: Instant::now() + SPEAKER_WINDOW,
         }
     }
 
@@ -110,9 +117,16 @@ impl Engine {
         loop {
             let now = Instant::now();
             self.timeouts(now);
+            self.speakers(now);
             self.settle(now);
-            let deadline =
-                self.peers.values().map(|p| p.deadline).min().unwrap_or(now + Duration::from_secs(1)).max(now);
+            let deadline = self
+                .peers
+                .values()
+                .map(|p| p.deadline)
+                .min()
+                .unwrap_or(now + Duration::from_secs(1))
+                .min(self.speaker_window_ends)
+                .max(now);
             let wake = tokio::select! {
                 command = inbox.recv() => match command {
                     Some(command) => Wake::Command(command),
@@ -233,6 +247,9 @@ impl Engine {
                 peer.add_track_out(other.slot, other.id, track.mid, track.kind);
             }
         }
+        if let Some(speaker) = self.speakers.get(&member.room).and_then(RoomSpeaker::current) {
+            peer.tell(Notice::ActiveSpeaker { id: Some(speaker) });
+        }
         self.peers.insert(slot, peer);
         self.rooms.entry(member.room.clone()).or_default().push(slot);
         self.slots.insert(member, slot);
@@ -257,7 +274,11 @@ impl Engine {
             members.retain(|p| *p != slot);
             if members.is_empty() {
                 self.rooms.remove(&peer.room);
+                self.speakers.remove(&peer.room);
             }
+        }
+        if self.speakers.get_mut(&peer.room).is_some_and(|room| room.forget(peer.id)) {
+            self.tell_room(&peer.room, None);
         }
         for other in self.rooms.get(&peer.room).into_iter().flatten() {
             if let Some(other) = self.peers.get_mut(other) {
@@ -291,6 +312,35 @@ impl Engine {
             peer.close(format!("the connection failed: {e}"));
         }
         self.dirty.push(owner);
+    }
+
+    /// Ends the window of audio levels when it is due: each room whose speaker changed tells
+    /// its members.
+    pub(crate) fn speakers(&mut self, now: Instant) {
+        if now < self.speaker_window_ends {
+            return;
+        }
+        self.speaker_window_ends = now + SPEAKER_WINDOW;
+        let mut changed = Vec::new();
+        for (room, members) in &self.rooms {
+            let ids = members.iter().filter_map(|m| self.peers.get(m)).map(|p| p.id);
+            if let Some(speaker) = self.speakers.entry(room.clone()).or_default().decide(ids) {
+                changed.push((room.clone(), speaker));
+            }
+        }
+        for (room, speaker) in changed {
+            tracing::debug!(room = %room.0, ?speaker, "active speaker");
+            self.tell_room(&room, speaker);
+        }
+    }
+
+    /// Tells every member of `room` who speaks now (a member whose notices back up misses it).
+    fn tell_room(&mut self, room: &RoomId, speaker: Option<crate::ParticipantId>) {
+        for member in self.rooms.get(room).into_iter().flatten() {
+            if let Some(peer) = self.peers.get_mut(member) {
+                peer.tell(Notice::ActiveSpeaker { id: speaker });
+            }
+        }
     }
 
     pub(crate) fn timeouts(&mut self, now: Instant) {
@@ -465,6 +515,9 @@ impl Engine {
         track.published.saw(layer, now);
         let published = track.published.clone();
         let kind = track_kind(track.kind);
+        if let (TrackKind::Audio, Some(level)) = (kind, data.ext_vals.audio_level) {
+            self.speakers.entry(source.room.clone()).or_default().heard(source.id, level);
+        }
         let keyframe = kind == TrackKind::Video && data.is_keyframe();
         let mut keyframes_wanted: Vec<Layer> = Vec::new();
         if kind == TrackKind::Video && !data.contiguous {

@@ -60,7 +60,7 @@ impl Harness {
                 match notice {
                     Notice::Connected => return Ok(true),
                     Notice::Closed { reason } => return Err(io::Error::other(reason)),
-                    Notice::Offer { .. } | Notice::Disconnected => {}
+                    Notice::Offer { .. } | Notice::Disconnected | Notice::ActiveSpeaker { .. } => {}
                 }
             }
         }

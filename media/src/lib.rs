@@ -21,6 +21,7 @@
 mod engine;
 pub mod layers;
 mod peer;
+mod speaker;
 mod stats;
 
 pub mod bot;
@@ -90,6 +91,9 @@ pub enum Notice {
     /// The connection has had no ICE traffic for a while; an ICE restart (a new offer from the
     /// browser) can bring it back.
     Disconnected,
+    /// Who speaks in the participant's room now (`None`: nobody), from the audio levels in the
+    /// RTP packets the SFU forwards; sent when it changes and at join.
+    ActiveSpeaker { id: Option<ParticipantId> },
     /// The engine dropped this participant (its connection closed, it sent bad data, or its
     /// notices were not read); it has to join again.
     Closed { reason: String },

@@ -160,6 +160,11 @@ impl Peer {
         }
     }
 
+    /// Queues a notice that may be missed (the next one says it again): a full queue drops it.
+    pub fn tell(&mut self, notice: Notice) {
+        let _ = self.notices.try_send(notice);
+    }
+
     pub fn close(&mut self, reason: impl Into<String>) {
         if self.closing.is_none() {
             self.closing = Some(reason.into());

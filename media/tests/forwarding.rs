@@ -19,6 +19,8 @@ struct Participant {
     member: Member,
     report: watch::Receiver<BotReport>,
     offers: watch::Receiver<Vec<Vec<(String, ParticipantId, TrackKind)>>>,
+    /// Every active speaker the engine named to it, in order.
+    speakers: watch::Receiver<Vec<Option<ParticipantId>>>,
     task: JoinHandle<()>,
 }
 
@@ -37,6 +39,7 @@ async fn join(sfu: &MediaHandle, room: &str, id: u64, options: BotOptions) -> Pa
     bot.accept_answer(&answer).expect("the answer is accepted");
     let (report_tx, report) = watch::channel(BotReport::default());
     let (offers_tx, offers) = watch::channel(Vec::new());
+    let (speakers_tx, speakers) = watch::channel(Vec::new());
     let sfu = sfu.clone();
     let me = member.clone();
     let task = tokio::spawn(async move {
@@ -51,6 +54,7 @@ async fn join(sfu: &MediaHandle, room: &str, id: u64, options: BotOptions) -> Pa
                         });
                     }
                     Notice::Closed { .. } => return,
+                    Notice::ActiveSpeaker { id } => speakers_tx.send_modify(|s| s.push(id)),
                     Notice::Connected | Notice::Disconnected => {}
                 }
             }
@@ -58,13 +62,21 @@ async fn join(sfu: &MediaHandle, room: &str, id: u64, options: BotOptions) -> Pa
             report_tx.send_replace(bot.report().clone());
         }
     });
-    Participant { id, member, report, offers, task }
+    Participant { id, member, report, offers, speakers, task }
 }
 
 /// Waits until `done` holds for the participant's report, or fails after `limit`.
 async fn until(p: &mut Participant, limit: Duration, what: &str, done: impl Fn(&BotReport) -> bool) {
     let seen = tokio::time::timeout(limit, p.report.wait_for(|r| done(r))).await.is_ok_and(|r| r.is_ok());
     assert!(seen, "participant {} never saw {what}: {:#?}", p.id.0, *p.report.borrow());
+}
+
+/// Waits until the engine last named `speaker` as the active speaker to `p`.
+async fn until_speaker(p: &mut Participant, speaker: Option<ParticipantId>) {
+    let named = tokio::time::timeout(Duration::from_secs(5), p.speakers.wait_for(|s| s.last() == Some(&speaker)))
+        .await
+        .is_ok_and(|r| r.is_ok());
+    assert!(named, "participant {} was never told {speaker:?} speaks: {:?}", p.id.0, *p.speakers.borrow());
 }
 
 fn frames_from(r: &BotReport, source: &Participant) -> (u64, u64) {
@@ -121,7 +133,8 @@ async fn media_never_crosses_rooms() {
 #[tokio::test]
 async fn a_viewer_gets_the_layer_it_asks_for() {
     let sfu = engine();
-    let publisher = join(&sfu, "class", 1, BotOptions { simulcast: true, frame_bytes: 3_000 }).await;
+    let publisher =
+        join(&sfu, "class", 1, BotOptions { simulcast: true, frame_bytes: 3_000, ..BotOptions::default() }).await;
     let mut viewer = join(&sfu, "class", 2, BotOptions::default()).await;
     let layer_is =
         |layer| move |r: &BotReport| r.sources.get(&ParticipantId(1)).and_then(|s| s.last_layer) == Some(layer);
@@ -237,4 +250,36 @@ async fn stray_datagrams_are_counted_and_change_nothing() {
     let (video, _) = frames_from(&a.report.borrow(), &b);
     until(&mut a, Duration::from_secs(5), "more of b's video", |r| frames_from(r, &b).0 > video + 10).await;
     assert_eq!(MediaStats::get(&sfu.stats().participants), 2);
+}
+
+#[tokio::test]
+async fn the_loudest_participant_is_named_the_active_speaker_in_its_room_only() {
+    let sfu = engine();
+    let silent = BotOptions { audio_level: -127, ..BotOptions::default() };
+    let mut ada = join(&sfu, "stand-up", 1, BotOptions { audio_level: -20, ..BotOptions::default() }).await;
+    let mut bob = join(&sfu, "stand-up", 2, silent).await;
+    let mut cat = join(&sfu, "stand-up", 3, silent).await;
+    // Another room, louder still: its speaker is never named in the stand-up.
+    let mut eve = join(&sfu, "other", 9, BotOptions { audio_level: -5, ..BotOptions::default() }).await;
+    for p in [&mut ada, &mut bob, &mut cat] {
+        until_speaker(p, Some(ParticipantId(1))).await;
+    }
+    until_speaker(&mut eve, Some(ParticipantId(9))).await;
+    // Someone who joins a room with a speaker is told at once.
+    let mut dan = join(&sfu, "stand-up", 4, silent).await;
+    until_speaker(&mut dan, Some(ParticipantId(1))).await;
+    assert_eq!(dan.speakers.borrow().first(), Some(&Some(ParticipantId(1))), "told at join");
+    // The speaker leaves: nobody speaks.
+    sfu.leave(ada.member.clone()).await;
+    for p in [&mut bob, &mut cat, &mut dan] {
+        until_speaker(p, None).await;
+    }
+    for p in [&bob, &cat, &dan] {
+        assert!(
+            !p.speakers.borrow().contains(&Some(ParticipantId(9))),
+            "another room's speaker: {:?}",
+            p.speakers.borrow()
+        );
+    }
+    drop(eve);
 }

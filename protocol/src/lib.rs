@@ -11,6 +11,7 @@
 //!   two peers of one room without looking inside.
 //! - [`RoomName`] / [`DisplayName`]: validated names; both sides use the same rules.
 //! - [`ErrorCode`]: every way a request can be refused.
+//! - [`ActiveSpeaker`]: who is speaking, by the one rule the browser and the SFU both apply.
 //!
 //! # The call, message by message
 //! 1. A browser sends [`ClientMsg::Join`]; the server answers [`ServerMsg::Welcome`] with the id it
@@ -24,6 +25,9 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+pub mod speaker;
+pub use speaker::ActiveSpeaker;
 
 /// Largest text frame, in bytes, that a server accepts; a larger one is answered with
 /// [`ErrorCode::TooLarge`]. An SDP offer of a call with audio and video is about 5 KiB.
@@ -378,6 +382,13 @@ pub enum ServerMsg {
         /// With an offer: whose media each transceiver carries.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         tracks: Vec<SfuTrack>,
+    },
+    /// Who speaks in the room, as the SFU hears it (from the audio level every browser writes
+    /// into its RTP packets, smoothed by [`speaker::ActiveSpeaker`]): sent when it changes, and at once to
+    /// a browser that opens its SFU connection, to the browsers on the SFU. `None`: nobody.
+    ActiveSpeaker {
+        /// The speaker (possibly the receiving browser itself).
+        id: Option<PeerId>,
     },
     /// The SFU dropped this browser's connection (it failed, or went unanswered): open a new one
     /// with a fresh offer.

@@ -416,6 +416,11 @@ fn sfu_messages_round_trip() {
         ServerMsg::SfuClosed { reason: "gone".into() },
         json!({"type": "sfu_closed", "reason": "gone"}),
     );
+    assert_server_round_trip(
+        ServerMsg::ActiveSpeaker { id: Some(PeerId(3)) },
+        json!({"type": "active_speaker", "id": 3}),
+    );
+    assert_server_round_trip(ServerMsg::ActiveSpeaker { id: None }, json!({"type": "active_speaker", "id": null}));
     // The layers are ordered as their sizes.
     assert!(VideoLayer::Off < VideoLayer::Low && VideoLayer::Medium < VideoLayer::High);
 }

@@ -26,16 +26,23 @@ struct OnSfu {
     id: PeerId,
     report: watch::Receiver<BotReport>,
     offers: watch::Receiver<Vec<Vec<(PeerId, TrackKind)>>>,
+    /// Every `active_speaker` the server sent, in order.
+    speakers: watch::Receiver<Vec<Option<PeerId>>>,
     outbox: tokio::sync::mpsc::Sender<ClientMsg>,
     task: JoinHandle<Client>,
 }
 
 impl OnSfu {
-    async fn start(mut client: Client, id: PeerId) -> OnSfu {
-        let mut bot = Bot::new(std::net::Ipv4Addr::LOCALHOST.into(), BotOptions::default()).unwrap();
+    async fn start(client: Client, id: PeerId) -> OnSfu {
+        OnSfu::start_with(client, id, BotOptions::default()).await
+    }
+
+    async fn start_with(mut client: Client, id: PeerId, options: BotOptions) -> OnSfu {
+        let mut bot = Bot::new(std::net::Ipv4Addr::LOCALHOST.into(), options).unwrap();
         client.send(&ClientMsg::Sfu { signal: Signal::Offer { sdp: bot.offer() } }).await;
         let (report_tx, report) = watch::channel(BotReport::default());
         let (offers_tx, offers) = watch::channel(Vec::new());
+        let (speakers_tx, speakers) = watch::channel(Vec::new());
         let (outbox, mut to_send) = tokio::sync::mpsc::channel::<ClientMsg>(8);
         let task = tokio::spawn(async move {
             loop {
@@ -64,6 +71,7 @@ impl OnSfu {
                                 let answer = bot.accept_offer(&sdp, &tracks).unwrap();
                                 client.send(&ClientMsg::Sfu { signal: Signal::Answer { sdp: answer } }).await;
                             }
+                            ServerMsg::ActiveSpeaker { id } => speakers_tx.send_modify(|s| s.push(id)),
                             ServerMsg::Error { code, message, .. } => panic!("{code:?}: {message}"),
                             _ => {}
                         }
@@ -76,7 +84,7 @@ impl OnSfu {
                 }
             }
         });
-        OnSfu { id, report, offers, outbox, task }
+        OnSfu { id, report, offers, speakers, outbox, task }
     }
 
     /// Waits until the bot has seen `frames` video frames and packets of audio from `source`.
@@ -132,6 +140,35 @@ async fn a_room_calls_through_the_sfu() {
             ids.iter().filter(|&&o| o != p.id).flat_map(|&o| [(o, TrackKind::Audio), (o, TrackKind::Video)]).collect();
         expected.sort_by_key(|(peer, kind)| (peer.0, *kind == TrackKind::Video));
         assert_eq!(last, expected, "the tracks offered to {}", p.id);
+    }
+}
+
+#[tokio::test]
+async fn the_sfu_names_the_active_speaker_over_the_socket() {
+    let server = TestServer::with(with_sfu(3)).await;
+    let loud = BotOptions { audio_level: -20, ..BotOptions::default() };
+    let silent = BotOptions { audio_level: -127, ..BotOptions::default() };
+    let mut people = Vec::new();
+    for (name, options) in [("Ada", loud), ("Bob", silent), ("Cy", silent)] {
+        let (client, id) = server.join("speaking", name).await;
+        people.push(OnSfu::start_with(client, id, options).await);
+    }
+    let ada = people[0].id;
+    for p in &mut people {
+        let named =
+            tokio::time::timeout(Duration::from_secs(10), p.speakers.wait_for(|s| s.last() == Some(&Some(ada))))
+                .await
+                .is_ok_and(|r| r.is_ok());
+        assert!(named, "{} was never told Ada speaks: {:?}", p.id, *p.speakers.borrow());
+    }
+    // Ada goes: the others hear that nobody speaks.
+    let ada_socket = people.remove(0);
+    drop(ada_socket);
+    for p in &mut people {
+        let named = tokio::time::timeout(Duration::from_secs(10), p.speakers.wait_for(|s| s.last() == Some(&None)))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        assert!(named, "{} was never told nobody speaks: {:?}", p.id, *p.speakers.borrow());
     }
 }
 

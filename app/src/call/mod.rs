@@ -196,8 +196,11 @@ mod engine {
         pub(in crate::call) media: LocalMedia,
         /// From the welcome: rooms of this many people go through the server's SFU.
         pub(in crate::call) sfu_from: Option<u16>,
-        /// The connection to the SFU, while the room goes through it.
+        /// The connection to the SFU, while the room goes through it. Meanwhile the SFU names
+        /// the active speaker (`active_speaker`), not the sampler.
         pub(in crate::call) sfu: Option<super::sfu::SfuConn>,
+        /// Our id in the room, from the last welcome (the SFU may name us as the speaker).
+        pub(in crate::call) own_id: Option<confab_protocol::PeerId>,
         /// Numbers SFU connections, to tell the current one after an `await`.
         pub(in crate::call) sfu_generation: u32,
         /// Hung up: nothing may start any more.
@@ -235,6 +238,7 @@ mod engine {
                 media: LocalMedia::new(prefs, preview.map(SendWrapper::take)),
                 sfu_from: None,
                 sfu: None,
+                own_id: None,
                 sfu_generation: 0,
                 ended: false,
             }));

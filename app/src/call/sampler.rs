@@ -8,8 +8,7 @@
 
 use super::{Engine, WeakEngine};
 use crate::stats;
-use crate::status::ActiveSpeaker;
-use confab_protocol::PeerKey;
+use confab_protocol::{ActiveSpeaker, PeerKey};
 use gloo_timers::future::TimeoutFuture;
 use js_sys::{Array, Reflect};
 use leptos::prelude::*;
@@ -45,7 +44,7 @@ pub(super) async fn watch(engine: WeakEngine) {
         if sample_stats {
             super::sfu::send_layers(&strong, &mut layers);
         }
-        let Some((connections, me, muted, ui)) = snapshot(&strong) else { return };
+        let Some((connections, me, muted, ui, via_sfu)) = snapshot(&strong) else { return };
         drop(strong);
         let mut levels = Vec::new();
         let mut own = 0.0_f64;
@@ -83,19 +82,22 @@ pub(super) async fn watch(engine: WeakEngine) {
         if let Some(me) = me {
             levels.push((me, if muted { 0.0 } else { own }));
         }
+        // On the SFU the server names the speaker (`active_speaker`) from everyone's RTP audio
+        // levels; the levels here go on feeding the rule for the way back to peer to peer.
         let now = speaker.update(&levels);
-        if ui.speaking.try_get_untracked().flatten() != now {
+        if !via_sfu && ui.speaking.try_get_untracked().flatten() != now {
             ui.speaking.try_set(now);
         }
     }
 }
 
 /// Whom to sample on which connection (with the `mid`s that carry them on the SFU connection),
-/// our key, mute and the signals; `None` once the call ended.
+/// our key, mute, the signals and whether an SFU connection is open; `None` once the call ended.
 #[allow(clippy::type_complexity)]
 fn snapshot(
     engine: &Engine,
-) -> Option<(Vec<(PeerKey, RtcPeerConnection, Option<Vec<String>>)>, Option<PeerKey>, bool, crate::model::CallUi)> {
+) -> Option<(Vec<(PeerKey, RtcPeerConnection, Option<Vec<String>>)>, Option<PeerKey>, bool, crate::model::CallUi, bool)>
+{
     let state = engine.borrow();
     if state.ended {
         return None;
@@ -109,7 +111,7 @@ fn snapshot(
             (None, None) => None,
         })
         .collect();
-    Some((connections, state.roster.me().cloned(), state.media.muted, state.ui))
+    Some((connections, state.roster.me().cloned(), state.media.muted, state.ui, state.sfu.is_some()))
 }
 
 /// Whether an `inbound-rtp` entry is one of `mids` (all are, without a list).

@@ -346,11 +346,21 @@ async fn connect_once(engine: &Engine) -> Ended {
 async fn handle(engine: &Engine, msg: ServerMsg) -> Flow {
     let result = match msg {
         ServerMsg::Welcome {
-            key, peers, ice_servers, resumed, ice_transport_policy, locked, chat, sfu_from, ..
+            id,
+            key,
+            peers,
+            ice_servers,
+            resumed,
+            ice_transport_policy,
+            locked,
+            chat,
+            sfu_from,
+            ..
         } => {
             {
                 let mut state = engine.borrow_mut();
                 state.sfu_from = sfu_from;
+                state.own_id = Some(id);
                 state.ui.add_chat(chat, Some(&key), clock);
                 state.ui.me.set(Some(key.clone()));
                 if state.link.password.is_some() && !locked && !resumed {
@@ -424,6 +434,21 @@ async fn handle(engine: &Engine, msg: ServerMsg) -> Flow {
             Ok(())
         }
         ServerMsg::Sfu { signal, tracks } => sfu::on_signal(engine, signal, tracks).await,
+        ServerMsg::ActiveSpeaker { id } => {
+            let state = engine.borrow();
+            // Only while on the SFU: otherwise the sampler's levels decide.
+            if state.sfu.is_some() {
+                let key = id.and_then(|id| {
+                    if Some(id) == state.own_id {
+                        state.roster.me().cloned()
+                    } else {
+                        state.roster.key_of(id)
+                    }
+                });
+                state.ui.speaking.set(key);
+            }
+            Ok(())
+        }
         ServerMsg::SfuClosed { reason } => {
             warn(&format!("confab: the SFU closed our connection: {reason}"));
             sfu::reopen(engine);

@@ -310,6 +310,7 @@ where
                         *sfu = None;
                         ServerMsg::SfuClosed { reason }
                     }
+                    Some(Notice::ActiveSpeaker { id }) => ServerMsg::ActiveSpeaker { id: id.map(|id| PeerId(id.0)) },
                     Some(Notice::Connected | Notice::Disconnected) => continue,
                     // The engine let go of the connection without a word (it stopped).
                     None => {
