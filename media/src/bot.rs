@@ -37,11 +37,17 @@ pub struct BotOptions {
     pub frame_bytes: usize,
     /// The audio level written into every audio packet, in dBov (0 the loudest, -127 silence).
     pub audio_level: i8,
+    /// A downlink this many bits per second wide: what arrives faster waits in a queue (up to
+    /// [`DOWNLINK_QUEUE`]) and beyond that is lost, as behind a slow link.
+    pub downlink_bps: Option<u64>,
 }
+
+/// The longest a datagram waits in a bot's emulated downlink before it is dropped.
+pub const DOWNLINK_QUEUE: Duration = Duration::from_millis(250);
 
 impl Default for BotOptions {
     fn default() -> Self {
-        BotOptions { simulcast: false, frame_bytes: 1_200, audio_level: -30 }
+        BotOptions { simulcast: false, frame_bytes: 1_200, audio_level: -30, downlink_bps: None }
     }
 }
 
@@ -125,6 +131,8 @@ pub struct BotReport {
     pub keyframe_requests: u64,
     /// Media for a mid no offer described.
     pub unknown_media: u64,
+    /// Datagrams the emulated downlink dropped ([`BotOptions::downlink_bps`]).
+    pub downlink_dropped: u64,
 }
 
 /// One synthetic participant.
@@ -146,6 +154,8 @@ pub struct Bot {
     frame_seq: u64,
     audio_seq: u64,
     timeout: Instant,
+    /// Datagrams in the emulated downlink, with when each comes out of it.
+    downlink: std::collections::VecDeque<(Instant, SocketAddr, Vec<u8>)>,
 }
 
 impl Bot {
@@ -182,6 +192,7 @@ impl Bot {
             frame_seq: 0,
             audio_seq: 0,
             timeout: now,
+            downlink: std::collections::VecDeque::new(),
         })
     }
 
@@ -241,21 +252,41 @@ impl Bot {
                 .timeout
                 .min(end)
                 .min(if self.report.connected { self.next_frame.min(self.next_audio) } else { end })
+                .min(self.downlink.front().map_or(end, |d| d.0))
                 .max(now);
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => {
                     let (n, source) = received?;
-                    self.receive(source, &buf[..n]);
+                    self.arrive(source, &buf[..n]);
                 }
                 () = tokio::time::sleep_until(wake.into()) => {}
             }
             let now = Instant::now();
+            while self.downlink.front().is_some_and(|d| d.0 <= now) {
+                let (_, source, data) = self.downlink.pop_front().expect("just looked");
+                self.receive(source, &data);
+            }
             self.rtc.handle_input(Input::Timeout(now)).map_err(io::Error::other)?;
             self.drain()?;
             if self.report.connected {
                 self.publish(now)?;
             }
         }
+    }
+
+    /// A datagram reaches the bot's downlink: through at once, or queued behind the others.
+    fn arrive(&mut self, source: SocketAddr, data: &[u8]) {
+        let Some(bps) = self.options.downlink_bps else {
+            return self.receive(source, data);
+        };
+        let now = Instant::now();
+        let free_at = self.downlink.back().map_or(now, |d| d.0.max(now));
+        if free_at.saturating_duration_since(now) > DOWNLINK_QUEUE {
+            self.report.downlink_dropped += 1;
+            return;
+        }
+        let on_the_wire = Duration::from_micros(data.len() as u64 * 8 * 1_000_000 / bps.max(1));
+        self.downlink.push_back((free_at + on_the_wire, source, data.to_vec()));
     }
 
     fn receive(&mut self, source: SocketAddr, data: &[u8]) {

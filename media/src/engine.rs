@@ -12,6 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::config::CryptoProvider;
 use str0m::media::{MediaData, MediaKind};
 use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
@@ -31,6 +32,18 @@ pub(crate) type Slot = u64;
 /// A connection without ICE traffic for this long is dropped (the browser had its chance to
 /// restart ICE).
 const DISCONNECTED_LIMIT: Duration = Duration::from_secs(30);
+
+/// The downlink each participant's bandwidth estimate starts from, before TWCC feedback has
+/// said more: enough for a few small tiles and a large one; probing finds the rest.
+const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(2_500);
+
+/// Kept out of each downlink's estimate for every source's audio (Opus at up to ~40 kbit/s with
+/// its headers), before video is fitted into the rest.
+const AUDIO_RESERVE_BPS: u64 = 50_000;
+
+/// How often every participant's video is fitted again into its estimate (publishers' layer
+/// bitrates change too, not only estimates).
+const REFIT_EVERY: Duration = crate::layers::RATE_WINDOW;
 
 /// Datagrams read in one turn before the loop looks at commands and timers again.
 const READ_BATCH: usize = 64;
@@ -84,6 +97,8 @@ pub(crate) struct Engine {
     speakers: HashMap<RoomId, RoomSpeaker>,
     /// When the current window of audio levels ends.
     speaker_window_ends: Instant,
+    /// When every participant's video is next fitted into its downlink.
+    next_refit: Instant,
 }
 
 impl Engine {
@@ -103,6 +118,7 @@ impl Engine {
             events: VecDeque::new(),
             speakers: HashMap::new(),
             speaker_window_ends: Instant::now() + SPEAKER_WINDOW,
+            next_refit: Instant::now() + REFIT_EVERY,
         }
     }
 
@@ -118,6 +134,13 @@ impl Engine {
             let now = Instant::now();
             self.timeouts(now);
             self.speakers(now);
+            if now >= self.next_refit {
+                self.next_refit = now + REFIT_EVERY;
+                let slots: Vec<Slot> = self.peers.keys().copied().collect();
+                for slot in slots {
+                    self.refit(slot, now);
+                }
+            }
             self.settle(now);
             let deadline = self
                 .peers
@@ -126,6 +149,7 @@ impl Engine {
                 .min()
                 .unwrap_or(now + Duration::from_secs(1))
                 .min(self.speaker_window_ends)
+                .min(self.next_refit)
                 .max(now);
             let wake = tokio::select! {
                 command = inbox.recv() => match command {
@@ -191,6 +215,9 @@ impl Engine {
                     }
                     Ok(())
                 });
+                if let Some(slot) = self.slots.get(&member).copied() {
+                    self.refit(slot, now);
+                }
                 let _ = reply.send(result);
             }
             Command::Leave { member } => {
@@ -232,6 +259,7 @@ impl Engine {
             .clear_codecs()
             .enable_opus(true, false)
             .enable_vp8(true)
+            .enable_bwe(Some(INITIAL_ESTIMATE))
             .build(now);
         let candidate = Candidate::host(self.advertised, "udp").map_err(|e| MediaError::Negotiation(e.to_string()))?;
         rtc.add_local_candidate(candidate);
@@ -439,6 +467,12 @@ impl Engine {
                     _ => {}
                 }
             }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.estimate = Some(estimate.as_u64());
+                }
+                self.refit(id, now);
+            }
             Event::MediaAdded(added) if added.direction.is_receiving() => {
                 self.track_added(id, added.mid, added.kind, added.simulcast.is_some());
             }
@@ -464,6 +498,54 @@ impl Engine {
             }
             _ => {}
         }
+    }
+
+    /// Fits the video `slot` receives into its downlink estimate: the layer of each source is
+    /// capped at what fits (lowered at once, raised with room to spare), and the estimator is
+    /// told how much the tiles would take, so that it probes up to that.
+    fn refit(&mut self, slot: Slot, now: Instant) {
+        let Some(peer) = self.peers.get(&slot) else {
+            return;
+        };
+        let Some(estimate) = peer.estimate else {
+            return;
+        };
+        let mut sources = Vec::new();
+        let mut steps = Vec::new();
+        let mut audio = 0_u64;
+        for member in self.rooms.get(&peer.room).into_iter().flatten().filter(|m| **m != slot) {
+            let Some(source) = self.peers.get(member) else { continue };
+            for track in source.tracks_in.iter().filter(|t| !t.muted_by_limit) {
+                match track_kind(track.kind) {
+                    TrackKind::Audio => audio += AUDIO_RESERVE_BPS,
+                    TrackKind::Video => {
+                        sources.push(source.id);
+                        steps.push(track.published.steps(peer.wish(source.id), now));
+                    }
+                }
+            }
+        }
+        let current: Vec<Option<Layer>> = sources.iter().map(|s| peer.caps.get(s).copied()).collect();
+        let caps = crate::layers::refit(estimate.saturating_sub(audio), &steps, &current);
+        let desired: u64 = audio + steps.iter().filter_map(|s| s.last()).map(|s| s.1).sum::<u64>();
+        let Some(peer) = self.peers.get_mut(&slot) else {
+            return;
+        };
+        for ((source, cap), before) in sources.iter().zip(caps).zip(current) {
+            if cap != before {
+                tracing::debug!(subscriber = slot, source = source.0, ?cap, estimate, "layer capped by the downlink");
+            }
+            match cap {
+                Some(cap) => peer.caps.insert(*source, cap),
+                None => peer.caps.remove(source),
+            };
+        }
+        // Probing costs padding: only up to what the tiles would take, with the margin a step up
+        // needs.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+        let desired = (desired as f64 * crate::layers::UP_MARGIN) as u64;
+        peer.rtc.bwe().set_desired_bitrate(Bitrate::bps(desired));
+        self.dirty.push(slot);
     }
 
     fn track_added(&mut self, id: Slot, mid: str0m::media::Mid, kind: MediaKind, simulcast: bool) {
@@ -512,7 +594,7 @@ impl Engine {
         let Some(layer) = Layer::from_rid(data.rid.as_deref()) else {
             return;
         };
-        track.published.saw(layer, now);
+        track.published.saw_frame(layer, data.data.len(), now);
         let published = track.published.clone();
         let kind = track_kind(track.kind);
         if let (TrackKind::Audio, Some(level)) = (kind, data.ext_vals.audio_level) {

@@ -61,15 +61,64 @@ impl Layer {
     const PUBLISHED: [Layer; 3] = [Layer::Low, Layer::Medium, Layer::High];
 }
 
-/// The layers a publisher is sending now, from when each was last seen.
+/// How long the bytes of each layer are summed before its bitrate is updated.
+pub const RATE_WINDOW: Duration = Duration::from_secs(1);
+
+/// The layers a publisher is sending now, from when each was last seen, and what each costs.
 #[derive(Clone, Debug, Default)]
 pub struct Published {
     last_seen: [Option<Instant>; 3],
     /// Per layer, the frames of other layers since its last one.
     overtaken_by: [u32; 3],
+    /// Per layer, bytes received since `window_start`.
+    bytes: [u64; 3],
+    window_start: Option<Instant>,
+    /// Per layer, bits per second over the last whole window.
+    bps: [u64; 3],
 }
 
 impl Published {
+    /// A frame of `layer` of `bytes` bytes arrived.
+    pub fn saw_frame(&mut self, layer: Layer, bytes: usize, now: Instant) {
+        self.saw(layer, now);
+        if layer == Layer::Off {
+            return;
+        }
+        let start = *self.window_start.get_or_insert(now);
+        let elapsed = now.saturating_duration_since(start);
+        if elapsed >= RATE_WINDOW {
+            let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).max(1);
+            for (bps, bytes) in self.bps.iter_mut().zip(&mut self.bytes) {
+                *bps = *bytes * 8 * 1_000_000 / micros;
+                *bytes = 0;
+            }
+            self.window_start = Some(now);
+        }
+        self.bytes[layer.index()] += bytes as u64;
+    }
+
+    /// Bits per second `layer` took over the last whole window (0 before one has passed).
+    pub fn bitrate(&self, layer: Layer) -> u64 {
+        if layer == Layer::Off {
+            0
+        } else {
+            self.bps[layer.index()]
+        }
+    }
+
+    /// The published layers up to the one [`Published::choose`] gives for `want`, lowest
+    /// first, with their bitrates: what a subscriber's bandwidth may lower the video to.
+    pub fn steps(&self, want: Layer, now: Instant) -> Vec<(Layer, u64)> {
+        let Some(top) = self.choose(want, now) else {
+            return Vec::new();
+        };
+        Layer::PUBLISHED
+            .into_iter()
+            .filter(|&l| l <= top && self.is_published(l, now))
+            .map(|l| (l, self.bitrate(l)))
+            .collect()
+    }
+
     pub fn saw(&mut self, layer: Layer, now: Instant) {
         if layer == Layer::Off {
             return;
@@ -98,6 +147,45 @@ impl Published {
         let published = || Layer::PUBLISHED.into_iter().filter(|&l| self.is_published(l, now));
         published().filter(|&l| l <= want).max().or_else(|| published().min())
     }
+}
+
+/// How much more than its cost the budget must be before a source's video goes up a layer:
+/// an estimate that wobbles around a layer's bitrate does not switch it back and forth.
+pub const UP_MARGIN: f64 = 1.25;
+
+/// The layer each source's video gets within a subscriber's downlink of `budget` bits per
+/// second. Each source is given as the layers it may go down to ([`Published::steps`]), lowest
+/// first; it starts at its top one, then, while the sum is over the budget, the source whose
+/// current layer costs most steps down one. A source never goes below its lowest published
+/// layer: bandwidth lowers the picture, it does not freeze it.
+pub fn fit(budget: u64, sources: &[Vec<(Layer, u64)>]) -> Vec<Option<Layer>> {
+    let mut at: Vec<usize> = sources.iter().map(|steps| steps.len().saturating_sub(1)).collect();
+    let mut total: u64 = sources.iter().zip(&at).filter_map(|(steps, &i)| steps.get(i)).map(|s| s.1).sum();
+    while total > budget {
+        let costliest = (0..sources.len()).filter(|&k| at[k] > 0).max_by_key(|&k| sources[k][at[k]].1);
+        let Some(k) = costliest else { break };
+        total = total - sources[k][at[k]].1 + sources[k][at[k] - 1].1;
+        at[k] -= 1;
+    }
+    sources.iter().zip(at).map(|(steps, i)| steps.get(i).map(|s| s.0)).collect()
+}
+
+/// The new cap of each source after a bandwidth estimate of `budget`, given the current caps:
+/// down at once to what fits, up only to what fits with [`UP_MARGIN`] to spare.
+pub fn refit(budget: u64, sources: &[Vec<(Layer, u64)>], current: &[Option<Layer>]) -> Vec<Option<Layer>> {
+    let down = fit(budget, sources);
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    let up = fit((budget as f64 / UP_MARGIN) as u64, sources);
+    down.into_iter()
+        .zip(up)
+        .zip(current)
+        .map(|((down, up), &now)| match (now, down) {
+            (_, None) => None,
+            (None, down) => down,
+            (Some(now), Some(down)) if down < now => Some(down),
+            (Some(now), Some(_)) => Some(up.map_or(now, |up| up.max(now))),
+        })
+        .collect()
 }
 
 /// What to do with one frame of a source's video for one subscriber.
@@ -233,6 +321,60 @@ mod tests {
         assert_eq!(slow.choose(Layer::High, ms(4_900)), Some(Layer::High));
         slow.saw(Layer::Medium, ms(5_000));
         assert_eq!(slow.choose(Layer::High, ms(5_000)), Some(Layer::High));
+    }
+
+    #[test]
+    fn each_layer_s_bitrate_is_measured_over_a_window() {
+        let t0 = Instant::now();
+        let mut p = Published::default();
+        // 30 frames a second for a second: 3,000-byte full frames, 1,000-byte half ones.
+        for frame in 0..=30_u64 {
+            let at = t0 + Duration::from_millis(frame * 1000 / 30);
+            p.saw_frame(Layer::High, 3_000, at);
+            p.saw_frame(Layer::Medium, 1_000, at);
+        }
+        assert!((700_000..=740_000).contains(&p.bitrate(Layer::High)), "{}", p.bitrate(Layer::High));
+        assert!((230_000..=250_000).contains(&p.bitrate(Layer::Medium)), "{}", p.bitrate(Layer::Medium));
+        assert_eq!(p.bitrate(Layer::Low), 0);
+        let end = t0 + Duration::from_secs(1);
+        assert_eq!(
+            p.steps(Layer::High, end),
+            vec![(Layer::Medium, p.bitrate(Layer::Medium)), (Layer::High, p.bitrate(Layer::High))]
+        );
+        assert_eq!(p.steps(Layer::Medium, end).len(), 1);
+        assert!(p.steps(Layer::Off, end).is_empty());
+    }
+
+    const L: Layer = Layer::Low;
+    const M: Layer = Layer::Medium;
+    const H: Layer = Layer::High;
+
+    fn three_layers() -> Vec<(Layer, u64)> {
+        vec![(L, 100_000), (M, 300_000), (H, 900_000)]
+    }
+
+    #[test]
+    fn a_small_downlink_lowers_the_costliest_video_first() {
+        let two = [three_layers(), three_layers()];
+        assert_eq!(fit(5_000_000, &two), [Some(H), Some(H)]);
+        // 1.2 Mbit/s: one full layer and one half fit (of equals, the later one goes down).
+        assert_eq!(fit(1_200_000, &two), [Some(H), Some(M)]);
+        assert_eq!(fit(600_000, &two), [Some(M), Some(M)]);
+        // Too little even for the smallest: the smallest, not nothing.
+        assert_eq!(fit(10_000, &two), [Some(L), Some(L)]);
+        // A source whose tile wants only the half layer, and one with nothing to send.
+        assert_eq!(fit(1_000_000, &[three_layers()[..2].to_vec(), three_layers(), vec![]]), [Some(M), Some(M), None]);
+    }
+
+    #[test]
+    fn the_video_goes_down_at_once_and_up_only_with_room_to_spare() {
+        let one = [three_layers()];
+        assert_eq!(refit(1_000_000, &one, &[None]), [Some(H)]);
+        assert_eq!(refit(800_000, &one, &[Some(H)]), [Some(M)], "down at once");
+        // 950 kbit/s would hold the full layer, but not with the margin: it stays.
+        assert_eq!(refit(950_000, &one, &[Some(M)]), [Some(M)]);
+        assert_eq!(refit(1_200_000, &one, &[Some(M)]), [Some(H)]);
+        assert_eq!(refit(1_200_000, &[vec![]], &[Some(M)]), [None]);
     }
 
     #[test]

@@ -120,6 +120,11 @@ pub(crate) struct Peer {
     pub needs_offer: bool,
     /// The layer wanted of each source's video; `High` when not said.
     wants: HashMap<ParticipantId, Layer>,
+    /// The SFU's estimate of this participant's downlink (TWCC), bits per second.
+    pub estimate: Option<u64>,
+    /// The highest layer of each source's video that fits in the estimate (see
+    /// [`crate::layers::refit`]); none said: no limit.
+    pub caps: HashMap<ParticipantId, Layer>,
     /// When the `Rtc` next wants `Input::Timeout`.
     pub deadline: Instant,
     pub disconnected_since: Option<Instant>,
@@ -147,6 +152,8 @@ impl Peer {
             pending: None,
             needs_offer: false,
             wants: HashMap::new(),
+            estimate: None,
+            caps: HashMap::new(),
             deadline: now,
             disconnected_since: None,
             closing: None,
@@ -171,7 +178,15 @@ impl Peer {
         }
     }
 
+    /// The layer to forward of `source`'s video: what the tile wants, within what the downlink
+    /// carries.
     pub fn want(&self, source: ParticipantId) -> Layer {
+        let wish = self.wish(source);
+        self.caps.get(&source).map_or(wish, |&cap| wish.min(cap))
+    }
+
+    /// The layer the tile of `source` wants (its size), whatever the downlink.
+    pub fn wish(&self, source: ParticipantId) -> Layer {
         self.wants.get(&source).copied().unwrap_or(Layer::High)
     }
 

@@ -161,6 +161,35 @@ async fn a_viewer_gets_the_layer_it_asks_for() {
 }
 
 #[tokio::test]
+async fn a_slow_downlink_gets_a_lower_layer_and_a_fast_one_keeps_the_full_one() {
+    let sfu = engine();
+    // The full layer is about 720 kbit/s, the half one 240.
+    let publisher =
+        join(&sfu, "class", 1, BotOptions { simulcast: true, frame_bytes: 3_000, ..BotOptions::default() }).await;
+    let mut fast = join(&sfu, "class", 2, BotOptions::default()).await;
+    let mut slow = join(&sfu, "class", 3, BotOptions { downlink_bps: Some(450_000), ..BotOptions::default() }).await;
+    let layer_is =
+        |layer| move |r: &BotReport| r.sources.get(&ParticipantId(1)).and_then(|s| s.last_layer) == Some(layer);
+    until(&mut fast, Duration::from_secs(10), "the full layer", layer_is(Layer::High)).await;
+    let started = Instant::now();
+    until(&mut slow, Duration::from_secs(20), "a lower layer", |r| {
+        r.sources.get(&ParticipantId(1)).and_then(|s| s.last_layer).is_some_and(|l| l < Layer::High)
+    })
+    .await;
+    eprintln!("the slow downlink was given a lower layer after {:?}", started.elapsed());
+    // Its video goes on (lower, not frozen), and the fast viewer still gets the full layer.
+    let (frames, _) = frames_from(&slow.report.borrow(), &publisher);
+    until(&mut slow, Duration::from_secs(5), "video on the lower layer", move |r| {
+        frames_from(r, &publisher).0 > frames + 30
+            && r.sources.get(&ParticipantId(1)).and_then(|s| s.last_layer).is_some_and(|l| l < Layer::High)
+    })
+    .await;
+    // (A busy machine can delay the fast viewer's feedback too and lower it for a moment.)
+    until(&mut fast, Duration::from_secs(10), "the full layer still", layer_is(Layer::High)).await;
+    eprintln!("slow downlink dropped {} datagrams", slow.report.borrow().downlink_dropped);
+}
+
+#[tokio::test]
 async fn a_leaver_s_tracks_are_withdrawn() {
     let sfu = engine();
     let mut a = join(&sfu, "r", 1, BotOptions::default()).await;
