@@ -2,7 +2,7 @@ import { expect, test, type Page } from '@playwright/test';
 import { chromiumArgs, chromiumPath } from './fixtures/chromium';
 import type { Participant } from './fixtures/participant';
 import { TestServer, testPort } from './fixtures/server';
-import { connections, expectAudioOf, threeThroughSfu } from './fixtures/sfu';
+import { connections, expectAudioOf, expectStreamsDecode, throughSfu } from './fixtures/sfu';
 import { tonePath } from './fixtures/tone';
 
 // The controls of a call, through the server's SFU (rooms of three here) rather than the mesh.
@@ -29,7 +29,7 @@ async function aspect(viewer: Participant, of: Participant): Promise<number> {
 
 test('through the SFU, mute, camera off, a camera switch and a shared screen reach everyone', async ({ browser }) => {
   test.setTimeout(150_000);
-  const people = await threeThroughSfu(browser, server.url, 'sfu-controls');
+  const people = await throughSfu(browser, server.url, 'sfu-controls');
   const [ada, bob, cat] = people;
   const others = [bob, cat];
 
@@ -81,7 +81,7 @@ test('the server restarts under a call through the SFU: everyone is back on one 
   const own = new TestServer(testPort(52), ['--sfu-from', '3']);
   await own.start();
   try {
-    const people = await threeThroughSfu(browser, own.url, 'sfu-restart');
+    const people = await throughSfu(browser, own.url, 'sfu-restart');
     for (const p of people) await p.expectFramesGrow(20);
 
     // The media goes through the process that dies: nothing flows until it is back.
@@ -103,4 +103,14 @@ test('the server restarts under a call through the SFU: everyone is back on one 
   } finally {
     await own.kill();
   }
+});
+
+test('five people through the SFU: one connection each, four videos decoded and four voices heard', async ({ browser }) => {
+  test.setTimeout(150_000);
+  const people = await throughSfu(browser, server.url, 'sfu-five', ['Ada', 'Bob', 'Cat', 'Dan', 'Eve']);
+  for (const p of people) {
+    await expectStreamsDecode(p.page, 4);
+    for (const other of people.filter((o) => o !== p)) await expectAudioOf(p, other.name, 'audible');
+  }
+  for (const p of people) await p.close();
 });

@@ -2,7 +2,8 @@ import { expect, test, type Page } from '@playwright/test';
 import { Participant, uniqueRoom } from './fixtures/participant';
 import { TestServer, testPort } from './fixtures/server';
 import { lookAt } from './fixtures/looks';
-import { connections, threeThroughSfu } from './fixtures/sfu';
+import { connections, expectStreamsDecode, throughSfu } from './fixtures/sfu';
+import { SignalingMembers } from './fixtures/signaling';
 
 // Rooms of three or more go through the server's SFU: one connection per page, to the server.
 // SFU_LOG=confab_media=debug shows the engine's layer wishes, switches and keyframe requests.
@@ -143,7 +144,7 @@ async function inboundWidths(page: Page): Promise<number[]> {
 
 test('each tile gets the layer its size needs: small tiles a small layer, a large tile the full one', async ({ browser }) => {
   test.setTimeout(120_000);
-  const people = await threeThroughSfu(browser, server.url, 'sfu-layers');
+  const people = await throughSfu(browser, server.url, 'sfu-layers');
   const [ada, bob, cat] = people;
   // At 640×480 the tiles are small: both come in a layer at most 320 wide.
   await expect.poll(async () => {
@@ -205,4 +206,82 @@ test('each tile gets the layer its size needs: small tiles a small layer, a larg
   }
   console.log(`small tiles: ${small.join(", ")} wide; large tiles: the full layer after ${Date.now() - asked} ms`);
   for (const p of people) await p.close();
+});
+
+/**
+ * Received so far on the page's one open connection: audio packets, and video payload bytes
+ * and frames (a bandwidth probe's padding packets carry no video, so packets are not counted).
+ */
+async function received(page: Page): Promise<{ audio: number; videoBytes: number; videoFrames: number }> {
+  return page.evaluate(async () => {
+    const [pc] = (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.filter((c) => c.connectionState !== 'closed');
+    const sum = { audio: 0, videoBytes: 0, videoFrames: 0 };
+    (await pc.getStats()).forEach((r) => {
+      if (r.type !== 'inbound-rtp') return;
+      if (r.kind === 'audio') sum.audio += r.packetsReceived ?? 0;
+      if (r.kind === 'video') {
+        sum.videoBytes += r.bytesReceived ?? 0;
+        sum.videoFrames += r.framesReceived ?? 0;
+      }
+    });
+    return sum;
+  });
+}
+
+test('past 25 tiles the grid has pages; a tile on another page gets no video while its sound plays', async ({ browser }, testInfo) => {
+  test.setTimeout(150_000);
+  // 28 people from one address, joining within a second or two.
+  const own = new TestServer(testPort(54), ['--sfu-from', '3', '--max-joins-per-ip-per-sec', '100']);
+  await own.start();
+  try {
+    const room = uniqueRoom('sfu-pages');
+    const ada = await Participant.open(browser, 'Ada', ['camera', 'microphone'], own.url);
+    await ada.page.setViewportSize({ width: 1280, height: 800 });
+    await ada.joinByLink(room);
+    // 26 people who only signal (muted, camera off), then Bob with a camera and a microphone:
+    // Ada's 27th tile, on the second page.
+    const names = Array.from({ length: 26 }, (_, i) => `P${i + 2}`);
+    const members = await SignalingMembers.join(browser, own.url, room, names, undefined, { muted: true, camera_off: true });
+    const bob = await Participant.open(browser, 'Bob', ['camera', 'microphone'], own.url);
+    await bob.joinByLink(room);
+
+    const tiles = ada.page.locator('.tiles');
+    await expect(tiles).toHaveAttribute('data-count', '25');
+    await expect(tiles).toHaveAttribute('data-cols', '5');
+    await expect(ada.page.getByText('Page 1 of 2')).toBeVisible();
+    await expect(ada.button('Previous page')).toBeDisabled();
+    const bobsTile = ada.page.getByRole('figure', { name: 'Bob', exact: true });
+    await expect(bobsTile).toBeHidden();
+    await expect(ada.page.getByRole('figure', { name: 'P25', exact: true })).toBeVisible();
+    await expect(ada.page.getByRole('figure', { name: 'P26', exact: true })).toBeHidden();
+
+    // Bob's sound reaches Ada through the SFU; his video, on a page she does not see, does not.
+    await expect.poll(() => connections(ada.page), { timeout: 30_000 }).toEqual({ open: 1, connected: 1 });
+    await expect.poll(async () => (await received(ada.page)).audio, { timeout: 20_000 }).toBeGreaterThan(50);
+    const before = await received(ada.page);
+    await expect.poll(async () => (await received(ada.page)).audio, { timeout: 20_000 }).toBeGreaterThan(before.audio + 100);
+    const after = await received(ada.page);
+    expect(after.videoBytes - before.videoBytes, 'video bytes of a tile on another page').toBe(0);
+    expect(after.videoFrames - before.videoFrames, 'video frames of a tile on another page').toBe(0);
+    console.log(`page 1: ${after.audio - before.audio} audio packets from Bob, ${after.videoBytes - before.videoBytes} bytes of his video`);
+
+    // The second page: P26, P27 and Bob, whose video comes and is decoded.
+    await ada.button('Next page').click();
+    await expect(ada.page.getByText('Page 2 of 2')).toBeVisible();
+    await expect(tiles).toHaveAttribute('data-count', '4');
+    await expect(bobsTile).toBeVisible();
+    await expect(ada.button('Next page')).toBeDisabled();
+    await expectStreamsDecode(ada.page, 1);
+
+    await ada.button('Previous page').click();
+    await expect(bobsTile).toBeHidden();
+    await lookAt(ada.page, testInfo, 'sfu-25-tiles');
+    await members.close();
+    // Back under 25: one page, no pager.
+    await expect(ada.page.getByRole('navigation', { name: 'Pages of people' })).toHaveCount(0);
+    await expect(bobsTile).toBeVisible();
+    for (const p of [ada, bob]) await p.close();
+  } finally {
+    await own.stop();
+  }
 });

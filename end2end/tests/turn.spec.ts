@@ -2,7 +2,7 @@ import { expect, test } from '@playwright/test';
 import { Coturn } from './fixtures/coturn';
 import { pairByLink } from './fixtures/call';
 import { TestServer, testPort } from './fixtures/server';
-import { threeThroughSfu } from './fixtures/sfu';
+import { throughSfu } from './fixtures/sfu';
 
 /** Two pages in a relay-only call through `server`: media flows, and only through TURN. */
 async function relayOnlyCall(
@@ -67,7 +67,7 @@ test('relay-only through the SFU: three people reach the server\'s media port th
   ]);
   try {
     await server.start();
-    const people = await threeThroughSfu(browser, server.url, 'sfu-turn');
+    const people = await throughSfu(browser, server.url, 'sfu-turn');
     for (const p of people) {
       await p.expectEveryConnectionDecodes(1, 20);
       expect(await p.iceTransportPolicies()).toEqual(['relay']);

@@ -91,6 +91,22 @@ fn route(engine: &Engine) {
     };
     if open {
         open_connection(engine);
+        // A direct connection that never got connected carries nothing the SFU has to replace:
+        // it closes now. (Kept, it would wait for that person's video through the SFU, which
+        // someone who sends none never brings, and hold the camera's full layer back.)
+        let unconnected: Vec<_> = {
+            let mut state = engine.borrow_mut();
+            let keys: Vec<PeerKey> = state
+                .roster
+                .iter()
+                .filter(|(_, p)| {
+                    p.conn.as_ref().is_some_and(|c| c.pc.connection_state() != RtcPeerConnectionState::Connected)
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.iter().filter_map(|k| state.roster.get_mut(k).and_then(|p| p.conn.take())).collect()
+        };
+        drop(unconnected);
     }
     if let Some(closed) = closed {
         drop(closed);
@@ -348,10 +364,20 @@ pub(in crate::call) fn send_layers(engine: &Engine, asked: &mut AskedLayers) {
     let Some(window) = web_sys::window() else { return };
     let Some(document) = window.document() else { return };
     let hidden = document.hidden();
-    let (width, height) = (
-        window.inner_width().ok().and_then(|w| w.as_f64()).unwrap_or(0.0),
-        window.inner_height().ok().and_then(|h| h.as_f64()).unwrap_or(0.0),
-    );
+    // What can be seen: the grid's own box (it scrolls when a page of tiles does not fit),
+    // else the window.
+    let (top, left, bottom, right) = match document.query_selector(".tiles").ok().flatten() {
+        Some(grid) => {
+            let r = grid.get_bounding_client_rect();
+            (r.top(), r.left(), r.bottom(), r.right())
+        }
+        None => (
+            0.0,
+            0.0,
+            window.inner_height().ok().and_then(|h| h.as_f64()).unwrap_or(0.0),
+            window.inner_width().ok().and_then(|w| w.as_f64()).unwrap_or(0.0),
+        ),
+    };
     let ratio = window.device_pixel_ratio();
     let mut changes = Vec::new();
     for (key, peer) in state.roster.iter().filter(|(_, p)| p.conn.is_none()) {
@@ -365,7 +391,8 @@ pub(in crate::call) fn send_layers(engine: &Engine, asked: &mut AskedLayers) {
             VideoLayer::Off
         } else {
             let r = video.get_bounding_client_rect();
-            let on_screen = r.bottom() > 0.0 && r.right() > 0.0 && r.top() < height && r.left() < width;
+            let on_screen =
+                r.width() > 0.0 && r.bottom() > top && r.right() > left && r.top() < bottom && r.left() < right;
             if !on_screen {
                 VideoLayer::Off
             } else if peer.tile.media.with_untracked(|m| m.screen) {

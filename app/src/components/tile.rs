@@ -5,9 +5,9 @@ use crate::model::{CallUi, RemoteTile};
 use leptos::prelude::*;
 
 /// A remote participant's tile: their video (with sound), name, mute and camera badges, and
-/// connection state.
+/// connection state. A `hidden` tile (on another page of the grid) keeps playing its sound.
 #[component]
-pub fn RemoteView(tile: RemoteTile, ui: CallUi) -> impl IntoView {
+pub fn RemoteView(tile: RemoteTile, ui: CallUi, #[prop(into)] hidden: Signal<bool>) -> impl IntoView {
     let stream = tile.stream.clone();
     let state = tile.state.clone();
     let media = tile.media.clone();
@@ -23,6 +23,7 @@ pub fn RemoteView(tile: RemoteTile, ui: CallUi) -> impl IntoView {
         <figure
             class="tile remote"
             data-key=tile.key.0.clone()
+            hidden=move || hidden.get()
             class:camera-off=move || camera_off.with(|m| m.camera_off && !m.screen)
             class:presenting=move || presenting.get().screen
             class:speaking=move || speaking.with(|s| s.as_ref() == Some(&key))

@@ -1,6 +1,7 @@
 //! The room page: the pre-join screen (unless the person came from the start page's form), then
 //! the call.
 
+mod grid;
 mod prejoin;
 
 use super::copy_page_link;
@@ -211,6 +212,11 @@ fn CallView(
     };
     let help_open = RwSignal::new(false);
     let devices_open = RwSignal::new(false);
+    // The page of the grid shown (from 0), kept within the pages there are.
+    let page = RwSignal::new(0_usize);
+    let pages = Memo::new(move |_| grid::pages(ui.tiles.with(Vec::len)));
+    let current_page = Memo::new(move |_| page.get().min(pages.get() - 1));
+    let shown = move || grid::shown(ui.tiles.with(Vec::len), current_page.get());
     let toggle_chat = move || {
         let open = !ui.chat_open.get_untracked();
         ui.chat_open.set(open);
@@ -301,8 +307,33 @@ fn CallView(
                 <Show when=in_call>
                     <Participants name=list_name.clone() ui=ui/>
                 </Show>
+                <Show when=move || { pages.get() > 1 }>
+                    <nav class="pager" aria-label=t.pages_of_people>
+                        <button
+                            type="button"
+                            class="control"
+                            disabled=move || current_page.get() == 0
+                            on:click=move |_| page.set(current_page.get_untracked().saturating_sub(1))
+                        >
+                            {t.previous_page}
+                        </button>
+                        <span>{move || (t.page_of)(current_page.get() + 1, pages.get())}</span>
+                        <button
+                            type="button"
+                            class="control"
+                            disabled=move || { current_page.get() + 1 >= pages.get() }
+                            on:click=move |_| page.set(current_page.get_untracked() + 1)
+                        >
+                            {t.next_page}
+                        </button>
+                    </nav>
+                </Show>
             </header>
-            <div class="tiles" data-count=move || ui.tiles.with(Vec::len) + 1>
+            <div
+                class="tiles"
+                data-count=shown
+                data-cols=move || Some(shown()).filter(|n| *n > 6).map(grid::columns)
+            >
                 <figure
                     class="tile local"
                     class:camera-off=move || ui.camera_off.get()
@@ -316,7 +347,17 @@ fn CallView(
                     <figcaption>{(t.you)(&name)}</figcaption>
                 </figure>
                 <For each=move || ui.tiles.get() key=|tile| tile.key.clone() let:tile>
-                    <RemoteView tile=tile ui=ui/>
+                    <RemoteView
+                        hidden={
+                            let key = tile.key.clone();
+                            Signal::derive(move || {
+                                let index = ui.tiles.with(|tiles| tiles.iter().position(|t| t.key == key));
+                                index.is_some_and(|i| !grid::on_page(i, current_page.get()))
+                            })
+                        }
+                        tile=tile
+                        ui=ui
+                    />
                 </For>
             </div>
             <Show when=in_call>
