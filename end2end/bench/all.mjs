@@ -226,6 +226,11 @@ if (wanted('call-setup')) {
     const form = r.pages_2_form.join_to_first_frame_ms;
     row(`from the start page's form → first remote frame, 2 pages (median / p90)`, `${form.median} / ${form.p90} ms`);
     row(`join → decoding all 3 others, 4th of 4 pages (median / p90 of ${r.runs})`, `${four.median} / ${four.p90} ms`);
+    if (r.sfu_4) {
+      const sfu = r.sfu_4.join_to_first_frame_ms;
+      row(`join an SFU room → first remote frame, 4th of 4 pages (median / p90)`, `${sfu.median} / ${sfu.p90} ms = ${(sfu.median / two.median).toFixed(2)}× the 2-page figure (all 3: ${r.sfu_4.join_to_all_ms.median} ms)`,
+        check(sfu.median <= 1.5 * two.median, '≤ 1.5× 2 pages'));
+    }
     if (r.reference) {
       const ref = r.reference.join_to_first_frame_ms.median;
       const ratio = (x) => x / ref;

@@ -11,11 +11,14 @@
 //     "Join now". From that click until the newcomer decodes video from all three (its three
 //     connections made at once, each needing an offer from someone already in the room).
 //
+//   - 4 pages through the SFU (a server with `--sfu-from 3`): three people in a call through it,
+//     the fourth presses "Join now". From that click until the newcomer decodes its first
+//     remote video, and all three (one connection, to the server).
 //   - optionally, the same two-page call in another app (CALL_SETUP_REFERENCE=<url>, see
 //     `referenceRun`), taking turns with confab's runs, and the ratios to it.
 //
 // Usage (after `make build`): [CALL_SETUP_REFERENCE=http://127.0.0.1:3000/] node bench/call-setup.mjs [runs] [--json]
-import { freePort, instrument, launch, median, openHome, openRoom, quantile, server, setupMarks, waitAllDecoding } from './lib.mjs';
+import { freePort, instrument, launch, median, openHome, openRoom, quantile, server, setupMarks, waitAllDecoding, waitVideosDecoding } from './lib.mjs';
 
 const json = process.argv.includes('--json');
 const runs = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 10);
@@ -23,21 +26,41 @@ const log = json ? () => {} : console.log;
 
 const hub = server(await freePort());
 await hub.start();
+const sfuHub = server(await freePort(), ['--sfu-from', '3']);
+await sfuHub.start();
 const browser = await launch();
 let roomNo = 0;
 const fresh = () => `setup-${Date.now().toString(36)}-${++roomNo}`;
 
-/** Opens `n - 1` pages in `room` and joins them, each waiting for the others' video. */
-async function callOf(room, n) {
+/** Opens `n` pages in `room` and joins them, each waiting for the others' video. */
+async function callOf(room, n, url = hub.url) {
   const pages = [];
   for (let i = 0; i < n; i++) {
-    const page = await openRoom(browser, hub.url, room, `P${i + 1}`);
+    const page = await openRoom(browser, url, room, `P${i + 1}`);
     await page.getByRole('button', { name: 'Join now' }).click();
     if (i === 0) await page.getByText('Waiting for someone to join').waitFor();
-    else await Promise.all([...pages, page].map((p) => waitAllDecoding(p, i)));
+    else await Promise.all([...pages, page].map((p) => waitVideosDecoding(p, i)));
     pages.push(page);
   }
+  // Through the SFU: the switch is over (one connection each) before anyone else comes.
+  if (url !== hub.url) {
+    await Promise.all(pages.map((p) => p.waitForFunction(() => window.__pcs.filter((pc) => pc.connectionState !== 'closed').length === 1)));
+  }
   return pages;
+}
+
+/** A newcomer joins an SFU room of `others`: its click → first remote video, → all of them. */
+async function joinSfu(room, others) {
+  const page = await openRoom(browser, sfuHub.url, room, 'Newcomer');
+  await page.getByRole('button', { name: 'Join now' }).click();
+  const firstAt = await waitVideosDecoding(page, 1, 60_000);
+  const allAt = await waitVideosDecoding(page, others, 60_000);
+  const t = await page.evaluate(([firstAt, allAt]) => ({
+    connected: window.__connectedAt - window.__joinedAt,
+    frame: firstAt - window.__joinedAt,
+    all: allAt - window.__joinedAt,
+  }), [firstAt, allAt]);
+  return { page, ...t };
 }
 
 /**
@@ -103,11 +126,11 @@ async function referenceRun(room) {
 }
 
 const result = { runs };
-const scenarios = [[2, false], [2, true], ...(reference ? [['reference']] : []), [4, false]];
-const collected = new Map(scenarios.map(([n, fromForm]) => [`${n}-${fromForm}`, { connected: [], frames: [], steps: [] }]));
+const scenarios = [[2, false], [2, true], ...(reference ? [['reference']] : []), [4, false], ['sfu']];
+const collected = new Map(scenarios.map(([n, fromForm]) => [`${n}-${fromForm}`, { connected: [], frames: [], steps: [], all: [] }]));
 // The two-page scenarios (and the reference) take turns run by run, so that a busy moment on
-// the machine falls on all of them alike; the four-page one runs after.
-const rounds = [scenarios.filter(([n]) => n !== 4), scenarios.filter(([n]) => n === 4)];
+// the machine falls on all of them alike; the four-page ones (mesh and SFU) take turns after.
+const rounds = [scenarios.filter(([n]) => n !== 4 && n !== 'sfu'), scenarios.filter(([n]) => n === 4 || n === 'sfu')];
 for (const round of rounds) {
   for (let run = 1; run <= runs; run++) {
     for (const [n, fromForm] of round) {
@@ -117,6 +140,18 @@ for (const round of rounds) {
         into.connected.push(c);
         into.frames.push(frame);
         log(`reference, run ${String(run).padStart(2)}: join → connected ${c.toFixed(0).padStart(4)} ms, → decoding the other ${frame.toFixed(0).padStart(4)} ms`);
+        continue;
+      }
+      if (n === 'sfu') {
+        const room = fresh();
+        const present = await callOf(room, 3, sfuHub.url);
+        const { page, connected: c, frame, all } = await joinSfu(room, 3);
+        into.connected.push(c);
+        into.frames.push(frame);
+        into.all.push(all);
+        log(`SFU, 4th of 4, run ${String(run).padStart(2)}: join → connected ${c.toFixed(0).padStart(4)} ms, ` +
+          `→ first remote video ${frame.toFixed(0).padStart(4)} ms, → all 3 ${all.toFixed(0).padStart(4)} ms`);
+        await closeAll([...present, page]);
         continue;
       }
       const room = fresh();
@@ -132,7 +167,11 @@ for (const round of rounds) {
   }
 }
 for (const [n, fromForm] of scenarios) {
-  const { connected, frames, steps } = collected.get(`${n}-${fromForm}`);
+  const { connected, frames, steps, all } = collected.get(`${n}-${fromForm}`);
+  if (n === 'sfu') {
+    result.sfu_4 = { join_to_connected_ms: summary(connected), join_to_first_frame_ms: summary(frames), join_to_all_ms: summary(all) };
+    continue;
+  }
   result[n === 'reference' ? 'reference' : `pages_${n}${fromForm ? '_form' : ''}`] = {
     join_to_connected_ms: summary(connected),
     join_to_first_frame_ms: summary(frames),
@@ -142,12 +181,13 @@ for (const [n, fromForm] of scenarios) {
 
 await browser.close();
 await hub.kill();
+await sfuHub.kill();
 
 if (json) {
   console.log(JSON.stringify(result));
 } else {
   console.log(`\ncall setup, over ${runs} runs (the newcomer's "Join now" click →)`);
-  for (const key of ['pages_2', 'pages_2_form', 'pages_4', ...(reference ? ['reference'] : [])]) {
+  for (const key of ['pages_2', 'pages_2_form', 'pages_4', 'sfu_4', ...(reference ? ['reference'] : [])]) {
     const r = result[key];
     console.log(`  ${key}: connected median ${r.join_to_connected_ms.median} ms, p90 ${r.join_to_connected_ms.p90} ms; ` +
       `decoding median ${r.join_to_first_frame_ms.median} ms, p90 ${r.join_to_first_frame_ms.p90} ms`);

@@ -169,6 +169,27 @@ export async function waitAllDecoding(page, n, timeoutMs = 30_000) {
   }, { n, timeoutMs });
 }
 
+/**
+ * Waits until the page decodes `n` remote videos in all, over however many connections (one
+ * to the SFU carries everyone); returns that moment on the page's clock.
+ */
+export async function waitVideosDecoding(page, n, timeoutMs = 30_000) {
+  return page.evaluate(async ({ n, timeoutMs }) => {
+    const deadline = performance.now() + timeoutMs;
+    while (performance.now() < deadline) {
+      let decoding = 0;
+      for (const pc of window.__pcs.filter((pc) => pc.connectionState === 'connected')) {
+        (await pc.getStats()).forEach((r) => {
+          if (r.type === 'inbound-rtp' && r.kind === 'video' && (r.framesDecoded ?? 0) > 0) decoding += 1;
+        });
+      }
+      if (decoding >= n) return performance.now();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    throw new Error(`not ${n} videos decoding after ${timeoutMs} ms`);
+  }, { n, timeoutMs });
+}
+
 /** The `q` quantile (0–1) of `xs`, nearest rank: `quantile(xs, 0.9)` is the p90. */
 export const quantile = (xs, q) => {
   const s = [...xs].sort((a, b) => a - b);

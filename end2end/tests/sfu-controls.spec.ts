@@ -2,6 +2,7 @@ import { expect, test, type Page } from '@playwright/test';
 import { chromiumArgs, chromiumPath } from './fixtures/chromium';
 import type { Participant } from './fixtures/participant';
 import { TestServer, testPort } from './fixtures/server';
+import { blockLoopbackUdp, canBlockNetwork, restoreNetwork } from './fixtures/network';
 import { connections, expectAudioOf, expectStreamsDecode, throughSfu } from './fixtures/sfu';
 import { tonePath } from './fixtures/tone';
 
@@ -112,5 +113,46 @@ test('five people through the SFU: one connection each, four videos decoded and 
     await expectStreamsDecode(p.page, 4);
     for (const other of people.filter((o) => o !== p)) await expectAudioOf(p, other.name, 'audible');
   }
+  for (const p of people) await p.close();
+});
+
+/** The page's one open connection: its state and local ICE username fragment. */
+async function sfuConnection(page: Page): Promise<{ state: string; ufrag: string }> {
+  return page.evaluate(() => {
+    const pc = (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.find((c) => c.connectionState !== 'closed');
+    return {
+      state: pc?.connectionState ?? 'none',
+      ufrag: /a=ice-ufrag:(\S+)/.exec(pc?.currentLocalDescription?.sdp ?? '')?.[1] ?? '',
+    };
+  });
+}
+
+test('media to the SFU cut for a few seconds: each page restarts ICE on its one connection and the call goes on', async ({ browser }) => {
+  test.skip(!canBlockNetwork(), 'needs root and nft to drop UDP on the loopback interface');
+  test.setTimeout(120_000);
+  const people = await throughSfu(browser, server.url, 'sfu-ice');
+  const before = await Promise.all(people.map((p) => sfuConnection(p.page)));
+  const made = await Promise.all(people.map((p) => p.peerConnections()));
+  try {
+    blockLoopbackUdp();
+    for (const p of people) {
+      await expect.poll(async () => (await sfuConnection(p.page)).state, { timeout: 30_000 }).toBe('disconnected');
+    }
+    // Each page gives up waiting and offers the SFU fresh ICE credentials.
+    for (const [i, p] of people.entries()) {
+      await expect.poll(async () => (await sfuConnection(p.page)).ufrag, { timeout: 15_000 }).not.toBe(before[i].ufrag);
+    }
+  } finally {
+    restoreNetwork();
+  }
+  const restored = Date.now();
+  for (const p of people) {
+    await expect.poll(async () => (await sfuConnection(p.page)).state, { timeout: 30_000 }).toBe('connected');
+    await expectStreamsDecode(p.page, 2);
+  }
+  console.log(`every page decoding both others again ${Date.now() - restored} ms after the network came back`);
+  // The same connections, restarted: none was made anew.
+  expect(await Promise.all(people.map((p) => p.peerConnections()))).toEqual(made);
+  await expectAudioOf(people[0], 'Bob', 'audible');
   for (const p of people) await p.close();
 });

@@ -35,7 +35,7 @@ use web_sys::{
 /// The most candidates kept for a peer before its description arrives.
 const MAX_PENDING_CANDIDATES: usize = 64;
 /// How long a connection may stay `disconnected` before ICE is restarted.
-const RECOVERY_DELAY_MS: u32 = 3_000;
+pub(super) const RECOVERY_DELAY_MS: u32 = 3_000;
 
 /// One remote participant, as the engine keeps them in the roster.
 pub(super) struct Peer {

@@ -9,7 +9,8 @@
 //! picture does not stop; then they close. Below the threshold again, the SFU connection closes
 //! and everyone calls everyone (perfect negotiation settles who offers).
 //!
-//! **Negotiation** with the SFU: our offer opens the connection (and restarts ICE later); the
+//! **Negotiation** with the SFU: our offer opens the connection, and restarts ICE when it has
+//! been `disconnected` for as long as a direct connection waits (a `failed` one is replaced); the
 //! SFU's own offers add and remove other people's tracks, each listed with whose it is by `mid`.
 //! We are the impolite side: an SFU offer that crosses ours is ignored, since the SFU withdraws
 //! its own on getting ours and offers again. The SFU is ICE-lite and learns our address from our
@@ -40,6 +41,8 @@ pub(in crate::call) struct SfuConn {
     _listeners: [EventListener; 2],
     /// `unmute` of received video tracks: the first frame of a person through the SFU.
     arrivals: Vec<EventListener>,
+    /// While `disconnected`: the ICE restart due if it lasts.
+    recovery: Option<gloo_timers::callback::Timeout>,
 }
 
 impl SfuConn {
@@ -146,6 +149,7 @@ fn open_connection(engine: &Engine) {
                     tracks: HashMap::new(),
                     _listeners: listeners,
                     arrivals: vec![],
+                    recovery: None,
                 });
                 Ok((pc, generation))
             }
@@ -254,13 +258,44 @@ fn listen(pc: &RtcPeerConnection, engine: &Engine, generation: u32) -> [EventLis
                 }
             }
             match connection_state {
-                RtcPeerConnectionState::Connected => super::mark("sfu-connected"),
+                RtcPeerConnectionState::Connected => {
+                    super::mark("sfu-connected");
+                    if let Some(sfu) = engine.borrow_mut().sfu.as_mut() {
+                        sfu.recovery = None;
+                    }
+                }
+                RtcPeerConnectionState::Disconnected => {
+                    let weak = Rc::downgrade(&engine);
+                    let timer = gloo_timers::callback::Timeout::new(negotiation::RECOVERY_DELAY_MS, move || {
+                        let Some(engine) = weak.upgrade() else { return };
+                        restart_ice(&engine, generation);
+                    });
+                    if let Some(sfu) = engine.borrow_mut().sfu.as_mut() {
+                        sfu.recovery = Some(timer);
+                    }
+                }
                 RtcPeerConnectionState::Failed => reopen(&engine),
                 _ => {}
             }
         })
     };
     [on_track, on_state]
+}
+
+/// The SFU connection is still `disconnected`: a new offer with fresh ICE credentials (the
+/// same connection, its tracks and mids kept).
+fn restart_ice(engine: &Engine, generation: u32) {
+    let Some(pc) = current(engine, generation) else { return };
+    if pc.connection_state() != RtcPeerConnectionState::Disconnected || !rtc::is_stable(&pc) {
+        return;
+    }
+    rtc::restart_ice(&pc);
+    let engine = engine.clone();
+    spawn_local(async move {
+        if let Err(e) = offer(&engine, &pc, generation).await {
+            warn(&format!("confab: {e}"));
+        }
+    });
 }
 
 /// A track from the SFU for a person's tile. Without a direct connection to them it shows at
