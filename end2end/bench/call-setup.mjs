@@ -60,7 +60,8 @@ async function joinSfu(room, others) {
     frame: firstAt - window.__joinedAt,
     all: allAt - window.__joinedAt,
   }), [firstAt, allAt]);
-  return { page, ...t };
+  const steps = { ...(await setupMarks(page)), 'first-frame': t.frame };
+  return { page, ...t, steps };
 }
 
 /**
@@ -80,7 +81,7 @@ async function join(room, others, fromForm = false) {
 }
 
 /** The median of each step over runs, in the order of the path. */
-const stepOrder = ['start', 'media', 'join-sent', 'welcome', 'offer-received', 'answer-sent', 'ice-connected', 'connected', 'first-frame'];
+const stepOrder = ['start', 'media', 'join-sent', 'welcome', 'offer-received', 'answer-sent', 'sfu-offer-sent', 'ice-connected', 'sfu-connected', 'connected', 'first-frame'];
 function medianSteps(all) {
   const out = {};
   for (const step of stepOrder) {
@@ -145,10 +146,11 @@ for (const round of rounds) {
       if (n === 'sfu') {
         const room = fresh();
         const present = await callOf(room, 3, sfuHub.url);
-        const { page, connected: c, frame, all } = await joinSfu(room, 3);
+        const { page, connected: c, frame, all, steps: s } = await joinSfu(room, 3);
         into.connected.push(c);
         into.frames.push(frame);
         into.all.push(all);
+        into.steps.push(s);
         log(`SFU, 4th of 4, run ${String(run).padStart(2)}: join → connected ${c.toFixed(0).padStart(4)} ms, ` +
           `→ first remote video ${frame.toFixed(0).padStart(4)} ms, → all 3 ${all.toFixed(0).padStart(4)} ms`);
         await closeAll([...present, page]);
@@ -169,7 +171,12 @@ for (const round of rounds) {
 for (const [n, fromForm] of scenarios) {
   const { connected, frames, steps, all } = collected.get(`${n}-${fromForm}`);
   if (n === 'sfu') {
-    result.sfu_4 = { join_to_connected_ms: summary(connected), join_to_first_frame_ms: summary(frames), join_to_all_ms: summary(all) };
+    result.sfu_4 = {
+      join_to_connected_ms: summary(connected),
+      join_to_first_frame_ms: summary(frames),
+      join_to_all_ms: summary(all),
+      steps_median_ms: medianSteps(steps),
+    };
     continue;
   }
   result[n === 'reference' ? 'reference' : `pages_${n}${fromForm ? '_form' : ''}`] = {
