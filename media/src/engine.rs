@@ -45,6 +45,9 @@ const AUDIO_RESERVE_BPS: u64 = 50_000;
 /// bitrates change too, not only estimates).
 const REFIT_EVERY: Duration = crate::layers::RATE_WINDOW;
 
+/// How far past what the tiles take the estimator probes.
+const PROBE_FACTOR: u64 = 2;
+
 /// Datagrams read in one turn before the loop looks at commands and timers again.
 const READ_BATCH: usize = 64;
 
@@ -540,10 +543,9 @@ impl Engine {
                 None => peer.caps.remove(source),
             };
         }
-        // Probing costs padding: only up to what the tiles would take, with the margin a step up
-        // needs.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
-        let desired = (desired as f64 * crate::layers::UP_MARGIN) as u64;
+        // Probing costs padding: only up to what the tiles would take, and as far again, so that
+        // the estimate clears a step up's margin quickly instead of creeping up to it.
+        let desired = desired * PROBE_FACTOR;
         peer.rtc.bwe().set_desired_bitrate(Bitrate::bps(desired));
         self.dirty.push(slot);
     }
