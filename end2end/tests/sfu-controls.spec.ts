@@ -156,3 +156,34 @@ test('media to the SFU cut for a few seconds: each page restarts ICE on its one 
   await expectAudioOf(people[0], 'Bob', 'audible');
   for (const p of people) await p.close();
 });
+
+test('through the SFU each tile\'s stats panel reads that person\'s own streams', async ({ browser }) => {
+  test.setTimeout(90_000);
+  const people = await throughSfu(browser, server.url, 'sfu-stats');
+  const [ada, , cat] = people;
+  // Cat sends black frames and silence: next to Bob's picture, a trickle.
+  await cat.button('Mute').click();
+  await cat.button('Turn camera off').click();
+  // A value of the stats panel Ada opens on `name`'s tile, and its number.
+  const value = (name: string, what: string) => ada.page.getByRole('figure', { name, exact: true })
+    .getByRole('group', { name: `Connection to ${name}` })
+    .locator('dt', { hasText: what }).locator('xpath=following-sibling::dd[1]');
+  const number = async (name: string, what: string) => Number((await value(name, what).textContent())!.split(' ')[0]);
+  for (const name of ['Bob', 'Cat']) {
+    await ada.page.getByRole('figure', { name, exact: true }).getByRole('button', { name: 'Stats' }).click();
+    await expect(value(name, 'Receiving')).toHaveText(/^[1-9]\d* kbit\/s$/);
+    await expect(value(name, 'Codec')).toHaveText('VP8');
+    await expect(value(name, 'Video')).toHaveText(/^[1-9]\d*×[1-9]\d*$/);
+    await expect(value(name, 'Frame rate')).toHaveText(/^[1-9]\d* fps$/);
+    await expect(value(name, 'Round trip')).toHaveText(/^\d+\.\d ms$/);
+  }
+  // Each panel counts its person's streams only (by the mids the SFU named), not the connection.
+  const kbps = { Bob: 0, Cat: 0 };
+  await expect.poll(async () => {
+    kbps.Bob = await number('Bob', 'Receiving');
+    kbps.Cat = await number('Cat', 'Receiving');
+    return kbps.Cat * 3 < kbps.Bob;
+  }, { message: 'Cat\'s black frames under a third of Bob\'s picture', timeout: 20_000 }).toBe(true);
+  console.log(`Ada receives ${kbps.Bob} kbit/s of Bob and ${kbps.Cat} kbit/s of Cat (camera off, muted)`);
+  for (const p of people) await p.close();
+});
