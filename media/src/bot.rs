@@ -60,6 +60,8 @@ pub struct SourceReport {
     pub video_bytes: u64,
     /// The layer of the last video frame.
     pub last_layer: Option<Layer>,
+    /// Video frames received of each layer: low, medium, high.
+    pub frames_by_layer: [u64; 3],
     /// The sequence number of the last video frame and audio packet (each counts from 1 at the
     /// source): with the counts above, how many were lost.
     pub last_video_seq: u64,
@@ -346,11 +348,9 @@ impl Bot {
                 if let Some(stamp) = stamp {
                     let seq = u64::from_be_bytes(stamp[1..9].try_into().expect("8 bytes"));
                     if track.kind == TrackKind::Video {
-                        source.last_layer = match stamp[0] {
-                            0 => Some(Layer::Low),
-                            1 => Some(Layer::Medium),
-                            _ => Some(Layer::High),
-                        };
+                        let layer = usize::from(stamp[0].min(2));
+                        source.frames_by_layer[layer] += 1;
+                        source.last_layer = Some([Layer::Low, Layer::Medium, Layer::High][layer]);
                         source.last_video_seq = seq;
                     } else {
                         source.last_audio_seq = seq;

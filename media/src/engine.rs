@@ -45,6 +45,11 @@ const AUDIO_RESERVE_BPS: u64 = 50_000;
 /// bitrates change too, not only estimates).
 const REFIT_EVERY: Duration = crate::layers::RATE_WINDOW;
 
+/// Video is lowered only for an estimate too low all this long (the highest estimate of this
+/// window is the budget for lowering): the delay-based estimate dips for a moment whenever a
+/// machine is busy, and each change of layer costs a keyframe.
+const DOWN_AFTER: Duration = Duration::from_secs(1);
+
 /// How far past what the tiles take the estimator probes.
 const PROBE_FACTOR: u64 = 2;
 
@@ -136,6 +141,8 @@ impl Engine {
         loop {
             let now = Instant::now();
             self.timeouts(now);
+            // Drained before the refits below touch the same `Rtc`s again.
+            self.settle(now);
             self.speakers(now);
             if now >= self.next_refit {
                 self.next_refit = now + REFIT_EVERY;
@@ -342,7 +349,9 @@ impl Engine {
             MediaStats::add(&self.stats.errors, 1);
             peer.close(format!("the connection failed: {e}"));
         }
-        self.dirty.push(owner);
+        // Drained at once (its events wait in the queue): the next datagram of the batch may be
+        // for the same `Rtc`, and str0m wants a full drain between two mutations.
+        self.drain(owner);
     }
 
     /// Ends the window of audio levels when it is due: each room whose speaker changed tells
@@ -473,6 +482,11 @@ impl Engine {
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 if let Some(peer) = self.peers.get_mut(&id) {
                     peer.estimate = Some(estimate.as_u64());
+                    peer.recent_estimates.push_back((now, estimate.as_u64()));
+                    while peer.recent_estimates.front().is_some_and(|e| now.saturating_duration_since(e.0) > DOWN_AFTER)
+                    {
+                        peer.recent_estimates.pop_front();
+                    }
                 }
                 self.refit(id, now);
             }
@@ -529,12 +543,17 @@ impl Engine {
             }
         }
         let current: Vec<Option<Layer>> = sources.iter().map(|s| peer.caps.get(s).copied()).collect();
-        let caps = crate::layers::refit(estimate.saturating_sub(audio), &steps, &current);
+        let highest = peer.recent_estimates.iter().map(|e| e.1).max().unwrap_or(estimate).max(estimate);
+        let caps =
+            crate::layers::refit(highest.saturating_sub(audio), estimate.saturating_sub(audio), &steps, &current);
         let desired: u64 = audio + steps.iter().filter_map(|s| s.last()).map(|s| s.1).sum::<u64>();
         let Some(peer) = self.peers.get_mut(&slot) else {
             return;
         };
-        for ((source, cap), before) in sources.iter().zip(caps).zip(current) {
+        for (((source, cap), before), steps) in sources.iter().zip(caps).zip(current).zip(&steps) {
+            // A cap at the top of what the tile wants is no cap: a tile that grows gets its
+            // layer at once if it fits, not after the margin a lowered video needs.
+            let cap = cap.filter(|&cap| steps.last().is_some_and(|top| cap < top.0));
             if cap != before {
                 tracing::debug!(subscriber = slot, source = source.0, ?cap, estimate, "layer capped by the downlink");
             }
@@ -664,13 +683,13 @@ impl Engine {
         }
         keyframes_wanted.sort();
         keyframes_wanted.dedup();
-        if let Some(source) = self.peers.get_mut(&source_slot) {
-            for layer in keyframes_wanted {
-                if source.request_keyframe(data.mid, layer, now) {
-                    tracing::debug!(source = source_slot, ?layer, "keyframe asked for");
-                    MediaStats::add(&self.stats.keyframe_requests, 1);
-                    self.dirty.push(source_slot);
-                }
+        for layer in keyframes_wanted {
+            let asked = self.peers.get_mut(&source_slot).is_some_and(|s| s.request_keyframe(data.mid, layer, now));
+            if asked {
+                tracing::debug!(source = source_slot, ?layer, "keyframe asked for");
+                MediaStats::add(&self.stats.keyframe_requests, 1);
+                // One request, one drain: there may be another layer to ask for.
+                self.drain(source_slot);
             }
         }
     }

@@ -170,12 +170,18 @@ pub fn fit(budget: u64, sources: &[Vec<(Layer, u64)>]) -> Vec<Option<Layer>> {
     sources.iter().zip(at).map(|(steps, i)| steps.get(i).map(|s| s.0)).collect()
 }
 
-/// The new cap of each source after a bandwidth estimate of `budget`, given the current caps:
-/// down at once to what fits, up only to what fits with [`UP_MARGIN`] to spare.
-pub fn refit(budget: u64, sources: &[Vec<(Layer, u64)>], current: &[Option<Layer>]) -> Vec<Option<Layer>> {
-    let down = fit(budget, sources);
+/// The new cap of each source, given the current caps: down to what fits in `down_budget` (the
+/// highest estimate of the last moments, so that a dip does not count), up only to what fits in
+/// `up_budget` (the latest estimate) with [`UP_MARGIN`] to spare.
+pub fn refit(
+    down_budget: u64,
+    up_budget: u64,
+    sources: &[Vec<(Layer, u64)>],
+    current: &[Option<Layer>],
+) -> Vec<Option<Layer>> {
+    let down = fit(down_budget, sources);
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
-    let up = fit((budget as f64 / UP_MARGIN) as u64, sources);
+    let up = fit((up_budget as f64 / UP_MARGIN) as u64, sources);
     down.into_iter()
         .zip(up)
         .zip(current)
@@ -369,12 +375,16 @@ mod tests {
     #[test]
     fn the_video_goes_down_at_once_and_up_only_with_room_to_spare() {
         let one = [three_layers()];
-        assert_eq!(refit(1_000_000, &one, &[None]), [Some(H)]);
-        assert_eq!(refit(800_000, &one, &[Some(H)]), [Some(M)], "down at once");
+        assert_eq!(refit(1_000_000, 1_000_000, &one, &[None]), [Some(H)]);
+        assert_eq!(refit(800_000, 800_000, &one, &[Some(H)]), [Some(M)], "down at once");
         // 950 kbit/s would hold the full layer, but not with the margin: it stays.
-        assert_eq!(refit(950_000, &one, &[Some(M)]), [Some(M)]);
-        assert_eq!(refit(1_200_000, &one, &[Some(M)]), [Some(H)]);
-        assert_eq!(refit(1_200_000, &[vec![]], &[Some(M)]), [None]);
+        assert_eq!(refit(950_000, 950_000, &one, &[Some(M)]), [Some(M)]);
+        assert_eq!(refit(1_200_000, 1_200_000, &one, &[Some(M)]), [Some(H)]);
+        assert_eq!(refit(1_200_000, 1_200_000, &[vec![]], &[Some(M)]), [None]);
+        // A dip of the latest estimate alone does not lower it while an estimate of the last
+        // moments still holds it; nor does a brief high one raise it past the margin.
+        assert_eq!(refit(1_200_000, 500_000, &one, &[Some(H)]), [Some(H)]);
+        assert_eq!(refit(500_000, 500_000, &one, &[Some(H)]), [Some(M)]);
     }
 
     #[test]

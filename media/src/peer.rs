@@ -125,6 +125,8 @@ pub(crate) struct Peer {
     /// The highest layer of each source's video that fits in the estimate (see
     /// [`crate::layers::refit`]); none said: no limit.
     pub caps: HashMap<ParticipantId, Layer>,
+    /// The estimates of the last second, oldest first (lowering waits for all to be low).
+    pub recent_estimates: std::collections::VecDeque<(Instant, u64)>,
     /// When the `Rtc` next wants `Input::Timeout`.
     pub deadline: Instant,
     pub disconnected_since: Option<Instant>,
@@ -154,6 +156,7 @@ impl Peer {
             wants: HashMap::new(),
             estimate: None,
             caps: HashMap::new(),
+            recent_estimates: std::collections::VecDeque::new(),
             deadline: now,
             disconnected_since: None,
             closing: None,
