@@ -148,7 +148,7 @@ impl Engine {
                 self.next_refit = now + REFIT_EVERY;
                 let slots: Vec<Slot> = self.peers.keys().copied().collect();
                 for slot in slots {
-                    self.refit(slot, now);
+                    self.refit(slot, now, false);
                 }
             }
             self.settle(now);
@@ -226,7 +226,7 @@ impl Engine {
                     Ok(())
                 });
                 if let Some(slot) = self.slots.get(&member).copied() {
-                    self.refit(slot, now);
+                    self.refit(slot, now, true);
                 }
                 let _ = reply.send(result);
             }
@@ -488,7 +488,7 @@ impl Engine {
                         peer.recent_estimates.pop_front();
                     }
                 }
-                self.refit(id, now);
+                self.refit(id, now, false);
             }
             Event::MediaAdded(added) if added.direction.is_receiving() => {
                 self.track_added(id, added.mid, added.kind, added.simulcast.is_some());
@@ -519,8 +519,11 @@ impl Engine {
 
     /// Fits the video `slot` receives into its downlink estimate: the layer of each source is
     /// capped at what fits (lowered at once, raised with room to spare), and the estimator is
-    /// told how much the tiles would take, so that it probes up to that.
-    fn refit(&mut self, slot: Slot, now: Instant) {
+    /// told how much the tiles would take, so that it probes up to that. After the tiles changed
+    /// (`resized`), a larger tile is given what the highest estimate of the last second carries
+    /// at once: the wait for room to spare is for an estimate that rises, not for a person who
+    /// enlarged a tile.
+    fn refit(&mut self, slot: Slot, now: Instant, resized: bool) {
         let Some(peer) = self.peers.get(&slot) else {
             return;
         };
@@ -544,8 +547,9 @@ impl Engine {
         }
         let current: Vec<Option<Layer>> = sources.iter().map(|s| peer.caps.get(s).copied()).collect();
         let highest = peer.recent_estimates.iter().map(|e| e.1).max().unwrap_or(estimate).max(estimate);
-        let caps =
-            crate::layers::refit(highest.saturating_sub(audio), estimate.saturating_sub(audio), &steps, &current);
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+        let up = if resized { (highest as f64 * crate::layers::UP_MARGIN) as u64 } else { estimate };
+        let caps = crate::layers::refit(highest.saturating_sub(audio), up.saturating_sub(audio), &steps, &current);
         let desired: u64 = audio + steps.iter().filter_map(|s| s.last()).map(|s| s.1).sum::<u64>();
         let Some(peer) = self.peers.get_mut(&slot) else {
             return;
