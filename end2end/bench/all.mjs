@@ -198,7 +198,7 @@ for (const [name, label] of [['sfu-25', 'SFU, one room of 25 bots'], ['sfu-6x4',
     skip(`${label}: loss / p99 latency`, name, '< 1 % / ≤ 5 ms');
     continue;
   }
-  row(`${label}: loss / p99 send→receive`, `${r.loss_percent.toFixed(2)} % / ${ms(r.latency_p99_us)} (p50 ${ms(r.latency_p50_us)}; ${n0(r.video_streams)} video streams)`,
+  row(`${label}: loss / p99 send→receive`, `${r.loss_percent.toFixed(2)} % / ${ms(r.latency_p99_us)} (p50 ${ms(r.latency_p50_us)}; ${n0(r.video_streams)} video streams, ${n0(r.video_frames_per_second)} frames/s)`,
     check(r.loss_percent < 1 && r.latency_p99_us <= 5000, '< 1 % / ≤ 5 ms'));
   row(`${label}: video streams per fully used core`, `${n0(r.video_streams_per_core)} (engine ${r.engine_cpu_percent.toFixed(1)} % of a core, process ${r.process_cpu_percent.toFixed(0)} %)`,
     check(r.video_streams_per_core >= 1000, '≥ 1,000'));

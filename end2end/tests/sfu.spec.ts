@@ -168,8 +168,7 @@ test('each tile gets the layer its size needs: small tiles a small layer, a larg
   console.log(`Bob and Cat send their ${full}-wide layers ${Date.now() - ramp} ms after the small tiles were fed`);
   // Once in four runs a grown tile used to stay at the half layer's width (Chromium decoded the
   // full layer's frames at 320 wide although the SFU switched at a 640×480 keyframe); since the
-  // SFU asks for a second keyframe after each switch it passed 19 runs in 19 here. The time to
-  // the full layer includes the downlink estimate's climb back after the switch's busy seconds.
+  // SFU asks for a second keyframe after each switch it passed 19 runs in 19 here.
   // A large window: the tiles are large and get the full layer.
   await ada.page.setViewportSize({ width: 1600, height: 1200 });
   const asked = Date.now();

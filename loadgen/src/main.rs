@@ -70,6 +70,9 @@ struct SfuArgs {
     /// Publish three simulcast layers (a ninth, a third and all of --frame-bytes).
     #[arg(long)]
     simulcast: bool,
+    /// Run the engine with downlink estimation and its pacing (the server's --sfu-bwe).
+    #[arg(long)]
+    bwe: bool,
     /// Bytes per video frame of the full layer, at 30 frames a second.
     #[arg(long, default_value_t = 1_200)]
     frame_bytes: usize,
@@ -196,6 +199,7 @@ async fn main() -> anyhow::Result<()> {
                 rooms: args.rooms,
                 participants: args.participants,
                 simulcast: args.simulcast,
+                bwe: args.bwe,
                 frame_bytes: args.frame_bytes,
                 warmup: Duration::from_secs_f64(args.warmup),
                 measure: Duration::from_secs_f64(args.seconds),

@@ -23,6 +23,8 @@ pub struct SfuOptions {
     pub rooms: usize,
     pub participants: usize,
     pub simulcast: bool,
+    /// The engine estimates downlinks and paces (`MediaConfig::bwe`).
+    pub bwe: bool,
     pub frame_bytes: usize,
     pub warmup: Duration,
     pub measure: Duration,
@@ -105,15 +107,17 @@ enum Phase {
     Stop,
 }
 
-/// Starts the engine on a thread of its own; its handle and the thread's id.
-fn engine_thread() -> anyhow::Result<(MediaHandle, i32)> {
+/// Starts the engine on a thread of its own (estimating downlinks if `bwe`); its handle and the
+/// thread's id.
+fn engine_thread(bwe: bool) -> anyhow::Result<(MediaHandle, i32)> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new().name("media-engine".into()).spawn(move || {
         // SAFETY: gettid has no arguments and cannot fail.
         let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
         runtime.block_on(async move {
-            let config = MediaConfig { max_participants: 10_000, max_tracks_per_room: 1_000, ..MediaConfig::default() };
+            let config =
+                MediaConfig { max_participants: 10_000, max_tracks_per_room: 1_000, bwe, ..MediaConfig::default() };
             let _ = tx.send(confab_media::spawn(config).map(|h| (h, tid)));
             std::future::pending::<()>().await
         });
@@ -160,7 +164,7 @@ async fn participant(
 }
 
 pub async fn run(options: SfuOptions) -> anyhow::Result<SfuReport> {
-    let (sfu, engine_tid) = engine_thread()?;
+    let (sfu, engine_tid) = engine_thread(options.bwe)?;
     let (phase_tx, phase) = watch::channel(Phase::Warmup);
     let bot_options =
         BotOptions { simulcast: options.simulcast, frame_bytes: options.frame_bytes, ..BotOptions::default() };

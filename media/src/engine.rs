@@ -269,7 +269,7 @@ impl Engine {
             .clear_codecs()
             .enable_opus(true, false)
             .enable_vp8(true)
-            .enable_bwe(Some(INITIAL_ESTIMATE))
+            .enable_bwe(self.config.bwe.then_some(INITIAL_ESTIMATE))
             .build(now);
         let candidate = Candidate::host(self.advertised, "udp").map_err(|e| MediaError::Negotiation(e.to_string()))?;
         rtc.add_local_candidate(candidate);

@@ -133,6 +133,11 @@ pub struct MediaConfig {
     pub max_tracks_per_room: usize,
     /// Notices queued for one participant before the participant is dropped.
     pub notice_queue: usize,
+    /// Estimate each participant's downlink (TWCC) and cap the layers it gets to fit it. str0m
+    /// paces every connection whose bandwidth it estimates; with the engine's CPU saturated (one
+    /// room of 25 bots on two cores) that pacing let no whole video frame through, so it is off
+    /// unless asked for.
+    pub bwe: bool,
 }
 
 impl Default for MediaConfig {
@@ -143,6 +148,7 @@ impl Default for MediaConfig {
             max_participants: 500,
             max_tracks_per_room: 200,
             notice_queue: 64,
+            bwe: false,
         }
     }
 }

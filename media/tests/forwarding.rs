@@ -162,7 +162,7 @@ async fn a_viewer_gets_the_layer_it_asks_for() {
 
 #[tokio::test]
 async fn a_slow_downlink_gets_a_lower_layer_and_a_fast_one_keeps_the_full_one() {
-    let sfu = engine();
+    let sfu = confab_media::spawn(MediaConfig { bwe: true, ..MediaConfig::default() }).expect("the engine binds");
     // The full layer is about 720 kbit/s, the half one 240.
     let publisher =
         join(&sfu, "class", 1, BotOptions { simulcast: true, frame_bytes: 3_000, ..BotOptions::default() }).await;

@@ -56,6 +56,12 @@ struct Args {
     #[arg(long, env = "CONFAB_MEDIA_PUBLIC_IP")]
     media_public_ip: Option<IpAddr>,
 
+    /// Fit each browser's video from the SFU to its downlink (TWCC bandwidth estimation: lower
+    /// layers for a slow link). Off by default: str0m's estimator comes with a pacer, and on an
+    /// SFU whose CPU is saturated the pacer starved the video of a room of 25 entirely.
+    #[arg(long, env = "CONFAB_SFU_BWE")]
+    sfu_bwe: bool,
+
     /// Heartbeat period in milliseconds; a socket silent for three periods is dropped.
     #[arg(long, env = "CONFAB_HEARTBEAT_MS", default_value_t = 2500, value_parser = clap::value_parser!(u64).range(50..))]
     heartbeat_ms: u64,
@@ -391,7 +397,12 @@ async fn main() -> anyhow::Result<()> {
                     ),
                 },
             };
-            let config = confab_media::MediaConfig { bind, public_ip, ..confab_media::MediaConfig::default() };
+            let config = confab_media::MediaConfig {
+                bind,
+                public_ip,
+                bwe: args.sfu_bwe,
+                ..confab_media::MediaConfig::default()
+            };
             let media = confab_media::spawn(config).map_err(|e| anyhow::anyhow!("--media-udp {bind}: {e}"))?;
             tracing::info!("SFU for rooms of {from} or more, media on udp {}", media.local_addr());
             Some(confab_server::Sfu { media, from })
