@@ -46,15 +46,32 @@ impl Sample {
     pub fn rows(&self, labels: [&'static str; 7]) -> Vec<(&'static str, String)> {
         let or_dash = |v: Option<String>| v.unwrap_or_else(|| "–".into());
         let values = [
-            or_dash(self.rtt_ms.map(|ms| format!("{ms:.1} ms"))),
-            format!("{:.0} kbit/s", self.kbps_in),
-            format!("{:.0} kbit/s", self.kbps_out),
-            format!("{:.1} %", self.loss_percent),
+            or_dash(self.rtt_ms.map(|ms| format!("{} ms", fixed(ms, 1)))),
+            format!("{} kbit/s", fixed(self.kbps_in, 0)),
+            format!("{} kbit/s", fixed(self.kbps_out, 0)),
+            format!("{} %", fixed(self.loss_percent, 1)),
             or_dash(self.codec.clone()),
             or_dash(self.resolution.map(|(w, h)| format!("{w}×{h}"))),
-            or_dash(self.fps.map(|f| format!("{f:.0} fps"))),
+            or_dash(self.fps.map(|f| format!("{} fps", fixed(f, 0)))),
         ];
         labels.into_iter().zip(values).collect()
+    }
+}
+
+/// `value` rounded to `decimals` places (at most 3), as `format!("{value:.decimals$}")` would
+/// print it for the numbers the panel shows. Integer arithmetic: Rust's float formatting would
+/// add about 20 KB to the wasm for these few numbers.
+pub fn fixed(value: f64, decimals: u32) -> String {
+    let decimals = decimals.min(3);
+    let scale = 10_i64.pow(decimals);
+    // `as` saturates, and NaN becomes 0: the panel never shows garbage.
+    let scaled = (value * scale as f64).round() as i64;
+    let sign = if scaled < 0 { "-" } else { "" };
+    let (whole, part) = (scaled.unsigned_abs() / scale as u64, scaled.unsigned_abs() % scale as u64);
+    if decimals == 0 {
+        format!("{sign}{whole}")
+    } else {
+        format!("{sign}{whole}.{part:0width$}", width = decimals as usize)
     }
 }
 
@@ -93,7 +110,7 @@ pub fn sparkline(values: &[f64], width: f64, height: f64) -> String {
         .enumerate()
         .map(|(i, v)| {
             let y = if max > 0.0 { height - v / max * height } else { height };
-            format!("{:.1},{:.1}", i as f64 * step, y)
+            format!("{},{}", fixed(i as f64 * step, 1), fixed(y, 1))
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -102,6 +119,24 @@ pub fn sparkline(values: &[f64], width: f64, height: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_prints_like_float_formatting() {
+        for (value, decimals) in
+            [(0.0, 1), (12.34, 1), (12.35, 0), (999.96, 1), (-3.21, 1), (0.04, 1), (-0.04, 1), (2.5, 0), (1234.5678, 3)]
+        {
+            let expected = format!("{value:.prec$}", prec = decimals as usize);
+            // Rust rounds half to even where it is exact; `fixed` rounds half away from zero.
+            if value == 2.5 {
+                assert_eq!(fixed(value, decimals), "3");
+                continue;
+            }
+            // `format!` keeps the sign of a negative number that rounds to zero; the panel does not.
+            let expected = if expected == "-0.0" { "0.0".to_owned() } else { expected };
+            assert_eq!(fixed(value, decimals), expected, "{value} to {decimals}");
+        }
+        assert_eq!(fixed(f64::NAN, 1), "0.0");
+    }
 
     #[test]
     fn rates_over_one_second() {
@@ -129,6 +164,7 @@ mod tests {
             rtt_ms: Some(12.34),
             kbps_in: 498.7,
             kbps_out: 120.0,
+            // Exactly half way: rounded away from zero, as a person would.
             loss_percent: 0.25,
             codec: Some("VP8".into()),
             resolution: Some((640, 480)),
@@ -140,7 +176,7 @@ mod tests {
                 ("Round trip", "12.3 ms".to_owned()),
                 ("Receiving", "499 kbit/s".to_owned()),
                 ("Sending", "120 kbit/s".to_owned()),
-                ("Packet loss", "0.2 %".to_owned()),
+                ("Packet loss", "0.3 %".to_owned()),
                 ("Codec", "VP8".to_owned()),
                 ("Video", "640×480".to_owned()),
                 ("Frame rate", "30 fps".to_owned()),

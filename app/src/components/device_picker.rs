@@ -4,13 +4,14 @@ use crate::model::Device;
 use leptos::prelude::*;
 
 /// A labelled list of devices of one kind; picking one calls `on_pick` with its `deviceId`.
+/// `on_pick` is a type-erased [`Callback`]: the six pickers share one compiled component.
 #[component]
 pub fn DevicePicker(
     id: &'static str,
     label: &'static str,
     devices: RwSignal<Vec<Device>>,
     current: RwSignal<Option<String>>,
-    on_pick: impl Fn(String) + Send + Sync + 'static,
+    #[prop(into)] on_pick: Callback<String>,
 ) -> impl IntoView {
     view! {
         <span class="device-picker">
@@ -23,7 +24,7 @@ pub fn DevicePicker(
                     current.get().or_else(|| devices.with(|d| d.first().map(|d| d.id.clone()))).unwrap_or_default()
                 }
                 disabled=move || devices.with(|d| d.len() < 2)
-                on:change=move |ev| on_pick(event_target_value(&ev))
+                on:change=move |ev| on_pick.run(event_target_value(&ev))
             >
                 <For each=move || devices.get() key=|device| device.id.clone() let:device>
                     <option
