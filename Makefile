@@ -21,9 +21,10 @@ test-tools:
 	scripts/install-tools.sh test
 
 ## The release build: server binary, wasm (opt-level z, wasm-opt), JS glue and CSS, with content
-## hashes in their names and .br/.gz copies next to them.
+## hashes in their names, the start page's own smaller bundle, and .br/.gz copies next to them.
 build: tools
 	cargo leptos build --release
+	scripts/start-bundle.sh "$(TARGET_DIR)" "$(SITE_ROOT)"
 	scripts/precompress.sh "$(SITE_ROOT)"
 
 ## Serve on http://127.0.0.1:3000 (pass flags with ARGS="--room-capacity 4", see `--help`).
@@ -34,6 +35,7 @@ run: build
 test: test-tools
 	cargo test --workspace
 	cargo leptos build --release
+	scripts/start-bundle.sh "$(TARGET_DIR)" "$(SITE_ROOT)"
 	scripts/precompress.sh "$(SITE_ROOT)"
 	$(MAKE) --no-print-directory e2e
 
@@ -56,3 +58,4 @@ lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p confab-app --features hydrate --target wasm32-unknown-unknown -- -D warnings
+	cargo clippy -p confab-app --features hydrate,start-page --target wasm32-unknown-unknown -- -D warnings

@@ -41,6 +41,12 @@ use pages::Page;
 /// The HTML document the server sends around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let lang = i18n::page_lang();
+    // The start page hydrates with its own, smaller bundle when the server has one, and names
+    // the room page's files so that they can be fetched ahead.
+    let (scripts, room_assets) = match start_bundle() {
+        Some(StartBundle { options: start, room_assets }) => (start, Some(room_assets.join(" "))),
+        None => (options.clone(), None),
+    };
     view! {
         <!DOCTYPE html>
         <html lang=lang.code()>
@@ -50,7 +56,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="dark light"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <HashedStylesheet id="leptos" options=options.clone()/>
-                <HydrationScripts options/>
+                <HydrationScripts options=scripts/>
+                {room_assets.map(|urls| view! { <meta name=ROOM_ASSETS_META content=urls/> })}
                 <MetaTags/>
             </head>
             <body>
@@ -58,6 +65,33 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </body>
         </html>
     }
+}
+
+/// The start page's own bundle (built by `scripts/start-bundle.sh` with the `start-page`
+/// feature): only the start page, about two fifths of the whole app. The server finds it at
+/// start-up and provides it to each render; the start page (`/`) then loads it instead of the
+/// full bundle.
+#[derive(Clone, Debug)]
+pub struct StartBundle {
+    /// Options whose output name and hash file name the start bundle's script and wasm.
+    pub options: LeptosOptions,
+    /// The full bundle's script and wasm (URLs), which the start page fetches ahead once someone
+    /// starts filling in its form, so that the room page loads them from the cache.
+    pub room_assets: Vec<String>,
+}
+
+/// The `<meta name>` under which the start page lists [`StartBundle::room_assets`].
+pub const ROOM_ASSETS_META: &str = "confab-room-assets";
+
+/// The start bundle, when this render is the start page's and the server has one.
+fn start_bundle() -> Option<StartBundle> {
+    #[cfg(feature = "ssr")]
+    {
+        let parts = use_context::<http::request::Parts>()?;
+        (parts.uri.path() == "/").then(use_context::<StartBundle>).flatten()
+    }
+    #[cfg(not(feature = "ssr"))]
+    None
 }
 
 /// The app: a home page and one page per room.
@@ -82,7 +116,11 @@ fn Pages() -> impl IntoView {
     let page = Memo::new(move |_| Page::of(&pathname.get()));
     move || match page.get() {
         Page::Home => EitherOf3::A(view! { <pages::home::HomePage/> }),
+        #[cfg(not(feature = "start-page"))]
         Page::Room(room) => EitherOf3::B(view! { <pages::room::RoomPage room=room/> }),
+        // The start page's bundle is only ever sent with the start page.
+        #[cfg(feature = "start-page")]
+        Page::Room(_) => EitherOf3::B(()),
         Page::NotFound => EitherOf3::C(view! { <pages::NotFound/> }),
     }
 }

@@ -146,6 +146,8 @@ const result = {
   },
   start_page: {
     transferred_bytes: onWire(startLoads[0].responses),
+    assets: startLoads[0].responses.filter((r) => !r.fromCache)
+      .map((r) => ({ path: new URL(r.url).pathname, transferred_bytes: r.transferred })),
     interactive_ms: median(startLoads.map((l) => l.timing.interactive)),
   },
   returning_visit: {
@@ -171,6 +173,10 @@ if (json) {
   console.log(`${'total'.padEnd(46)} ${''.padEnd(8)} ${kb(t.transferred_bytes)} ${kb(t.decoded_bytes)} ${kb(t.gzip9_bytes)} ${kb(t.brotli11_bytes)}`);
   console.log(`time to interactive (loopback, median of ${runs}): ${result.interactive_ms.median.toFixed(0)} ms ` +
     `(runs: ${result.interactive_ms.runs.join(', ')}); DOMContentLoaded ${result.dom_content_loaded_ms.toFixed(0)} ms`);
+  const start = result.start_page;
+  console.log(`start page (cold): ${kb(start.transferred_bytes).trim()} KB on the wire ` +
+    `(${start.assets.map((a) => `${a.path === '/' ? '/' : a.path.split('/').pop().slice(0, 20)} ${kb(a.transferred_bytes).trim()}`).join(', ')}), ` +
+    `interactive in ${start.interactive_ms.toFixed(0)} ms`);
   console.log(`returning visit: ${result.returning_visit.from_cache} of ${result.returning_visit.requests} responses from the cache, ` +
     `${kb(result.returning_visit.transferred_bytes).trim()} KB over the wire, interactive in ${result.returning_interactive_ms.toFixed(0)} ms`);
 }

@@ -47,3 +47,52 @@ test('a room name that is too long is explained', async ({ page }) => {
   await expect(page.getByRole('alert')).toHaveText('The room name must be at most 64 characters.');
   await expect(page.getByRole('link', { name: 'Pick another room' })).toBeVisible();
 });
+
+test('the start page loads its own small bundle and fetches the room page ahead', async ({ browser }) => {
+  const eve = await Participant.open(browser, 'Eve');
+  const page = eve.page;
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Network.enable');
+  // Every wasm the page asked for, and whether the response came from the browser's cache.
+  const wasm = new Map<string, { url: string; fromCache: boolean; done: boolean }>();
+  cdp.on('Network.requestWillBeSent', ({ requestId, request }) => {
+    if (new URL(request.url).pathname.endsWith('.wasm')) wasm.set(requestId, { url: request.url, fromCache: false, done: false });
+  });
+  cdp.on('Network.requestServedFromCache', ({ requestId }) => {
+    const r = wasm.get(requestId);
+    if (r) r.fromCache = true;
+  });
+  cdp.on('Network.responseReceived', ({ requestId, response }) => {
+    const r = wasm.get(requestId);
+    if (r && (response.fromDiskCache || response.fromMemoryCache)) r.fromCache = true;
+  });
+  cdp.on('Network.loadingFinished', ({ requestId }) => {
+    const r = wasm.get(requestId);
+    if (r) r.done = true;
+  });
+  const loaded = () => [...wasm.values()].map((r) => new URL(r.url).pathname.split('/').pop()!);
+  const full = /^confab\.[\w-]{22}\.wasm$/;
+
+  await page.goto('/');
+  await eve.hydrated();
+  expect(loaded()).toHaveLength(1);
+  expect(loaded()[0]).toMatch(/^confab-start\.[\w-]{22}\.wasm$/);
+
+  // Starting to fill in the form fetches the room page's wasm, once.
+  await page.getByLabel('Room name').fill(uniqueRoom('ahead'));
+  await expect.poll(() => [...wasm.values()].filter((r) => full.test(new URL(r.url).pathname.split('/').pop()!) && r.done).length).toBe(1);
+  await page.getByLabel('Your name').fill('Eve');
+  expect(loaded().filter((name) => full.test(name))).toHaveLength(1);
+
+  // The room page then takes it from the cache.
+  wasm.clear();
+  await page.getByRole('button', { name: 'Join room' }).click();
+  await expect(page).toHaveURL(/\/room\//);
+  await eve.hydrated();
+  await expect(eve.status()).toHaveText('Waiting for someone to join — share this link');
+  const roomWasm = [...wasm.values()];
+  expect(roomWasm.map((r) => new URL(r.url).pathname.split('/').pop())).toEqual([expect.stringMatching(full)]);
+  expect(roomWasm[0].fromCache).toBe(true);
+  await cdp.detach();
+  await eve.close();
+});

@@ -11,6 +11,8 @@
 //!   meet); other static files (the favicon) get a [`SHORT`] cache; pages are never stored long.
 //! - [`use_hashed_names`] points Leptos at cargo-leptos's hash file, so the pages name the hashed
 //!   files, when the site was built with hashes.
+//! - [`start_bundle`] finds the start page's own, smaller bundle (`scripts/start-bundle.sh`), which
+//!   the start page then loads instead of the full one.
 
 use axum::extract::Request;
 use axum::http::header::{self, HeaderMap, HeaderValue};
@@ -34,6 +36,11 @@ pub const PAGE: &str = "no-cache";
 
 /// The name cargo-leptos gives the file listing the content hashes (next to the server binary).
 pub const HASH_FILE_NAME: &str = "hash.txt";
+
+/// Where `scripts/start-bundle.sh` lists the start page's bundle's hashes (in the site root).
+pub const START_HASH_FILE_NAME: &str = "start-hash.txt";
+/// The output name of the start page's bundle: `confab-start.<hash>.{js,wasm}`.
+pub const START_OUTPUT_NAME: &str = "confab-start";
 
 /// `/<pkg dir>/*` from `<site root>/<pkg dir>`, preferring the precompressed `.br`, then `.gz`
 /// file when the request accepts it and the file exists.
@@ -120,14 +127,44 @@ pub fn use_hashed_names(options: &mut LeptosOptions) -> Option<PathBuf> {
     Some(found)
 }
 
+/// The start page's own bundle, when the site has one (`start-hash.txt` in the site root, or
+/// next to the binary) whose files are all there: options that name its files, and the full
+/// bundle's script and wasm for the start page to fetch ahead (only when `options` uses hashed
+/// names, which are cached for good; see [`use_hashed_names`]). Call after that.
+pub fn start_bundle(options: &LeptosOptions) -> Option<confab_app::StartBundle> {
+    let mut start = options.clone();
+    start.output_name = Arc::from(START_OUTPUT_NAME);
+    let beside_binary =
+        std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join(START_HASH_FILE_NAME)));
+    let in_site = Path::new(&*options.site_root).join(START_HASH_FILE_NAME);
+    let found = [in_site].into_iter().chain(beside_binary).find(|candidate| names_exist(candidate, &start))?;
+    let found = std::fs::canonicalize(&found).unwrap_or(found);
+    start.hash_files = true;
+    start.hash_file = Arc::from(found.to_string_lossy().as_ref());
+    let room_assets = if options.hash_files {
+        let text = std::fs::read_to_string(&*options.hash_file).unwrap_or_default();
+        hashes(&text)
+            .filter(|(ext, _)| matches!(*ext, "js" | "wasm"))
+            .map(|(ext, hash)| format!("/{}/{}.{hash}.{ext}", options.site_pkg_dir, options.output_name))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Some(confab_app::StartBundle { options: start, room_assets })
+}
+
+/// The `<ext>: <hash>` lines of a hash file.
+fn hashes(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    text.lines().filter_map(|line| line.split_once(':')).map(|(ext, hash)| (ext.trim(), hash.trim()))
+}
+
 /// Whether the hash file at `path` exists and every `<output>.<hash>.<ext>` it names is in the
 /// site's pkg folder.
 fn names_exist(path: &Path, options: &LeptosOptions) -> bool {
     let Ok(text) = std::fs::read_to_string(path) else { return false };
     let pkg = Path::new(&*options.site_root).join(&*options.site_pkg_dir);
     let mut named = 0;
-    for (ext, hash) in text.lines().filter_map(|line| line.split_once(':')) {
-        let (ext, hash) = (ext.trim(), hash.trim());
+    for (ext, hash) in hashes(&text) {
         if !matches!(ext, "js" | "wasm" | "css") {
             continue;
         }

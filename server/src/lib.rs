@@ -440,8 +440,19 @@ pub fn app(hub: Arc<Hub>, leptos_options: LeptosOptions) -> Router {
     use leptos_axum::{generate_route_list, LeptosRoutes};
     let routes = generate_route_list(confab_app::server_routes);
     let pkg = assets::pkg_routes(&leptos_options);
+    let start = assets::start_bundle(&leptos_options);
+    match &start {
+        Some(start) => tracing::info!("the start page has its own bundle (from {})", start.options.hash_file),
+        None => tracing::info!("the start page loads the full bundle (no start-hash.txt matching the site)"),
+    }
+    let context = move || {
+        headers::provide_csp_nonce();
+        if let Some(start) = start.clone() {
+            leptos::prelude::provide_context(start);
+        }
+    };
     let pages = Router::new()
-        .leptos_routes_with_context(&leptos_options, routes, headers::provide_csp_nonce, {
+        .leptos_routes_with_context(&leptos_options, routes, context, {
             let options = leptos_options.clone();
             move || confab_app::shell(options.clone())
         })

@@ -226,3 +226,48 @@ fn a_stale_hash_file_is_ignored() {
     assert_eq!(assets::use_hashed_names(&mut options), None);
     assert!(!options.hash_files);
 }
+
+#[tokio::test]
+async fn the_start_page_loads_its_own_bundle_and_lists_the_full_one() {
+    const START: &str = "StArTbUnDlE-0123456789";
+    let site = fake_site("start-bundle");
+    site.write(&format!("pkg/confab.{HASH}.js"), b"export default function () {}");
+    site.write(&format!("pkg/confab.{HASH}.css"), b"body {}");
+    site.write("hash.txt", format!("js: {HASH}\nwasm: {HASH}\ncss: {HASH}\n").as_bytes());
+    site.write(&format!("pkg/confab-start.{START}.js"), b"export default function () {}");
+    site.write(&format!("pkg/confab-start.{START}.wasm"), &wasm_bytes());
+    site.write("start-hash.txt", format!("js: {START}\nwasm: {START}\n").as_bytes());
+    let mut options = site.options();
+    assets::use_hashed_names(&mut options).expect("the hash file in the site root");
+    let start = assets::start_bundle(&options).expect("the start bundle");
+    assert_eq!(start.room_assets, [format!("/pkg/confab.{HASH}.js"), format!("/pkg/confab.{HASH}.wasm")]);
+
+    let addr = serve(options).await;
+    let home = get(addr, "/", None).await;
+    let html = String::from_utf8_lossy(&home.body);
+    for wanted in [
+        format!("href=\"/pkg/confab-start.{START}.js\""),
+        format!("href=\"/pkg/confab-start.{START}.wasm\""),
+        format!("href=\"/pkg/confab.{HASH}.css\""),
+        format!("<meta name=\"confab-room-assets\" content=\"/pkg/confab.{HASH}.js /pkg/confab.{HASH}.wasm\""),
+    ] {
+        assert!(html.contains(&wanted), "{wanted} in {html}");
+    }
+    assert!(!html.contains(&format!("href=\"/pkg/confab.{HASH}.js\"")), "the full bundle is not loaded: {html}");
+
+    // Every other page loads the full bundle and lists nothing.
+    let room = get(addr, "/room/standup", None).await;
+    let html = String::from_utf8_lossy(&room.body);
+    assert!(html.contains(&format!("href=\"/pkg/confab.{HASH}.js\"")), "{html}");
+    assert!(!html.contains("confab-start") && !html.contains("confab-room-assets"), "{html}");
+
+    let wasm = get(addr, &format!("/pkg/confab-start.{START}.wasm"), None).await;
+    assert_eq!(wasm.header("cache-control"), Some(IMMUTABLE));
+}
+
+#[test]
+fn a_start_bundle_whose_files_are_missing_is_ignored() {
+    let site = fake_site("start-stale");
+    site.write("start-hash.txt", b"js: ZZZZZZZZZZZZZZZZZZZZZZ\nwasm: ZZZZZZZZZZZZZZZZZZZZZZ\n");
+    assert!(assets::start_bundle(&site.options()).is_none());
+}

@@ -6,7 +6,6 @@ use crate::storage::{store_enter, store_listed, store_name, store_password, stor
 use confab_protocol::{DisplayName, ListedRoom, RoomName, PASSWORD_MAX_CHARS};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
-use leptos_router::hooks::use_navigate;
 
 /// A form with "Room name" and "Your name" that leads to `/room/<name>`.
 #[component]
@@ -23,7 +22,19 @@ pub fn HomePage() -> impl IntoView {
             name.set(stored);
         }
     });
-    let navigate = use_navigate();
+    #[cfg(not(feature = "start-page"))]
+    let go = {
+        let navigate = leptos_router::hooks::use_navigate();
+        move |path: &str| navigate(path, Default::default())
+    };
+    // The start page's own bundle has no room page: the room page loads (its assets most
+    // likely fetched ahead already, see `fetch_room_assets_ahead`).
+    #[cfg(feature = "start-page")]
+    let go = |path: &str| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.location().assign(path);
+        }
+    };
     let on_submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         match (RoomName::parse(&room.get_untracked()), DisplayName::parse(&name.get_untracked())) {
@@ -34,7 +45,7 @@ pub fn HomePage() -> impl IntoView {
                 store_password(&room, &password.get_untracked());
                 store_listed(&room, listed.get_untracked());
                 store_enter(&room);
-                navigate(&room_path(&room), Default::default());
+                go(&room_path(&room));
             }
         }
     };
@@ -43,7 +54,7 @@ pub fn HomePage() -> impl IntoView {
         <section class="card home">
             <h1 class="brand">"confab"</h1>
             <p class="tagline">{t.tagline}</p>
-            <form on:submit=on_submit>
+            <form on:submit=on_submit on:focusin=|_| fetch_room_assets_ahead()>
                 <label for="room">{t.room_name}</label>
                 <input
                     id="room"
@@ -85,6 +96,30 @@ pub fn HomePage() -> impl IntoView {
             <crate::i18n::LangPicker/>
         </section>
         <OpenRooms/>
+    }
+}
+
+/// Starts fetching the room page's script and wasm, which the server lists in a `<meta>` when
+/// it sent the start page's own bundle; once, when someone starts filling in the form. The
+/// files are immutable, so the room page then takes them from the cache. Without the start
+/// bundle (the full bundle runs this page) there is nothing to fetch.
+fn fetch_room_assets_ahead() {
+    #[cfg(all(feature = "hydrate", feature = "start-page"))]
+    {
+        let Some(document) = web_sys::window().and_then(|w| w.document()) else { return };
+        let selector = format!("meta[name=\"{}\"]", crate::ROOM_ASSETS_META);
+        let Ok(Some(meta)) = document.query_selector(&selector) else { return };
+        let urls = meta.get_attribute("content").unwrap_or_default();
+        // Once: the next focus finds no list.
+        meta.remove();
+        let Some(head) = document.head() else { return };
+        for url in urls.split_whitespace() {
+            if let Ok(link) = document.create_element("link") {
+                let _ = link.set_attribute("rel", "prefetch");
+                let _ = link.set_attribute("href", url);
+                let _ = head.append_child(&link);
+            }
+        }
     }
 }
 

@@ -130,7 +130,8 @@ pub fn PreJoin(room: RoomName, on_join: impl Fn(Entry) + Send + Sync + 'static) 
                 >
                     {move || if prefs.with(|p| p.camera_off) { t.camera_on } else { t.camera_off }}
                 </button>
-                <meter aria-label=t.mic_level min="0" max="1" value=move || level.get()></meter>
+                // In percent: a whole number, so the wasm needs no float formatting.
+                <meter aria-label=t.mic_level min="0" max="100" value=move || (level.get() * 100.0).round() as u32></meter>
             </div>
             <div class="device-list">
                 <DevicePicker
