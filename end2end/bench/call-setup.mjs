@@ -81,7 +81,7 @@ async function join(room, others, fromForm = false) {
 }
 
 /** The median of each step over runs, in the order of the path. */
-const stepOrder = ['start', 'media', 'join-sent', 'welcome', 'offer-received', 'answer-sent', 'sfu-offer-sent', 'ice-connected', 'sfu-connected', 'connected', 'first-frame'];
+const stepOrder = ['page-load', 'start', 'media', 'join-sent', 'welcome', 'offer-received', 'answer-sent', 'sfu-offer-sent', 'ice-connected', 'sfu-connected', 'connected', 'first-frame'];
 function medianSteps(all) {
   const out = {};
   for (const step of stepOrder) {

@@ -86,8 +86,16 @@ export function instrument(labels = ['Join now', 'Join room']) {
     if (labels.includes(label)) {
       window.__joinedAt = performance.now();
       performance.mark('confab:click');
+      // The start page's form leads on with a page load: the room page takes the click from here.
+      sessionStorage.setItem('bench:click', String(performance.timeOrigin + window.__joinedAt));
     }
   }, true);
+  const carried = sessionStorage.getItem('bench:click');
+  if (carried !== null && document.location.pathname !== '/') {
+    sessionStorage.removeItem('bench:click');
+    // Before this page began: a negative time on its timeline.
+    window.__joinedAt = Number(carried) - performance.timeOrigin;
+  }
 }
 
 /**
@@ -96,9 +104,11 @@ export function instrument(labels = ['Join now', 'Join room']) {
  */
 export async function setupMarks(page) {
   return page.evaluate(() => {
-    const click = performance.getEntriesByName('confab:click').at(-1)?.startTime;
+    // A click on the page before (the start page's form) is carried over as a negative time.
+    const click = window.__joinedAt < 0 ? window.__joinedAt : performance.getEntriesByName('confab:click').at(-1)?.startTime;
     if (click === undefined) return {};
     const steps = {};
+    if (click < 0) steps['page-load'] = -click;
     for (const m of performance.getEntriesByType('mark')) {
       if (!m.name.startsWith('confab:') || m.startTime < click) continue;
       const step = m.name.slice('confab:'.length);
