@@ -34,8 +34,8 @@ pub mod storage;
 use leptos::either::EitherOf3;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
+#[cfg(not(feature = "start-page"))]
 use leptos_router::components::Router;
-use leptos_router::hooks::use_location;
 use pages::Page;
 
 /// The HTML document the server sends around the app.
@@ -99,21 +99,41 @@ fn start_bundle() -> Option<StartBundle> {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     provide_context(i18n::page_lang());
-    view! {
+    #[cfg(not(feature = "start-page"))]
+    let view = view! {
         <Title text="confab"/>
         <Router>
             <main>
                 <Pages/>
             </main>
         </Router>
-    }
+    };
+    // The start page's bundle navigates only by page loads: no router. `Router` renders just
+    // its children, so the server's HTML (with it) hydrates the same.
+    #[cfg(feature = "start-page")]
+    let view = view! {
+        <Title text="confab"/>
+        <main>
+            <Pages/>
+        </main>
+    };
+    view
 }
 
 /// The page for the current location (see [`Page`]): a new page when the path changes.
 #[component]
 fn Pages() -> impl IntoView {
-    let pathname = use_location().pathname;
-    let page = Memo::new(move |_| Page::of(&pathname.get()));
+    #[cfg(not(feature = "start-page"))]
+    let page = {
+        let pathname = leptos_router::hooks::use_location().pathname;
+        Memo::new(move |_| Page::of(&pathname.get()))
+    };
+    // Without the router (the start page's bundle) the path is the page's own and never changes.
+    #[cfg(feature = "start-page")]
+    let page = {
+        let path = web_sys::window().and_then(|w| w.location().pathname().ok()).unwrap_or_default();
+        Memo::new(move |_| Page::of(&path))
+    };
     move || match page.get() {
         Page::Home => EitherOf3::A(view! { <pages::home::HomePage/> }),
         #[cfg(not(feature = "start-page"))]
