@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the start page's own wasm bundle: the app with only the start page compiled in (the
-# `start-page` feature of confab-app), about two fifths of the full bundle. cargo-leptos builds
+# `start-page` feature of confab-app), about a third of the full bundle. cargo-leptos builds
 # the full bundle; this builds the second one the same way (wasm-release profile, wasm-bindgen,
 # wasm-opt -Oz with cargo-leptos's flags), names its files by content like cargo-leptos does
 # (pkg/confab-start.<md5, base64url>.{js,wasm}) and writes their hashes to

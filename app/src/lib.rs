@@ -68,7 +68,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 }
 
 /// The start page's own bundle (built by `scripts/start-bundle.sh` with the `start-page`
-/// feature): only the start page, about two fifths of the whole app. The server finds it at
+/// feature): only the start page, without the router: about a third of the whole app. The server finds it at
 /// start-up and provides it to each render; the start page (`/`) then loads it instead of the
 /// full bundle.
 #[derive(Clone, Debug)]

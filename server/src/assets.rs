@@ -118,8 +118,14 @@ pub fn is_hashed(file_name: &str) -> bool {
 ///
 /// Leptos joins `hash_file` to the binary's folder, so an absolute path is stored.
 pub fn use_hashed_names(options: &mut LeptosOptions) -> Option<PathBuf> {
-    let beside_binary = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join(HASH_FILE_NAME)));
-    let in_site = Path::new(&*options.site_root).join(HASH_FILE_NAME);
+    use_hash_file(options, HASH_FILE_NAME)
+}
+
+/// Points `options` at the hash file `name` (next to the binary, else in the site root) whose
+/// files, named by `options.output_name`, are all in the site; see [`use_hashed_names`].
+fn use_hash_file(options: &mut LeptosOptions, name: &str) -> Option<PathBuf> {
+    let beside_binary = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join(name)));
+    let in_site = Path::new(&*options.site_root).join(name);
     let found = beside_binary.into_iter().chain([in_site]).find(|candidate| names_exist(candidate, options))?;
     let found = std::fs::canonicalize(&found).unwrap_or(found);
     options.hash_files = true;
@@ -127,20 +133,15 @@ pub fn use_hashed_names(options: &mut LeptosOptions) -> Option<PathBuf> {
     Some(found)
 }
 
-/// The start page's own bundle, when the site has one (`start-hash.txt` in the site root, or
-/// next to the binary) whose files are all there: options that name its files, and the full
-/// bundle's script and wasm for the start page to fetch ahead (only when `options` uses hashed
-/// names, which are cached for good; see [`use_hashed_names`]). Call after that.
+/// The start page's own bundle, when the site has one (`start-hash.txt` next to the binary or
+/// in the site root, found as [`use_hashed_names`] finds `hash.txt`) whose files are all there:
+/// options that name its files, and the full bundle's script and wasm for the start page to
+/// fetch ahead (only when `options` uses hashed names, which are cached for good). Call after
+/// [`use_hashed_names`].
 pub fn start_bundle(options: &LeptosOptions) -> Option<confab_app::StartBundle> {
     let mut start = options.clone();
     start.output_name = Arc::from(START_OUTPUT_NAME);
-    let beside_binary =
-        std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join(START_HASH_FILE_NAME)));
-    let in_site = Path::new(&*options.site_root).join(START_HASH_FILE_NAME);
-    let found = [in_site].into_iter().chain(beside_binary).find(|candidate| names_exist(candidate, &start))?;
-    let found = std::fs::canonicalize(&found).unwrap_or(found);
-    start.hash_files = true;
-    start.hash_file = Arc::from(found.to_string_lossy().as_ref());
+    use_hash_file(&mut start, START_HASH_FILE_NAME)?;
     let room_assets = if options.hash_files {
         let text = std::fs::read_to_string(&*options.hash_file).unwrap_or_default();
         hashes(&text)

@@ -54,6 +54,16 @@ fn fake_site(name: &str) -> Site {
     site
 }
 
+/// [`fake_site`] plus the hashed script and stylesheet and the `hash.txt` naming all three, as
+/// a release build leaves them.
+fn hashed_site(name: &str) -> Site {
+    let site = fake_site(name);
+    site.write(&format!("pkg/confab.{HASH}.js"), b"export default function () {}");
+    site.write(&format!("pkg/confab.{HASH}.css"), b"body {}");
+    site.write("hash.txt", format!("js: {HASH}\nwasm: {HASH}\ncss: {HASH}\n").as_bytes());
+    site
+}
+
 fn wasm_bytes() -> Vec<u8> {
     let mut bytes = b"\0asm\x01\0\0\0".to_vec();
     bytes.extend((0..4000u32).map(|i| (i % 251) as u8));
@@ -195,10 +205,7 @@ async fn pages_and_other_files_get_short_or_no_caching() {
 
 #[tokio::test]
 async fn pages_name_the_hashed_files_when_a_matching_hash_file_exists() {
-    let site = fake_site("hash-file");
-    site.write(&format!("pkg/confab.{HASH}.js"), b"export default function () {}");
-    site.write(&format!("pkg/confab.{HASH}.css"), b"body {}");
-    site.write("hash.txt", format!("js: {HASH}\nwasm: {HASH}\ncss: {HASH}\n").as_bytes());
+    let site = hashed_site("hash-file");
     let mut options = site.options();
     let found = assets::use_hashed_names(&mut options).expect("the hash file in the site root");
     assert_eq!(found, std::fs::canonicalize(site.0.join("hash.txt")).unwrap());
@@ -230,10 +237,7 @@ fn a_stale_hash_file_is_ignored() {
 #[tokio::test]
 async fn the_start_page_loads_its_own_bundle_and_lists_the_full_one() {
     const START: &str = "StArTbUnDlE-0123456789";
-    let site = fake_site("start-bundle");
-    site.write(&format!("pkg/confab.{HASH}.js"), b"export default function () {}");
-    site.write(&format!("pkg/confab.{HASH}.css"), b"body {}");
-    site.write("hash.txt", format!("js: {HASH}\nwasm: {HASH}\ncss: {HASH}\n").as_bytes());
+    let site = hashed_site("start-bundle");
     site.write(&format!("pkg/confab-start.{START}.js"), b"export default function () {}");
     site.write(&format!("pkg/confab-start.{START}.wasm"), &wasm_bytes());
     site.write("start-hash.txt", format!("js: {START}\nwasm: {START}\n").as_bytes());
