@@ -168,12 +168,41 @@ fn OpenRooms() -> impl IntoView {
 }
 
 /// The listed rooms from the server; `None` until they could be read.
+///
+/// Read with the browser's own `fetch` and `JSON.parse`, not gloo-net and serde_json: this is
+/// the only JSON the start page reads, and those two (with the float formatting serde's error
+/// messages bring) were about a tenth of its bundle.
 async fn fetch_rooms() -> Option<Vec<ListedRoom>> {
     #[cfg(feature = "hydrate")]
     {
-        let response = gloo_net::http::Request::get(confab_protocol::ROOMS_PATH).send().await.ok()?;
-        serde_json::from_str(&response.text().await.ok()?).ok()
+        use wasm_bindgen::JsCast;
+        use wasm_bindgen_futures::JsFuture;
+        let window = web_sys::window()?;
+        let response: web_sys::Response =
+            JsFuture::from(window.fetch_with_str(confab_protocol::ROOMS_PATH)).await.ok()?.dyn_into().ok()?;
+        if !response.ok() {
+            return None;
+        }
+        listed_rooms(&JsFuture::from(response.json().ok()?).await.ok()?)
     }
     #[cfg(not(feature = "hydrate"))]
     None
+}
+
+/// The rooms in a parsed [`confab_protocol::ROOMS_PATH`] answer: the same checks as the
+/// protocol's `Deserialize` (a valid room name, a whole count, a flag); `None` if any fails.
+#[cfg(feature = "hydrate")]
+fn listed_rooms(json: &wasm_bindgen::JsValue) -> Option<Vec<ListedRoom>> {
+    use wasm_bindgen::JsCast;
+    let field = |item: &wasm_bindgen::JsValue, name: &str| js_sys::Reflect::get(item, &name.into()).ok();
+    let array = json.dyn_ref::<js_sys::Array>()?;
+    array
+        .iter()
+        .map(|item| {
+            let name = RoomName::parse(&field(&item, "name")?.as_string()?).ok()?;
+            let people = field(&item, "people")?.as_f64().filter(|n| n.fract() == 0.0 && *n >= 0.0)?;
+            let locked = field(&item, "locked")?.as_bool()?;
+            Some(ListedRoom { name, people: people as usize, locked })
+        })
+        .collect()
 }
