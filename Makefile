@@ -21,9 +21,11 @@ test-tools:
 	scripts/install-tools.sh test
 
 ## The release build: server binary, wasm (opt-level z, wasm-opt), JS glue and CSS, with content
-## hashes in their names, the start page's own smaller bundle, and .br/.gz copies next to them.
+## hashes in their names, the call's code in a wasm chunk of its own (`--split`, see
+## `call_screen` in app/src/pages/room/mod.rs), the start page's own smaller bundle, and
+## .br/.gz copies next to them.
 build: tools
-	cargo leptos build --release
+	cargo leptos build --release --split
 	scripts/start-bundle.sh "$(TARGET_DIR)" "$(SITE_ROOT)"
 	scripts/precompress.sh "$(SITE_ROOT)"
 
@@ -34,7 +36,7 @@ run: build
 ## Every test: Rust unit and integration tests, then the browser tests against the release build.
 test: test-tools
 	cargo test --workspace
-	cargo leptos build --release
+	cargo leptos build --release --split
 	scripts/start-bundle.sh "$(TARGET_DIR)" "$(SITE_ROOT)"
 	scripts/precompress.sh "$(SITE_ROOT)"
 	$(MAKE) --no-print-directory e2e

@@ -20,15 +20,35 @@ pkg="$site/pkg"
 
 # The same target directory as cargo-leptos's front end: the dependencies are shared, only
 # confab-app is compiled a second time (with this feature set cargo keeps both). Leptos reads
-# LEPTOS_OUTPUT_NAME when it compiles: set as cargo-leptos sets it, or each build would compile
-# leptos again for the other.
-LEPTOS_OUTPUT_NAME=confab cargo build -p confab-app --lib --target wasm32-unknown-unknown --profile wasm-release \
+# LEPTOS_OUTPUT_NAME when it compiles, and `cargo leptos build --split` links with relocations
+# (RUSTFLAGS): both set as cargo-leptos sets them, or each build would compile everything again
+# for the other.
+RUSTFLAGS="-Clink-args=--emit-relocs" LEPTOS_OUTPUT_NAME=confab cargo build -p confab-app --lib --target wasm32-unknown-unknown --profile wasm-release \
   --no-default-features --features hydrate,start-page --target-dir "$front"
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-wasm-bindgen --target web --no-typescript --out-dir "$out" --out-name confab-start \
-  "$front/wasm32-unknown-unknown/wasm-release/confab_app.wasm"
+# --emit-relocs leaves a `linking` and `reloc.*` sections (what wasm-split reads), which
+# wasm-opt cannot handle: drop them (custom sections; the module is the same without them).
+node -e '
+  const fs = require("fs");
+  const wasm = fs.readFileSync(process.argv[1]);
+  const leb = (i) => { let n = 0, shift = 0, b; do { b = wasm[i++]; n += (b & 0x7f) * 2 ** shift; shift += 7; } while (b & 0x80); return [n, i]; };
+  const kept = [wasm.subarray(0, 8)];
+  for (let i = 8; i < wasm.length; ) {
+    const start = i, id = wasm[i];
+    const [size, body] = leb(i + 1);
+    i = body + size;
+    if (id === 0) {
+      const [length, name] = leb(body);
+      const title = wasm.subarray(name, name + length).toString();
+      if (title === "linking" || title.startsWith("reloc.")) continue;
+    }
+    kept.push(wasm.subarray(start, i));
+  }
+  fs.writeFileSync(process.argv[2], Buffer.concat(kept));
+' "$front/wasm32-unknown-unknown/wasm-release/confab_app.wasm" "$out/confab_app.wasm"
+wasm-bindgen --target web --no-typescript --out-dir "$out" --out-name confab-start "$out/confab_app.wasm"
 wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
   "$out/confab-start_bg.wasm" -o "$out/confab-start.wasm"
 

@@ -46,3 +46,31 @@ test('the pre-join screen previews, picks devices and states, and remembers them
     .toBe('fake_device_2');
   for (const p of [ada, bob]) await p.close();
 });
+
+test("a room link's first load is the pre-join screen; the call's own code follows while it is up", async ({ browser }) => {
+  const bob = await Participant.open(browser, 'Bob');
+  await bob.page.goto(`/room/${uniqueRoom('split')}`);
+  await bob.hydrated();
+  await expect(bob.page.getByRole('heading', { name: /^Join / })).toBeVisible();
+  // The wasm files this page fetched, in the order it asked for them.
+  const wasm = () =>
+    bob.page.evaluate(() =>
+      performance
+        .getEntriesByType('resource')
+        .filter((e) => new URL(e.name).pathname.endsWith('.wasm'))
+        .map((e) => {
+          const r = e as PerformanceResourceTiming;
+          return { name: new URL(r.name).pathname.split('/').pop()!, start: r.startTime, end: r.responseEnd };
+        }),
+    );
+  await expect.poll(async () => (await wasm()).length).toBe(2);
+  const [main, call] = await wasm();
+  expect(main.name).toMatch(/^confab\.[\w-]{22}\.wasm$/);
+  expect(call.name).toMatch(/^split_call_screen_\w+\.[\w-]{22}\.wasm$/);
+  // Asked for only once the page's own wasm was there: not part of the first load.
+  expect(call.start).toBeGreaterThanOrEqual(main.end);
+  await bob.page.getByLabel('Your name').fill('Bob');
+  await bob.button('Join now').click();
+  await expect(bob.status()).toHaveText(/^Waiting for someone/);
+  await bob.close();
+});

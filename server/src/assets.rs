@@ -144,14 +144,36 @@ pub fn start_bundle(options: &LeptosOptions) -> Option<confab_app::StartBundle> 
     use_hash_file(&mut start, START_HASH_FILE_NAME)?;
     let room_assets = if options.hash_files {
         let text = std::fs::read_to_string(&*options.hash_file).unwrap_or_default();
-        hashes(&text)
-            .filter(|(ext, _)| matches!(*ext, "js" | "wasm"))
-            .map(|(ext, hash)| format!("/{}/{}.{hash}.{ext}", options.site_pkg_dir, options.output_name))
-            .collect()
+        let pkg = &options.site_pkg_dir;
+        let mut urls = Vec::new();
+        for (kind, hash) in hashes(&text) {
+            match kind {
+                "js" | "wasm" => urls.push(format!("/{pkg}/{}.{hash}.{kind}", options.output_name)),
+                // `cargo leptos build --split`: the loader of the split-off chunks, and the
+                // chunks themselves (listed in the manifest).
+                "split" => urls.push(format!("/{pkg}/__wasm_split.{hash}.js")),
+                "manifest" => urls.extend(split_chunks(options, hash).map(|chunk| format!("/{pkg}/{chunk}.wasm"))),
+                _ => {}
+            }
+        }
+        urls
     } else {
         Vec::new()
     };
     Some(confab_app::StartBundle { options: start, room_assets })
+}
+
+/// The wasm chunks (file names without `.wasm`) that the split manifest with this hash lists:
+/// `{"<split>": ["<file>", …], …}`, in a stable order. None when it cannot be read.
+fn split_chunks(options: &LeptosOptions, hash: &str) -> impl Iterator<Item = String> {
+    let path =
+        Path::new(&*options.site_root).join(&*options.site_pkg_dir).join(format!("__wasm_split_manifest.{hash}.json"));
+    let manifest: std::collections::BTreeMap<String, Vec<String>> =
+        std::fs::read_to_string(path).ok().and_then(|text| serde_json::from_str(&text).ok()).unwrap_or_default();
+    let mut chunks: Vec<String> = manifest.into_values().flatten().collect();
+    chunks.sort();
+    chunks.dedup();
+    chunks.into_iter()
 }
 
 /// The `<ext>: <hash>` lines of a hash file.

@@ -270,6 +270,38 @@ async fn the_start_page_loads_its_own_bundle_and_lists_the_full_one() {
 }
 
 #[test]
+fn a_split_build_has_the_start_page_fetch_its_chunks_ahead_too() {
+    const START: &str = "StArTbUnDlE-0123456789";
+    const SPLIT: &str = "SpLiTlOaDeR-0123456789";
+    const MANIFEST: &str = "MaNiFeSt-0123456789012";
+    let site = hashed_site("start-split");
+    site.write(&format!("pkg/confab-start.{START}.js"), b"export default function () {}");
+    site.write(&format!("pkg/confab-start.{START}.wasm"), &wasm_bytes());
+    site.write("start-hash.txt", format!("js: {START}\nwasm: {START}\n").as_bytes());
+    // What `cargo leptos build --split` adds to the hash file and the pkg folder.
+    site.write(
+        "hash.txt",
+        format!("js: {HASH}\nwasm: {HASH}\ncss: {HASH}\nmanifest: {MANIFEST}\nsplit: {SPLIT}\n").as_bytes(),
+    );
+    site.write(
+        &format!("pkg/__wasm_split_manifest.{MANIFEST}.json"),
+        br#"{"call_screen_1": ["split_call_screen_1.AbCdEfGhIjKlMnOpQrStUv"]}"#,
+    );
+    let mut options = site.options();
+    assets::use_hashed_names(&mut options).expect("the hash file, with its split lines");
+    let start = assets::start_bundle(&options).expect("the start bundle");
+    assert_eq!(
+        start.room_assets,
+        [
+            format!("/pkg/confab.{HASH}.js"),
+            format!("/pkg/confab.{HASH}.wasm"),
+            "/pkg/split_call_screen_1.AbCdEfGhIjKlMnOpQrStUv.wasm".to_owned(),
+            format!("/pkg/__wasm_split.{SPLIT}.js"),
+        ]
+    );
+}
+
+#[test]
 fn a_start_bundle_whose_files_are_missing_is_ignored() {
     let site = fake_site("start-stale");
     site.write("start-hash.txt", b"js: ZZZZZZZZZZZZZZZZZZZZZZ\nwasm: ZZZZZZZZZZZZZZZZZZZZZZ\n");

@@ -1,6 +1,8 @@
 //! One module per screen (a page imports components, never another page).
 
 pub mod home;
+// Not in the start page's bundle: its `#[lazy]` call code would be exported, and so kept.
+#[cfg(not(feature = "start-page"))]
 pub mod room;
 
 use confab_protocol::RoomName;

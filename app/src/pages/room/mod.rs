@@ -49,32 +49,22 @@ pub fn RoomPage(
     let room = Memo::new(move |_| RoomName::parse(&room));
     // Who enters, with what: from the pre-join screen, or straight from the start page's form.
     let entered = RwSignal::new(None::<Entered>);
-    // The first call, started where the person entered (the click on "Join now", or the page
-    // opened from the start page's form) before its view renders: the join goes out while the
-    // call view is being built. Its signals belong to the page, as a view's would. Later calls
-    // ("Try again") start as their view does.
-    let started = StoredValue::new(None::<(Call, CallUi)>);
-    let owner = StoredValue::new(Owner::current().unwrap_or_default());
-    let start = move |room: &RoomName, who: &Entered, preview: Option<SharedStream>| {
-        let call = owner.get_value().with(|| begin_call(room, who, preview));
-        started.set_value(Some(call));
-    };
+    // The camera and microphone the pre-join screen opened, handed to the call once.
+    let preview = StoredValue::new(None::<SharedStream>);
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| {
         if let Ok(room) = room.get_untracked() {
             // The signaling socket opens now, while the pre-join screen is up (or beside the
             // camera, from the start page): joining finds it open.
             Call::connect_ahead();
+            // So does the call's own code (a wasm chunk of its own): "Join now" finds it loaded.
+            let _ = leptos::prelude::lazy_preload!(call_screen);
             if let Some(name) = stored_name().filter(|_| take_enter(&room)) {
-                let who = Entered::new(&room, name, stored_prefs());
-                start(&room, &who, None);
-                entered.set(Some(who));
+                entered.set(Some(Entered::new(&room, name, stored_prefs())));
             }
         }
         hydrated.set(true);
     });
-    // Bumped by "Try again": renders a fresh call.
-    let attempt = RwSignal::new(0u32);
 
     view! {
         // `try_get`: the server builds the head after the page has rendered, and the page's
@@ -97,41 +87,57 @@ pub fn RoomPage(
                 let entering = room.clone();
                 view! {
                     <PreJoin room=room on_join=move |(name, prefs, stream)| {
-                        let who = Entered::new(&entering, name, prefs);
-                        start(&entering, &who, stream);
-                        entered.set(Some(who));
+                        preview.set_value(stream);
+                        entered.set(Some(Entered::new(&entering, name, prefs)));
                     }/>
                 }
                 .into_any()
             }
             (Ok(room), true, Some(who)) => {
-                attempt.track();
-                let call = started
-                    .try_update_value(Option::take)
-                    .flatten()
-                    .unwrap_or_else(|| begin_call(&room, &who, None));
-                let retry = move |password: Option<String>| {
-                    if let Some(password) = password {
-                        entered.update(|who| {
-                            if let Some(who) = who {
-                                who.password = Some(password);
-                            }
-                        });
-                    }
-                    attempt.update(|n| *n += 1);
-                };
-                view! {
-                    <CallView
-                        room=room
-                        name=who.name
-                        call=call
-                        retry=retry
-                    />
-                }
-                .into_any()
+                let screen = CallScreen { room, who, preview: preview.try_update_value(Option::take).flatten(), entered };
+                let screen = send_wrapper::SendWrapper::new(call_screen(screen));
+                Suspend::new(screen).into_any()
             }
         }}
     }
+}
+
+/// What the call needs from the room page, handed to [`call_screen`] in one value.
+struct CallScreen {
+    room: RoomName,
+    who: Entered,
+    /// The pre-join screen's open camera and microphone, if any.
+    preview: Option<SharedStream>,
+    /// The page's "who enters": a password typed in the call updates it, which starts a
+    /// fresh call screen.
+    entered: RwSignal<Option<Entered>>,
+}
+
+/// Starts the call and returns its view. Everything only the call uses (the WebRTC engine,
+/// the call view, chat, stats, the protocol's decoding) is in a wasm chunk of its own
+/// (`#[lazy]`, split out by `cargo leptos build --split`): the room page's first load carries
+/// the pre-join screen only, and the page fetches the chunk while that screen is up.
+#[lazy]
+fn call_screen(screen: CallScreen) -> AnyView {
+    let CallScreen { room, who, preview, entered } = screen;
+    // The join goes out now, while the call view is being built.
+    let first = StoredValue::new(Some(begin_call(&room, &who, preview)));
+    // Bumped by "Try again": renders a fresh call.
+    let attempt = RwSignal::new(0u32);
+    (move || {
+        attempt.track();
+        let call = first.try_update_value(Option::take).flatten().unwrap_or_else(|| begin_call(&room, &who, None));
+        let retry = move |password: Option<String>| match password {
+            Some(password) => entered.update(|who| {
+                if let Some(who) = who {
+                    who.password = Some(password);
+                }
+            }),
+            None => attempt.update(|n| *n += 1),
+        };
+        view! { <CallView room=room.clone() name=who.name.clone() call=call retry=retry/> }
+    })
+    .into_any()
 }
 
 /// Starts `who`'s call in `room` (with the pre-join screen's open camera and microphone, if
