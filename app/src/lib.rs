@@ -2,7 +2,7 @@
 //! hydrate and the room page runs the call.
 //!
 //! # Layout
-//! - [`App`] and [`shell`]: the router and the HTML document around it.
+//! - [`App`] and [`shell`]: the page switch and the HTML document around it.
 //! - `pages/`: one module per screen — [`pages::home`] (pick a room and a name, open rooms) and
 //!   [`pages::room`] (the pre-join screen, then the call). A page imports components, never
 //!   another page.
@@ -34,7 +34,7 @@ pub mod storage;
 use leptos::either::EitherOf3;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
-#[cfg(not(feature = "start-page"))]
+#[cfg(feature = "ssr")]
 use leptos_router::components::Router;
 use pages::Page;
 
@@ -68,7 +68,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 }
 
 /// The start page's own bundle (built by `scripts/start-bundle.sh` with the `start-page`
-/// feature): only the start page, without the router: about a third of the whole app. The server finds it at
+/// feature): only the start page: about a third of the whole app. The server finds it at
 /// start-up and provides it to each render; the start page (`/`) then loads it instead of the
 /// full bundle.
 #[derive(Clone, Debug)]
@@ -99,7 +99,10 @@ fn start_bundle() -> Option<StartBundle> {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     provide_context(i18n::page_lang());
-    #[cfg(not(feature = "start-page"))]
+    // The server renders with a router, for the request's path. The browser has none: it moves
+    // between pages only by page loads, and `Router` renders just its children, so the
+    // server's HTML hydrates the same without it.
+    #[cfg(feature = "ssr")]
     let view = view! {
         <Title text="confab"/>
         <Router>
@@ -108,9 +111,7 @@ pub fn App() -> impl IntoView {
             </main>
         </Router>
     };
-    // The start page's bundle navigates only by page loads: no router. `Router` renders just
-    // its children, so the server's HTML (with it) hydrates the same.
-    #[cfg(feature = "start-page")]
+    #[cfg(not(feature = "ssr"))]
     let view = view! {
         <Title text="confab"/>
         <main>
@@ -120,21 +121,17 @@ pub fn App() -> impl IntoView {
     view
 }
 
-/// The page for the current location (see [`Page`]): a new page when the path changes.
+/// The page for the current location (see [`Page`]).
 #[component]
 fn Pages() -> impl IntoView {
-    #[cfg(not(feature = "start-page"))]
-    let page = {
-        let pathname = leptos_router::hooks::use_location().pathname;
-        Memo::new(move |_| Page::of(&pathname.get()))
-    };
-    // Without the router (the start page's bundle) the path is the page's own and never changes.
-    #[cfg(feature = "start-page")]
-    let page = {
-        let path = web_sys::window().and_then(|w| w.location().pathname().ok()).unwrap_or_default();
-        Memo::new(move |_| Page::of(&path))
-    };
-    move || match page.get() {
+    #[cfg(feature = "ssr")]
+    let path = leptos_router::hooks::use_location().pathname.get_untracked();
+    // The page's own path, which never changes without a page load.
+    #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+    let path = web_sys::window().and_then(|w| w.location().pathname().ok()).unwrap_or_default();
+    #[cfg(not(any(feature = "ssr", feature = "hydrate")))]
+    let path = String::new();
+    match Page::of(&path) {
         Page::Home => EitherOf3::A(view! { <pages::home::HomePage/> }),
         #[cfg(not(feature = "start-page"))]
         Page::Room(room) => EitherOf3::B(view! { <pages::room::RoomPage room=room/> }),

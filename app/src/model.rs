@@ -6,14 +6,12 @@ use crate::status::{PeerState, Phase};
 use confab_protocol::{ChatMessage, MediaState, PeerKey};
 use leptos::prelude::*;
 use send_wrapper::SendWrapper;
-use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use web_sys::MediaStream;
 
-/// What a person chose before joining (remembered in the browser for next time, as JSON; a
-/// member missing from what was stored takes its default).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+/// What a person chose before joining (remembered in the browser for next time, see
+/// `storage::store_prefs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Prefs {
     /// The camera's `deviceId`.
     pub camera: Option<String>,

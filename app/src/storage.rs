@@ -1,5 +1,5 @@
-//! What the browser remembers: the display name and the pre-join choices ([`Prefs`], as JSON)
-//! in `localStorage`; per room, this tab's password, "list this room" and "entered from the start
+//! What the browser remembers: the display name and the pre-join choices ([`Prefs`], in the
+//! form of a URL query) in `localStorage`; per room, this tab's password, "list this room" and "entered from the start
 //! page" in `sessionStorage`.
 //!
 //! Browser only, best effort: call these from effects and event handlers, never while rendering
@@ -12,7 +12,7 @@ use web_sys::Storage;
 
 /// Where the display name is remembered between visits.
 const NAME_KEY: &str = "confab.name";
-/// Where the pre-join choices are remembered, as JSON.
+/// Where the pre-join choices are remembered, as `camera=…&microphone=…&speaker=…&muted=1`.
 const PREFS_KEY: &str = "confab.prefs";
 
 fn local() -> Option<Storage> {
@@ -79,22 +79,55 @@ pub fn store_listed(room: &RoomName, listed: bool) {
 }
 
 /// The choices made on the last pre-join screen. What cannot be read (nothing stored, or the
-/// line format of earlier versions) gives the defaults: the person picks again once.
+/// formats of earlier versions: lines, then JSON) gives the defaults: the person picks again
+/// once.
 pub fn stored_prefs() -> Prefs {
-    get(local(), PREFS_KEY).map(|text| prefs_from_json(&text)).unwrap_or_default()
+    get(local(), PREFS_KEY).map(|text| prefs_from_text(&text)).unwrap_or_default()
 }
 
 /// Remembers the pre-join choices for next time.
 pub fn store_prefs(prefs: &Prefs) {
-    put(local(), PREFS_KEY, Some(&prefs_to_json(prefs)));
+    put(local(), PREFS_KEY, Some(&prefs_to_text(prefs)));
 }
 
-fn prefs_to_json(prefs: &Prefs) -> String {
-    serde_json::to_string(prefs).unwrap_or_default()
+// Not JSON: serde_json and the float formatting it brings were a tenth of the room page's
+// first wasm, and this is the only JSON the pre-join screen reads.
+fn prefs_to_text(prefs: &Prefs) -> String {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    let devices = [("camera", &prefs.camera), ("microphone", &prefs.microphone), ("speaker", &prefs.speaker)];
+    let devices = devices
+        .into_iter()
+        .filter_map(|(key, id)| Some(format!("{key}={}", utf8_percent_encode(id.as_ref()?, NON_ALPHANUMERIC))));
+    let flags = [("muted", prefs.muted), ("camera_off", prefs.camera_off)];
+    let flags = flags.into_iter().filter(|(_, on)| *on).map(|(key, _)| format!("{key}=1"));
+    devices.chain(flags).collect::<Vec<_>>().join("&")
 }
 
-fn prefs_from_json(text: &str) -> Prefs {
-    serde_json::from_str(text).unwrap_or_default()
+/// Reads what [`prefs_to_text`] wrote. A key it does not know is skipped (one added or removed
+/// later does not lose the rest); anything else malformed gives the defaults.
+fn prefs_from_text(text: &str) -> Prefs {
+    let read = || {
+        let mut prefs = Prefs::default();
+        for pair in text.split('&').filter(|pair| !pair.is_empty()) {
+            let (key, value) = pair.split_once('=')?;
+            // Only what `NON_ALPHANUMERIC` encoding writes.
+            if !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'%') {
+                return None;
+            }
+            let value = percent_encoding::percent_decode_str(value).decode_utf8().ok()?.into_owned();
+            match key {
+                "camera" => prefs.camera = Some(value),
+                "microphone" => prefs.microphone = Some(value),
+                "speaker" => prefs.speaker = Some(value),
+                "muted" => prefs.muted = value == "1",
+                "camera_off" => prefs.camera_off = value == "1",
+                _ if key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {}
+                _ => return None,
+            }
+        }
+        Some(prefs)
+    };
+    read().unwrap_or_default()
 }
 
 fn enter_key(room: &RoomName) -> String {
@@ -123,19 +156,24 @@ mod tests {
         let prefs = Prefs {
             camera: Some("cam-1".into()),
             microphone: None,
-            speaker: Some("out \"2\"".into()),
+            speaker: Some("out \"2\" & =3 카메라".into()),
             muted: true,
             camera_off: false,
         };
-        assert_eq!(prefs_from_json(&prefs_to_json(&prefs)), prefs);
+        assert_eq!(prefs_from_text(&prefs_to_text(&prefs)), prefs);
+        assert_eq!(prefs_from_text(&prefs_to_text(&Prefs::default())), Prefs::default());
+        let all = Prefs { microphone: Some("".into()), camera_off: true, ..prefs };
+        assert_eq!(prefs_from_text(&prefs_to_text(&all)), all);
     }
 
     #[test]
     fn unreadable_prefs_are_the_defaults() {
-        // The line format earlier versions stored.
-        assert_eq!(prefs_from_json("camera=cam-1\nmicrophone=\nmuted=1"), Prefs::default());
-        assert_eq!(prefs_from_json(""), Prefs::default());
+        // The formats earlier versions stored: lines, then JSON.
+        assert_eq!(prefs_from_text("camera=cam-1\nmicrophone=\nmuted=1"), Prefs::default());
+        assert_eq!(prefs_from_text(r#"{"camera":"cam-1","muted":true}"#), Prefs::default());
+        assert_eq!(prefs_from_text(""), Prefs::default());
+        assert_eq!(prefs_from_text("camera=%FF"), Prefs::default());
         // Members added or removed later do not lose the rest.
-        assert_eq!(prefs_from_json(r#"{"muted":true,"volume":3}"#), Prefs { muted: true, ..Prefs::default() });
+        assert_eq!(prefs_from_text("muted=1&volume=3"), Prefs { muted: true, ..Prefs::default() });
     }
 }

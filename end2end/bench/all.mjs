@@ -208,7 +208,8 @@ if (wanted('first-load')) {
   if (r) {
     const wasm = r.assets.find((a) => a.kind === 'wasm');
     row('first load of a room page, gzip -9 (HTML, JS, wasm, CSS, icon)', kB(r.total.gzip9_bytes), check(r.total.gzip9_bytes <= 250_000, '≤ 250 KB'));
-    row('first load, on the wire as served (brotli 11)', kB(r.total.transferred_bytes), check(r.total.transferred_bytes <= 150_000, '≤ 150 KB'));
+    row('first load (until the pre-join screen responds), on the wire as served (brotli 11)', kB(r.total.transferred_bytes), check(r.total.transferred_bytes <= 150_000, '≤ 150 KB'));
+    row('  then the call\'s own code, fetched while the pre-join screen is up', kB(r.after_interactive.transferred_bytes));
     row('start page first load, on the wire', `${kB(r.start_page.transferred_bytes)}, interactive ${n0(r.start_page.interactive_ms)} ms`, check(r.start_page.transferred_bytes <= 100_000, '≤ 100 KB'));
     if (wasm) row('  of which wasm: raw / gzip -9 / brotli 11', `${kB(wasm.raw_bytes)} / ${kB(wasm.gzip9_bytes)} / ${kB(wasm.brotli11_bytes)}`);
     row(`time to interactive, loopback (median of ${r.runs})`, `${n0(r.interactive_ms.median)} ms`);

@@ -1,6 +1,6 @@
 //! The home page: pick a room name and your name, then go to the room.
 
-use super::room_path;
+use super::{go_to, room_path};
 use crate::i18n::texts;
 use crate::storage::{store_enter, store_listed, store_name, store_password, stored_name};
 use confab_protocol::{DisplayName, ListedRoom, RoomName, PASSWORD_MAX_CHARS};
@@ -22,19 +22,6 @@ pub fn HomePage() -> impl IntoView {
             name.set(stored);
         }
     });
-    #[cfg(not(feature = "start-page"))]
-    let go = {
-        let navigate = leptos_router::hooks::use_navigate();
-        move |path: &str| navigate(path, Default::default())
-    };
-    // The start page's own bundle has no room page: the room page loads (its assets most
-    // likely fetched ahead already, see `fetch_room_assets_ahead`).
-    #[cfg(feature = "start-page")]
-    let go = |path: &str| {
-        if let Some(window) = web_sys::window() {
-            let _ = window.location().assign(path);
-        }
-    };
     let on_submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         match (RoomName::parse(&room.get_untracked()), DisplayName::parse(&name.get_untracked())) {
@@ -45,7 +32,9 @@ pub fn HomePage() -> impl IntoView {
                 store_password(&room, &password.get_untracked());
                 store_listed(&room, listed.get_untracked());
                 store_enter(&room);
-                go(&room_path(&room));
+                // The room page loads (its assets most likely fetched ahead already, see
+                // `fetch_room_assets_ahead`).
+                go_to(&room_path(&room));
             }
         }
     };

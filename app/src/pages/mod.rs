@@ -23,10 +23,9 @@ pub fn room_path(room: &RoomName) -> String {
 
 /// Which page a path shows. The app switches on this itself rather than through the router's
 /// `<Routes>`: their type erasure is about a tenth of the wasm (measured: 32.6 KB of 343 KB
-/// brotli). The server's route list still comes from [`crate::server_routes`]. Links between
-/// pages are plain page loads (`rel="external"`): the router's own link handling completes a
-/// navigation only through `<Routes>`; `use_navigate` (the start page's form, Leave) and the
-/// back button work without them.
+/// brotli). The server's route list still comes from [`crate::server_routes`]. The browser has
+/// no router at all: every move between pages is a page load (links, the start page's form,
+/// Leave: see [`go_to`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Page {
     /// `/`: the start page.
@@ -53,6 +52,16 @@ impl Page {
             _ => Page::NotFound,
         }
     }
+}
+
+/// Goes to `path` with a page load (browser only; the server never runs handlers).
+pub fn go_to(path: &str) {
+    #[cfg(feature = "hydrate")]
+    if let Some(window) = web_sys::window() {
+        let _ = window.location().assign(path);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = path;
 }
 
 /// Copies the current page's address to the clipboard (browser only). False if the browser

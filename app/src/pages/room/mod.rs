@@ -4,7 +4,7 @@
 mod grid;
 mod prejoin;
 
-use super::copy_page_link;
+use super::{copy_page_link, go_to};
 use crate::call::Call;
 use crate::components::{Badges, ChatPanel, DevicePicker, Participants, RemoteView, StreamVideo};
 use crate::i18n::texts;
@@ -15,7 +15,6 @@ use confab_protocol::{MediaState, RoomName, PASSWORD_MAX_CHARS};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_navigate;
 use prejoin::PreJoin;
 
 /// Who enters the call, with what (read from storage in an effect or a handler, never while
@@ -192,7 +191,6 @@ fn CallView(
     let can_retry = move || matches!(ui.phase.get(), Phase::MediaFailed(_) | Phase::RoomFull);
     let in_call = move || !ui.phase.with(Phase::is_over);
     let alone = move || ui.phase.get() == Phase::InRoom && ui.tiles.with(Vec::is_empty);
-    let navigate = use_navigate();
     let copied = RwSignal::new(false);
     let copy_link = move |_| {
         leptos::task::spawn_local(async move {
@@ -214,7 +212,7 @@ fn CallView(
     let leave = controls.clone();
     let leave = move |_| {
         leave.hang_up();
-        navigate("/", Default::default());
+        go_to("/");
     };
     let help_open = RwSignal::new(false);
     let devices_open = RwSignal::new(false);
