@@ -117,10 +117,13 @@ struct CallScreen {
 /// (`#[lazy]`, split out by `cargo leptos build --split`): the room page's first load carries
 /// the pre-join screen only, and the page fetches the chunk while that screen is up.
 #[lazy]
-fn call_screen(screen: CallScreen) -> AnyView {
+async fn call_screen(screen: CallScreen) -> AnyView {
     let CallScreen { room, who, preview, entered } = screen;
-    // The join goes out now, while the call view is being built.
     let first = StoredValue::new(Some(begin_call(&room, &who, preview)));
+    // The call's task runs first and sends the join; then the view (tens of milliseconds of
+    // work) is built.
+    #[cfg(feature = "hydrate")]
+    gloo_timers::future::TimeoutFuture::new(0).await;
     // Bumped by "Try again": renders a fresh call.
     let attempt = RwSignal::new(0u32);
     (move || {
