@@ -43,9 +43,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     let lang = i18n::page_lang();
     // The start page hydrates with its own, smaller bundle when the server has one, and names
     // the room page's files so that they can be fetched ahead.
-    let (scripts, room_assets) = match start_bundle() {
-        Some(StartBundle { options: start, room_assets }) => (start, Some(room_assets.join(" "))),
-        None => (options.clone(), None),
+    let (scripts, room_assets, split_loader) = match start_bundle() {
+        Some(StartBundle { options: start, room_assets }) => (start, Some(room_assets.join(" ")), None),
+        None => (options.clone(), None, split_loader()),
     };
     view! {
         <!DOCTYPE html>
@@ -57,6 +57,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <HashedStylesheet id="leptos" options=options.clone()/>
                 <HydrationScripts options=scripts/>
+                {split_loader.map(|SplitLoader(url)| view! { <link rel="modulepreload" href=url/> })}
                 {room_assets.map(|urls| view! { <meta name=ROOM_ASSETS_META content=urls/> })}
                 <MetaTags/>
             </head>
@@ -78,6 +79,21 @@ pub struct StartBundle {
     /// The full bundle's script and wasm (URLs), which the start page fetches ahead once someone
     /// starts filling in its form, so that the room page loads them from the cache.
     pub room_assets: Vec<String>,
+}
+
+/// The URL of the module that loads the full bundle's split-off wasm chunks (`cargo leptos
+/// build --split`), provided by the server when the site has one. The full bundle's script
+/// imports it: naming it in the head lets the browser fetch both at once, not one after the
+/// other.
+#[derive(Clone, Debug)]
+pub struct SplitLoader(pub String);
+
+/// The split loader, when this render loads the full bundle and the server has one.
+fn split_loader() -> Option<SplitLoader> {
+    #[cfg(feature = "ssr")]
+    return use_context::<SplitLoader>();
+    #[cfg(not(feature = "ssr"))]
+    None
 }
 
 /// The `<meta name>` under which the start page lists [`StartBundle::room_assets`].

@@ -213,6 +213,7 @@ if (wanted('first-load')) {
     row('start page first load, on the wire', `${kB(r.start_page.transferred_bytes)}, interactive ${n0(r.start_page.interactive_ms)} ms`, check(r.start_page.transferred_bytes <= 100_000, '≤ 100 KB'));
     if (wasm) row('  of which wasm: raw / gzip -9 / brotli 11', `${kB(wasm.raw_bytes)} / ${kB(wasm.gzip9_bytes)} / ${kB(wasm.brotli11_bytes)}`);
     row(`time to interactive, loopback (median of ${r.runs})`, `${n0(r.interactive_ms.median)} ms`);
+    row(`time to interactive, ${r.slow_link.link}: room page / start page`, `${n0(r.slow_link.room_interactive_ms)} / ${n0(r.slow_link.start_interactive_ms)} ms`);
     row('returning visit: over the wire (assets cached, immutable)', `${kB(r.returning_visit.transferred_bytes)}, interactive ${n0(r.returning_interactive_ms)} ms`);
   } else {
     skip('first load of a room page, gzip -9', 'first-load', '≤ 250 KB');

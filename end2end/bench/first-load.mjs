@@ -34,10 +34,14 @@ function watchHydration() {
   }).observe(document, { attributes: true, subtree: true, attributeFilter: ['data-hydrated'] });
 }
 
-/** Loads `url` in `page` and returns its responses and timings. */
-async function load(page, url) {
+/** A slow link for the throttled runs: 5 Mbit/s down, 1 Mbit/s up, 40 ms round trip. */
+const SLOW_LINK = { offline: false, latency: 40, downloadThroughput: 5e6 / 8, uploadThroughput: 1e6 / 8 };
+
+/** Loads `url` in `page` and returns its responses and timings (over `link`, if given). */
+async function load(page, url, link) {
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('Network.enable');
+  if (link) await cdp.send('Network.emulateNetworkConditions', link);
   const byId = new Map();
   cdp.on('Network.responseReceived', ({ requestId, type, response }) => {
     byId.set(requestId, {
@@ -113,6 +117,16 @@ for (let run = 1; run <= runs; run++) {
   startLoads.push(await load(await context.newPage(), `${hub.url}/`));
   await context.close();
 }
+// Both pages again over a slow link (cold, fewer runs): where the bytes show.
+const slow = { room: [], start: [] };
+for (let run = 1; run <= Math.min(runs, 5); run++) {
+  for (const [which, path] of [['room', `/room/slow-${Date.now().toString(36)}-${run}`], ['start', '/']]) {
+    const context = await browser.newContext({ permissions: ['camera', 'microphone'] });
+    await context.addInitScript(watchHydration);
+    slow[which].push((await load(await context.newPage(), `${hub.url}${path}`, SLOW_LINK)).timing.interactive);
+    await context.close();
+  }
+}
 const onWire = (responses) => responses.filter((r) => !r.fromCache).reduce((n, r) => n + r.transferred, 0);
 
 // Sizes of what the server sends (one cold load), and what gzip -9 and brotli 11 make of each.
@@ -166,6 +180,12 @@ const result = {
       .map((r) => ({ path: new URL(r.url).pathname, transferred_bytes: r.transferred })),
     interactive_ms: median(startLoads.map((l) => l.timing.interactive)),
   },
+  slow_link: {
+    link: '5 Mbit/s down, 1 Mbit/s up, 40 ms round trip',
+    room_interactive_ms: median(slow.room),
+    start_interactive_ms: median(slow.start),
+    runs: slow.room.length,
+  },
   returning_visit: {
     requests: returning.length,
     from_cache: returning.filter((r) => r.fromCache).length,
@@ -194,6 +214,8 @@ if (json) {
   console.log(`start page (cold): ${kb(start.transferred_bytes).trim()} KB on the wire ` +
     `(${start.assets.map((a) => `${a.path === '/' ? '/' : a.path.split('/').pop().slice(0, 20)} ${kb(a.transferred_bytes).trim()}`).join(', ')}), ` +
     `interactive in ${start.interactive_ms.toFixed(0)} ms`);
+  console.log(`over a slow link (${result.slow_link.link}; median of ${result.slow_link.runs}): room page interactive in ` +
+    `${result.slow_link.room_interactive_ms.toFixed(0)} ms, start page in ${result.slow_link.start_interactive_ms.toFixed(0)} ms`);
   console.log(`returning visit: ${result.returning_visit.from_cache} of ${result.returning_visit.requests} responses from the cache, ` +
     `${kb(result.returning_visit.transferred_bytes).trim()} KB over the wire, interactive in ${result.returning_interactive_ms.toFixed(0)} ms`);
 }

@@ -35,7 +35,7 @@ export function server(port, args = []) {
       // A mesh unless asked for the SFU: the figures are the mesh's (the SFU's are loadgen's).
       const mesh = args.includes('--sfu-from') ? [] : ['--sfu-from', '0'];
       child = spawn(bin, ['--addr', `127.0.0.1:${port}`, '--stun', '', ...mesh, ...args], {
-        env: { ...process.env, LEPTOS_SITE_ROOT: siteRoot, CONFAB_LOG: 'warn' },
+        env: { ...process.env, LEPTOS_SITE_ROOT: siteRoot, CONFAB_LOG: process.env.BENCH_CONFAB_LOG ?? 'warn' },
         stdio: ['ignore', 'inherit', 'inherit'],
       });
       const exited = new Promise((r) => child.once('exit', (code) => r(code)));

@@ -176,6 +176,19 @@ fn split_chunks(options: &LeptosOptions, hash: &str) -> impl Iterator<Item = Str
     chunks.into_iter()
 }
 
+/// The full bundle's split loader (`cargo leptos build --split`: the `split` line of the hash
+/// file `options` uses), if the site has one. Call after [`use_hashed_names`].
+pub fn split_loader(options: &LeptosOptions) -> Option<confab_app::SplitLoader> {
+    if !options.hash_files {
+        return None;
+    }
+    let text = std::fs::read_to_string(&*options.hash_file).ok()?;
+    let (_, hash) = hashes(&text).find(|(kind, _)| *kind == "split")?;
+    let name = format!("__wasm_split.{hash}.js");
+    let pkg = Path::new(&*options.site_root).join(&*options.site_pkg_dir);
+    pkg.join(&name).is_file().then(|| confab_app::SplitLoader(format!("/{}/{name}", options.site_pkg_dir)))
+}
+
 /// The `<ext>: <hash>` lines of a hash file.
 fn hashes(text: &str) -> impl Iterator<Item = (&str, &str)> {
     text.lines().filter_map(|line| line.split_once(':')).map(|(ext, hash)| (ext.trim(), hash.trim()))

@@ -445,10 +445,14 @@ pub fn app(hub: Arc<Hub>, leptos_options: LeptosOptions) -> Router {
         Some(start) => tracing::info!("the start page has its own bundle (from {})", start.options.hash_file),
         None => tracing::info!("the start page loads the full bundle (no start-hash.txt matching the site)"),
     }
+    let split_loader = assets::split_loader(&leptos_options);
     let context = move || {
         headers::provide_csp_nonce();
         if let Some(start) = start.clone() {
             leptos::prelude::provide_context(start);
+        }
+        if let Some(loader) = split_loader.clone() {
+            leptos::prelude::provide_context(loader);
         }
     };
     let pages = Router::new()

@@ -269,8 +269,8 @@ async fn the_start_page_loads_its_own_bundle_and_lists_the_full_one() {
     assert_eq!(wasm.header("cache-control"), Some(IMMUTABLE));
 }
 
-#[test]
-fn a_split_build_has_the_start_page_fetch_its_chunks_ahead_too() {
+#[tokio::test]
+async fn a_split_build_names_its_loader_and_the_start_page_fetches_its_chunks_ahead() {
     const START: &str = "StArTbUnDlE-0123456789";
     const SPLIT: &str = "SpLiTlOaDeR-0123456789";
     const MANIFEST: &str = "MaNiFeSt-0123456789012";
@@ -287,6 +287,7 @@ fn a_split_build_has_the_start_page_fetch_its_chunks_ahead_too() {
         &format!("pkg/__wasm_split_manifest.{MANIFEST}.json"),
         br#"{"call_screen_1": ["split_call_screen_1.AbCdEfGhIjKlMnOpQrStUv"]}"#,
     );
+    site.write(&format!("pkg/__wasm_split.{SPLIT}.js"), b"export const x = 1;");
     let mut options = site.options();
     assets::use_hashed_names(&mut options).expect("the hash file, with its split lines");
     let start = assets::start_bundle(&options).expect("the start bundle");
@@ -299,6 +300,16 @@ fn a_split_build_has_the_start_page_fetch_its_chunks_ahead_too() {
             format!("/pkg/__wasm_split.{SPLIT}.js"),
         ]
     );
+
+    // A room page names the loader beside the script that imports it; the start page does not
+    // load the full bundle, so it only lists the loader among the files to fetch ahead.
+    let addr = serve(options).await;
+    let preload = format!("<link rel=\"modulepreload\" href=\"/pkg/__wasm_split.{SPLIT}.js\">");
+    let room = get(addr, "/room/standup", None).await;
+    let html = String::from_utf8_lossy(&room.body);
+    assert!(html.contains(&preload), "{preload} in {html}");
+    let home = get(addr, "/", None).await;
+    assert!(!String::from_utf8_lossy(&home.body).contains(&preload));
 }
 
 #[test]
