@@ -119,7 +119,14 @@ struct CallScreen {
 #[lazy]
 async fn call_screen(screen: CallScreen) -> AnyView {
     let CallScreen { room, who, preview, entered } = screen;
-    let first = StoredValue::new(Some(begin_call(&room, &who, preview)));
+    let (call, ui) = begin_call(&room, &who, preview);
+    // Hung up if this screen goes before its view is built (each view hangs up its own call;
+    // hanging up twice does nothing).
+    {
+        let call = call.clone();
+        on_cleanup(move || call.hang_up());
+    }
+    let first = StoredValue::new(Some((call, ui)));
     // The call's task runs first and sends the join; then the view (tens of milliseconds of
     // work) is built.
     #[cfg(feature = "hydrate")]
