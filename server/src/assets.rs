@@ -149,13 +149,13 @@ pub fn start_bundle(options: &LeptosOptions) -> Option<confab_app::StartBundle> 
         for (kind, hash) in hashes(&text) {
             match kind {
                 "js" | "wasm" => urls.push(format!("/{pkg}/{}.{hash}.{kind}", options.output_name)),
-                // `cargo leptos build --split`: the loader of the split-off chunks, and the
-                // chunks themselves (listed in the manifest).
-                "split" => urls.push(format!("/{pkg}/__wasm_split.{hash}.js")),
+                // `cargo leptos build --split`: the split-off chunks (listed in the manifest)…
                 "manifest" => urls.extend(split_chunks(options, hash).map(|chunk| format!("/{pkg}/{chunk}.wasm"))),
                 _ => {}
             }
         }
+        // … and their loader.
+        urls.extend(split_loader(options).map(|confab_app::SplitLoader(url)| url));
         urls
     } else {
         Vec::new()
