@@ -70,11 +70,19 @@ test('the third person switches the room to the SFU: one connection each, nobody
   }
   const viaServer = (p: Participant) => p.page.getByText('Through the server: it decrypts');
   await expect(viaServer(ada)).toHaveCount(0);
+
+  // Cat's page is up (its wasm compiled, her preview playing) before the watch starts: a third
+  // Chromium starting on two cores stalled the others' decoders for up to 2 s, well before
+  // the switch (seen twice, 1.8 and 1.9 s before it). From her click on, everything counts.
+  const cat = await open('Cat');
+  await cat.page.goto(`/room/${encodeURIComponent(room)}`);
+  await cat.hydrated();
+  const preview = cat.page.getByLabel('Camera preview');
+  await expect.poll(() => preview.evaluate((v: HTMLVideoElement) => v.videoWidth)).toBeGreaterThan(0);
   await watchFrames(ada.page);
   await watchFrames(bob.page);
-
-  const cat = await open('Cat');
-  await cat.joinByLink(room);
+  await cat.page.getByLabel(cat.words.yourName).fill(cat.name);
+  await cat.page.getByRole('button', { name: cat.words.joinNow }).click();
   const people = [ada, bob, cat];
   for (const p of people) {
     await expect(p.remoteVideos()).toHaveCount(2);
