@@ -78,9 +78,11 @@ pub struct Published {
 }
 
 impl Published {
-    /// A frame of `layer` of `bytes` bytes arrived.
-    pub fn saw_frame(&mut self, layer: Layer, bytes: usize, now: Instant) {
-        self.saw(layer, now);
+    /// A packet of `layer` with `bytes` bytes of payload arrived, the first of a frame or not.
+    pub fn saw_packet(&mut self, layer: Layer, bytes: usize, frame_start: bool, now: Instant) {
+        if frame_start {
+            self.saw(layer, now);
+        }
         if layer == Layer::Off {
             return;
         }
@@ -336,8 +338,8 @@ mod tests {
         // 30 frames a second for a second: 3,000-byte full frames, 1,000-byte half ones.
         for frame in 0..=30_u64 {
             let at = t0 + Duration::from_millis(frame * 1000 / 30);
-            p.saw_frame(Layer::High, 3_000, at);
-            p.saw_frame(Layer::Medium, 1_000, at);
+            p.saw_packet(Layer::High, 3_000, true, at);
+            p.saw_packet(Layer::Medium, 1_000, true, at);
         }
         assert!((700_000..=740_000).contains(&p.bitrate(Layer::High)), "{}", p.bitrate(Layer::High));
         assert!((230_000..=250_000).contains(&p.bitrate(Layer::Medium)), "{}", p.bitrate(Layer::Medium));

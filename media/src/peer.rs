@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Mid, Rid};
+use str0m::format::PayloadParams;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid, Rid};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::Rtc;
 use tokio::sync::mpsc;
 
@@ -68,6 +70,8 @@ pub(crate) struct TrackOut {
     source_gone: bool,
     pub selector: Selector,
     timing: Timing,
+    sequence: Sequence,
+    pictures: Pictures,
     /// When to ask the publisher for one more keyframe of the layer switched to (see
     /// [`SECOND_KEYFRAME_AFTER`]).
     pub second_keyframe_at: Option<Instant>,
@@ -102,6 +106,88 @@ impl Timing {
         let out = time.numer().wrapping_add(self.offset);
         self.last = Some((out, wallclock));
         MediaTime::new(out, time.frequency())
+    }
+}
+
+/// Keeps a forwarded track's RTP sequence numbers continuous: each simulcast layer counts its
+/// own, and a subscriber must see one run without gaps (a gap is a loss it asks to resend).
+#[derive(Clone, Copy, Debug, Default)]
+struct Sequence {
+    /// Added to a packet's extended sequence number (wrapping).
+    offset: u64,
+    /// The first incoming number of the current run: an older packet (a late or resent one of
+    /// the run before a switch) has no place in this one.
+    run_start: u64,
+    /// The highest number sent.
+    last: Option<u64>,
+}
+
+impl Sequence {
+    /// The number to send `seq` as, starting a new run at a switch of layer (or the first
+    /// packet); `None` for a packet from before the current run.
+    fn map(&mut self, seq: u64, switched: bool) -> Option<u64> {
+        if switched || self.last.is_none() {
+            let next = self.last.map_or(1, |last| last + 1);
+            self.offset = next.wrapping_sub(seq);
+            self.run_start = seq;
+        }
+        if seq < self.run_start {
+            return None;
+        }
+        let out = seq.wrapping_add(self.offset);
+        self.last = Some(self.last.map_or(out, |last| last.max(out)));
+        Some(out)
+    }
+}
+
+/// Keeps a forwarded VP8 video's picture ids and TL0PICIDX continuous across layer switches
+/// (each layer numbers its own pictures), so the receiver's decoder sees one stream of
+/// pictures, as its RTP sequence numbers do.
+#[derive(Clone, Copy, Debug, Default)]
+struct Pictures {
+    picture_offset: u16,
+    tl0_offset: u8,
+    last_picture: Option<u16>,
+    last_tl0: Option<u8>,
+}
+
+impl Pictures {
+    /// The rewrite of the payload descriptor of `payload` (none needed, or not VP8 with these
+    /// fields).
+    fn patch(&mut self, payload: &[u8], switched: bool) -> Option<str0m::rtp::Vp8Patch> {
+        let descriptor = str0m::rtp::Vp8Descriptor::parse(payload).ok()?;
+        let mut patch = descriptor.patch();
+        let mut changed = false;
+        if let Some(picture) = descriptor.picture_id() {
+            // The M bit of the first picture id byte says 15 bits; else 7.
+            let mask: u16 = if payload.get(2).is_some_and(|b| b & 0x80 != 0) { 0x7fff } else { 0x7f };
+            if switched || self.last_picture.is_none() {
+                self.picture_offset =
+                    self.last_picture.map_or(picture, |last| last.wrapping_add(1)).wrapping_sub(picture);
+            }
+            let out = picture.wrapping_add(self.picture_offset) & mask;
+            self.last_picture = Some(out);
+            if out != picture {
+                patch = patch.picture_id(out);
+                changed = true;
+            }
+        }
+        if let Some(tl0) = descriptor.tl0_pic_idx() {
+            if switched || self.last_tl0.is_none() {
+                self.tl0_offset = self.last_tl0.map_or(tl0, |last| last.wrapping_add(1)).wrapping_sub(tl0);
+            }
+            let out = tl0.wrapping_add(self.tl0_offset);
+            self.last_tl0 = Some(out);
+            if out != tl0 {
+                patch = patch.tl0_pic_idx(out);
+                changed = true;
+            }
+        }
+        if changed {
+            patch.build().ok()
+        } else {
+            None
+        }
     }
 }
 
@@ -208,6 +294,8 @@ impl Peer {
             source_gone: false,
             selector: Selector::default(),
             timing: Timing::default(),
+            sequence: Sequence::default(),
+            pictures: Pictures::default(),
             second_keyframe_at: None,
         });
         self.needs_offer = true;
@@ -345,30 +433,51 @@ impl Peer {
         }
         track.last_keyframe_request[slot] = Some(now);
         let rid = if track.simulcast { layer.rid().map(Rid::from) } else { None };
-        let Some(mut writer) = self.rtc.writer(mid) else {
+        let mut api = self.rtc.direct_api();
+        let Some(stream) = api.stream_rx_by_mid(mid, rid) else {
             return false;
         };
-        writer.request_keyframe(rid, KeyframeRequestKind::Pli).is_ok()
+        stream.request_keyframe(KeyframeRequestKind::Pli);
+        true
     }
 
-    /// Writes a forwarded frame into the outgoing track `mid`. Video timestamps are rebased so a
-    /// layer switch does not jump.
-    pub fn write(&mut self, mid: Mid, data: &MediaData, switched: bool) -> Result<(), str0m::RtcError> {
-        let time = match self.tracks_out.iter_mut().find(|t| matches!(t.state, OutState::Open(m) if m == mid)) {
-            Some(t) if t.kind == MediaKind::Video => t.timing.rebase(data.time, data.network_time, switched),
-            _ => data.time,
+    /// Writes a forwarded packet into the outgoing track `mid`, with sequence numbers, picture
+    /// ids and (video) timestamps continued across layer switches. `params` is the packet's codec
+    /// as its publisher negotiated it.
+    pub fn write(&mut self, mid: Mid, packet: &RtpPacket, params: PayloadParams, switched: bool) {
+        let Some(track) = self.tracks_out.iter_mut().find(|t| matches!(t.state, OutState::Open(m) if m == mid)) else {
+            return;
         };
-        let Some(writer) = self.rtc.writer(mid) else {
-            return Ok(());
+        let video = track.kind == MediaKind::Video;
+        let Some(seq) = track.sequence.map(*packet.seq_no, switched) else {
+            return;
         };
-        let Some(pt) = writer.match_params(data.params) else {
-            return Ok(());
+        let time = if video { track.timing.rebase(packet.time, packet.timestamp, switched) } else { packet.time };
+        let patch = if video { track.pictures.patch(&packet.payload, switched) } else { None };
+        let Some(pt) = self.rtc.codec_config().match_params(params).map(|p| p.pt()) else {
+            return;
         };
-        let writer = match (data.ext_vals.audio_level, data.ext_vals.voice_activity) {
-            (Some(level), vad) => writer.audio_level(level, vad.unwrap_or(false)),
-            _ => writer,
+        let mut api = self.rtc.direct_api();
+        let Some(stream) = api.stream_tx_by_mid(mid, None) else {
+            return;
         };
-        writer.write(pt, data.network_time, time, data.data.clone())
+        // RTP timestamps are the low 32 bits of the extended time.
+        #[allow(clippy::cast_possible_truncation)]
+        let rtp_time = time.numer() as u32;
+        let mut write = RtpWrite::new(pt, seq.into(), rtp_time, packet.timestamp, packet.payload.clone())
+            .marker(packet.header.marker)
+            .nackable(video);
+        if let Some(level) = packet.header.ext_vals.audio_level {
+            write = write.ext_vals(ExtensionValues {
+                audio_level: Some(level),
+                voice_activity: packet.header.ext_vals.voice_activity,
+                ..ExtensionValues::default()
+            });
+        }
+        if let Some(patch) = patch {
+            write = write.vp8_patch(patch);
+        }
+        stream.write_rtp(write);
     }
 }
 
@@ -398,5 +507,46 @@ mod tests {
         assert!((1_005_900..=1_006_100).contains(&switched.numer()), "{switched:?}");
         let next = timing.rebase(high(9_000), t0 + Duration::from_millis(99), false);
         assert_eq!(next.numer() - switched.numer(), 3_000);
+    }
+
+    #[test]
+    fn sequence_numbers_run_on_across_a_layer_switch() {
+        let mut seq = Sequence::default();
+        assert_eq!(seq.map(5_000, false), Some(1));
+        assert_eq!(seq.map(5_001, false), Some(2));
+        // A packet resent late keeps its place in the run.
+        assert_eq!(seq.map(5_003, false), Some(4));
+        assert_eq!(seq.map(5_002, false), Some(3));
+        // Another layer counts from elsewhere: it continues after the highest number sent.
+        assert_eq!(seq.map(900, true), Some(5));
+        assert_eq!(seq.map(901, false), Some(6));
+        // A late packet from before the switch has no place in the new run.
+        assert_eq!(seq.map(899, false), None);
+        assert_eq!(seq.map(902, false), Some(7));
+    }
+
+    /// A VP8 payload descriptor with a 15-bit picture id and a TL0PICIDX, then one byte.
+    fn vp8(picture: u16, tl0: u8) -> Vec<u8> {
+        let [high, low] = picture.to_be_bytes();
+        vec![0x90, 0xe0, 0x80 | high, low, tl0, 0x20, 0x00]
+    }
+
+    #[test]
+    fn picture_ids_run_on_across_a_layer_switch() {
+        let rewrite = |payload: &[u8], picture: u16, tl0: u8| {
+            let descriptor = str0m::rtp::Vp8Descriptor::parse(payload).expect("a descriptor");
+            descriptor.patch().picture_id(picture).tl0_pic_idx(tl0).build().ok()
+        };
+        let mut pictures = Pictures::default();
+        // The first layer is passed through as it is.
+        assert_eq!(pictures.patch(&vp8(100, 7), false), None);
+        assert_eq!(pictures.patch(&vp8(101, 8), false), None);
+        // The next layer's pictures continue from the last one forwarded, and go on from there.
+        assert_eq!(pictures.patch(&vp8(32_000, 200), true), rewrite(&vp8(32_000, 200), 102, 9));
+        assert_eq!(pictures.patch(&vp8(32_001, 201), false), rewrite(&vp8(32_001, 201), 103, 10));
+        // 15-bit picture ids wrap at 32,768.
+        let mut pictures = Pictures::default();
+        pictures.patch(&vp8(32_767, 0), false);
+        assert_eq!(pictures.patch(&vp8(5, 0), true), rewrite(&vp8(5, 0), 0, 1));
     }
 }
