@@ -18,13 +18,14 @@ use std::time::{Duration, Instant};
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::config::CryptoProvider;
 use str0m::media::MediaKind;
-use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
+use str0m::net::{DatagramRecv, Protocol, Receive};
 use str0m::rtp::RtpPacket;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::layers::{Decision, Layer};
+use crate::outbox::Outbox;
 use crate::peer::{track_kind, Peer, TrackIn};
 use crate::speaker::{RoomSpeaker, SPEAKER_WINDOW};
 use crate::stats::MediaStats;
@@ -56,6 +57,9 @@ const DOWN_AFTER: Duration = Duration::from_secs(1);
 
 /// How far past what the tiles take the estimator probes.
 const PROBE_FACTOR: u64 = 2;
+
+/// Timeouts already due that one drain gives its `Rtc` before it leaves the rest to the loop.
+const TIMEOUTS_PER_DRAIN: u32 = 1_000;
 
 /// Datagrams read in one turn before the loop looks at commands and timers again.
 const READ_BATCH: usize = 64;
@@ -111,6 +115,8 @@ pub(crate) struct Engine {
     speaker_window_ends: Instant,
     /// When every participant's video is next fitted into its downlink.
     next_refit: Instant,
+    /// Datagrams to send at the end of the turn.
+    outbox: Outbox,
 }
 
 impl Engine {
@@ -131,6 +137,7 @@ impl Engine {
             speakers: HashMap::new(),
             speaker_window_ends: Instant::now() + SPEAKER_WINDOW,
             next_refit: Instant::now() + REFIT_EVERY,
+            outbox: Outbox::default(),
         }
     }
 
@@ -155,11 +162,6 @@ impl Engine {
                     self.refit(slot, now, false);
                 }
             }
-            self.settle(now);
-            // The frames written while settling are packetized at their `Rtc`s' next timeout,
-            // which is now: they go out in this turn, not after the next read.
-            let now = Instant::now();
-            self.timeouts(now);
             self.settle(now);
             let deadline = self
                 .peers
@@ -443,6 +445,7 @@ impl Engine {
                 break;
             }
         }
+        self.outbox.flush(&self.socket, &self.stats);
     }
 
     /// Drains every touched `Rtc` once.
@@ -458,6 +461,8 @@ impl Engine {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
+        let now = Instant::now();
+        let mut timeouts_due = 0;
         loop {
             if !peer.rtc.is_alive() {
                 peer.close("the connection closed");
@@ -465,7 +470,17 @@ impl Engine {
                 return;
             }
             match peer.rtc.poll_output() {
-                Ok(Output::Transmit(t)) => send(&self.socket, &t, &self.stats),
+                Ok(Output::Transmit(t)) => self.outbox.push(&self.socket, t, &self.stats),
+                // A timeout already due is given at once: str0m sends one queued packet per
+                // timeout, and the rest of a subscriber's queue would otherwise wait for later
+                // turns of the loop.
+                Ok(Output::Timeout(at)) if at <= now && timeouts_due < TIMEOUTS_PER_DRAIN => {
+                    timeouts_due += 1;
+                    if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                        MediaStats::add(&self.stats.errors, 1);
+                        peer.close(format!("the connection failed: {e}"));
+                    }
+                }
                 Ok(Output::Timeout(at)) => {
                     peer.deadline = at;
                     return;
@@ -772,14 +787,6 @@ fn vp8_keyframe_size(payload: &[u8]) -> Option<(u16, u16)> {
             Some((u16::from_le_bytes([*w0, *w1]) & 0x3fff, u16::from_le_bytes([*h0, *h1]) & 0x3fff))
         }
         _ => None,
-    }
-}
-
-fn send(socket: &UdpSocket, t: &Transmit, stats: &MediaStats) {
-    if let Err(e) = socket.try_send_to(&t.contents, t.destination) {
-        // A full send buffer drops the datagram, as the network would; RTP copes.
-        MediaStats::add(&stats.send_errors, 1);
-        tracing::debug!(error = %e, to = %t.destination, "media send");
     }
 }
 

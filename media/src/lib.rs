@@ -20,6 +20,7 @@
 
 mod engine;
 pub mod layers;
+mod outbox;
 mod peer;
 mod speaker;
 mod stats;
