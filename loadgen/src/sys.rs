@@ -30,6 +30,26 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     (per_second > 0).then(|| ticks as f64 / per_second as f64)
 }
 
+/// Lowers the scheduling priority (raises the nice value to `nice`) of every thread of this
+/// process but `keep`; how many were lowered. Threads started later inherit their starter's.
+pub fn lower_other_threads(keep: i32, nice: i32) -> usize {
+    let Ok(tasks) = fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    let mut lowered = 0;
+    for tid in tasks.filter_map(|t| t.ok()?.file_name().to_str()?.parse::<i32>().ok()) {
+        if tid == keep {
+            continue;
+        }
+        // SAFETY: setpriority only changes the nice value of the thread it names; raising it
+        // needs no privilege.
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) } == 0 {
+            lowered += 1;
+        }
+    }
+    lowered
+}
+
 /// CPU time (user + system) thread `tid` of this process has used so far, in seconds.
 pub fn thread_cpu_seconds(tid: i32) -> Option<f64> {
     let stat = fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;

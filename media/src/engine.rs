@@ -117,6 +117,8 @@ pub(crate) struct Engine {
     next_refit: Instant,
     /// Datagrams to send at the end of the turn.
     outbox: Outbox,
+    /// When each packet forwarded in this turn was read.
+    forwarded_read_at: Vec<Instant>,
 }
 
 impl Engine {
@@ -138,6 +140,7 @@ impl Engine {
             speaker_window_ends: Instant::now() + SPEAKER_WINDOW,
             next_refit: Instant::now() + REFIT_EVERY,
             outbox: Outbox::default(),
+            forwarded_read_at: Vec::new(),
         }
     }
 
@@ -446,6 +449,14 @@ impl Engine {
             }
         }
         self.outbox.flush(&self.socket, &self.stats);
+        if !self.forwarded_read_at.is_empty() {
+            let sent = Instant::now();
+            let mut forwarding = self.stats.forwarding.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for read in self.forwarded_read_at.drain(..) {
+                let micros = sent.saturating_duration_since(read).as_micros();
+                forwarding.record(u64::try_from(micros).unwrap_or(u64::MAX));
+            }
+        }
     }
 
     /// Drains every touched `Rtc` once.
@@ -679,6 +690,7 @@ impl Engine {
             self.speakers.entry(source.room.clone()).or_default().heard(source.id, level);
         }
         let mut keyframes_wanted: Vec<Layer> = Vec::new();
+        let mut written = false;
         let room = source.room.clone();
         let source_id = source.id;
         for member in self.rooms.get(&room).into_iter().flatten() {
@@ -734,6 +746,10 @@ impl Engine {
                 MediaStats::add(&self.stats.forwarded, 1);
             }
             self.dirty.push(*member);
+            written = true;
+        }
+        if written {
+            self.forwarded_read_at.push(packet.timestamp);
         }
         keyframes_wanted.sort();
         keyframes_wanted.dedup();

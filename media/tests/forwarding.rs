@@ -113,6 +113,10 @@ async fn two_participants_see_and_hear_each_other() {
     kinds.sort_by_key(|(s, k)| (s.0, *k == TrackKind::Video));
     assert_eq!(kinds, [(b.id, TrackKind::Audio), (b.id, TrackKind::Video)]);
     assert!(MediaStats::get(&sfu.stats().forwarded) > 100);
+    // Every packet forwarded was timed from its read to its last copy sent.
+    let forwarding = sfu.stats().forwarding.lock().unwrap().clone();
+    assert!(forwarding.count > 100, "{forwarding:?}");
+    assert!(forwarding.max_us < 1_000_000, "{forwarding:?}");
 }
 
 #[tokio::test]
