@@ -84,19 +84,16 @@ impl std::fmt::Display for SfuReport {
             self.audio_streams, self.audio_packets_per_second
         )?;
         writeln!(f, "  loss            {:.3} %", self.loss_percent)?;
-        writeln!(
-            f,
-            "  latency         p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-            self.latency_p50_us as f64 / 1000.0,
-            self.latency_p99_us as f64 / 1000.0,
-            self.latency_max_us as f64 / 1000.0
-        )?;
+        let ms = |us: u64| us as f64 / 1000.0;
+        let (p50, p99, max) = (self.latency_p50_us, self.latency_p99_us, self.latency_max_us);
+        writeln!(f, "  latency         p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms", ms(p50), ms(p99), ms(max))?;
+        let (p50, p99, max) = (self.forwarding_p50_us, self.forwarding_p99_us, self.forwarding_max_us);
         writeln!(
             f,
             "  forwarding      p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (engine: packet read → last copy sent)",
-            self.forwarding_p50_us as f64 / 1000.0,
-            self.forwarding_p99_us as f64 / 1000.0,
-            self.forwarding_max_us as f64 / 1000.0
+            ms(p50),
+            ms(p99),
+            ms(max)
         )?;
         writeln!(
             f,
