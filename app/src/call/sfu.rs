@@ -179,7 +179,9 @@ async fn offer(engine: &Engine, pc: &RtcPeerConnection, generation: u32) -> Resu
         return Ok(());
     }
     if let Some(sdp) = rtc::local_offer(pc) {
-        engine.borrow_mut().send(ClientMsg::Sfu { signal: Signal::Offer { sdp } });
+        let mut state = engine.borrow_mut();
+        state.send(ClientMsg::Sfu { signal: Signal::Offer { sdp } });
+        state.ui.settle();
         super::mark("sfu-offer-sent");
     }
     Ok(())
