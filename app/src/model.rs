@@ -112,10 +112,6 @@ pub struct CallUi {
     pub unread: RwSignal<usize>,
     /// Media goes through the server's SFU (which decrypts it), not peer to peer.
     pub via_server: RwSignal<bool>,
-    /// The join's first negotiation step is done: an offer or an answer sent, or nobody else in
-    /// the room. The call's view is built after it, so that the view's main-thread work does
-    /// not hold up the messages of joining.
-    pub settled: RwSignal<bool>,
 }
 
 impl CallUi {
@@ -142,14 +138,6 @@ impl CallUi {
             me: RwSignal::new(None),
             unread: RwSignal::new(0),
             via_server: RwSignal::new(false),
-            settled: RwSignal::new(false),
-        }
-    }
-
-    /// Notes that the join's first negotiation step is done (see [`CallUi::settled`]).
-    pub fn settle(&self) {
-        if !self.settled.get_untracked() {
-            self.settled.set(true);
         }
     }
 

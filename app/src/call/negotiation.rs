@@ -315,7 +315,6 @@ async fn make_offer(engine: &Engine, key: &PeerKey) -> Result<(), WebRtcError> {
     result?;
     if let Some(sdp) = rtc::local_offer(&pc) {
         state.send_signal(key, Signal::Offer { sdp });
-        state.ui.settle();
         mark("offer-sent");
     }
     Ok(())
@@ -367,9 +366,7 @@ async fn on_description(engine: &Engine, key: &PeerKey, is_offer: bool, sdp: &st
         local_media::attach_tracks(&engine.borrow(), &pc);
         rtc::set_local_description(&pc).await?;
         if let Some(sdp) = rtc::local_answer(&pc) {
-            let mut state = engine.borrow_mut();
-            state.send_signal(key, Signal::Answer { sdp });
-            state.ui.settle();
+            engine.borrow_mut().send_signal(key, Signal::Answer { sdp });
             mark("answer-sent");
         }
     }

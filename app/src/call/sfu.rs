@@ -179,9 +179,7 @@ async fn offer(engine: &Engine, pc: &RtcPeerConnection, generation: u32) -> Resu
         return Ok(());
     }
     if let Some(sdp) = rtc::local_offer(pc) {
-        let mut state = engine.borrow_mut();
-        state.send(ClientMsg::Sfu { signal: Signal::Offer { sdp } });
-        state.ui.settle();
+        engine.borrow_mut().send(ClientMsg::Sfu { signal: Signal::Offer { sdp } });
         super::mark("sfu-offer-sent");
     }
     Ok(())

@@ -509,9 +509,6 @@ fn on_welcome(
         let mut state = engine.borrow_mut();
         negotiation::update_ice_servers(&mut state, ice_servers, policy);
         state.ui.phase.set(Phase::InRoom);
-        if peers.is_empty() {
-            state.ui.settle();
-        }
         let welcomed = state.roster.welcome(key, peers, resumed);
         if welcomed.changed {
             state.peers_changed();

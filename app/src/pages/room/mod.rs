@@ -127,29 +127,13 @@ async fn call_screen(screen: CallScreen) -> AnyView {
         on_cleanup(move || call.hang_up());
     }
     let first = StoredValue::new(Some((call, ui)));
-    // The call's view (tens of milliseconds of main-thread work) waits until the join's first
-    // offer or answer is sent, or the call is over, or JOIN_VIEW_WAIT_MS: built earlier, it
-    // held up the welcome and the offers of joining. Meanwhile the page says it is joining.
-    let shown = RwSignal::new(!cfg!(feature = "hydrate"));
+    // The call's task runs first and sends the join; then the view (tens of milliseconds of
+    // work) is built.
     #[cfg(feature = "hydrate")]
-    {
-        Effect::new(move |_| {
-            if ui.settled.get() || ui.phase.with(Phase::is_over) {
-                shown.set(true);
-            }
-        });
-        leptos::task::spawn_local(async move {
-            gloo_timers::future::TimeoutFuture::new(JOIN_VIEW_WAIT_MS).await;
-            shown.try_set(true);
-        });
-    }
+    gloo_timers::future::TimeoutFuture::new(0).await;
     // Bumped by "Try again": renders a fresh call.
     let attempt = RwSignal::new(0u32);
-    let joining = ui.texts.joining;
     (move || {
-        if !shown.get() {
-            return view! { <p class="status" role="status">{joining}</p> }.into_any();
-        }
         attempt.track();
         let call = first.try_update_value(Option::take).flatten().unwrap_or_else(|| begin_call(&room, &who, None));
         let retry = move |password: Option<String>| match password {
@@ -160,15 +144,10 @@ async fn call_screen(screen: CallScreen) -> AnyView {
             }),
             None => attempt.update(|n| *n += 1),
         };
-        view! { <CallView room=room.clone() name=who.name.clone() call=call retry=retry/> }.into_any()
+        view! { <CallView room=room.clone() name=who.name.clone() call=call retry=retry/> }
     })
     .into_any()
 }
-
-/// The longest the call's view waits for the join's first negotiation step (see
-/// [`call_screen`]).
-#[cfg(feature = "hydrate")]
-const JOIN_VIEW_WAIT_MS: u32 = 1_000;
 
 /// Starts `who`'s call in `room` (with the pre-join screen's open camera and microphone, if
 /// any), in the current reactive owner.
