@@ -19,7 +19,7 @@ use str0m::bwe::{Bitrate, BweKind};
 use str0m::config::CryptoProvider;
 use str0m::media::MediaKind;
 use str0m::net::{DatagramRecv, Protocol, Receive};
-use str0m::rtp::RtpPacket;
+use str0m::rtp::{RtpPacket, Vp8Descriptor};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -680,9 +680,14 @@ impl Engine {
             return;
         };
         let kind = track_kind(track.kind);
+        // Parsed once here, for every subscriber's copy.
+        let vp8 = match kind {
+            TrackKind::Audio => None,
+            TrackKind::Video => Vp8Descriptor::parse(&packet.payload).ok(),
+        };
         let (frame_start, keyframe) = match kind {
             TrackKind::Audio => (true, false),
-            TrackKind::Video => vp8_frame_start(&packet.payload),
+            TrackKind::Video => vp8_frame_start(&packet.payload, vp8.as_ref()),
         };
         track.published.saw_packet(layer, packet.payload.len(), frame_start, now);
         let published = track.published.clone();
@@ -741,7 +746,7 @@ impl Engine {
                 }
                 continue;
             }
-            subscriber.write(out_mid, packet, params, switched);
+            subscriber.write(out_mid, packet, vp8.as_ref(), params, switched);
             if frame_start {
                 MediaStats::add(&self.stats.forwarded, 1);
             }
@@ -765,43 +770,24 @@ impl Engine {
     }
 }
 
-/// The length of a VP8 RTP payload descriptor (RFC 7741 4.2), if a payload follows it.
-fn vp8_descriptor_len(payload: &[u8]) -> Option<usize> {
-    let first = *payload.first()?;
-    let mut len = 1;
-    if first & 0x80 != 0 {
-        let extension = *payload.get(1)?;
-        len = 2;
-        if extension & 0x80 != 0 {
-            // A picture id of 15 bits has the M bit set in its first byte.
-            len += if payload.get(len)? & 0x80 != 0 { 2 } else { 1 };
-        }
-        if extension & 0x40 != 0 {
-            len += 1;
-        }
-        if extension & 0x30 != 0 {
-            len += 1;
-        }
-    }
-    (len < payload.len()).then_some(len)
-}
-
-/// Whether a VP8 RTP payload starts a frame (the descriptor's S bit with partition 0), and
-/// whether that frame is a keyframe (the P bit of the frame's first byte, RFC 7741 4.3).
-fn vp8_frame_start(payload: &[u8]) -> (bool, bool) {
-    let Some(len) = vp8_descriptor_len(payload) else {
+/// Whether a VP8 RTP payload (with its parsed `descriptor`) starts a frame (the S bit with
+/// partition 0), and whether that frame is a keyframe (RFC 7741 4.2 and 4.3).
+fn vp8_frame_start(payload: &[u8], descriptor: Option<&Vp8Descriptor>) -> (bool, bool) {
+    let Some(descriptor) = descriptor else {
         return (false, false);
     };
     let start = payload[0] & 0x10 != 0 && payload[0] & 0x07 == 0;
-    (start, start && payload[len] & 0x01 == 0)
+    (start, descriptor.starts_keyframe(payload))
 }
 
-/// The width and height a VP8 keyframe's first RTP payload carries (RFC 6386 9.1), for the log.
+/// The width and height a VP8 keyframe's first RTP payload carries (RFC 6386 9.1), for the log:
+/// they follow the start code, which comes after the payload descriptor (1-6 bytes) and the
+/// frame tag (3).
 fn vp8_keyframe_size(payload: &[u8]) -> Option<(u16, u16)> {
-    match &payload[vp8_descriptor_len(payload)?..] {
-        [tag, _, _, 0x9d, 0x01, 0x2a, w0, w1, h0, h1, ..] if tag & 1 == 0 => {
-            Some((u16::from_le_bytes([*w0, *w1]) & 0x3fff, u16::from_le_bytes([*h0, *h1]) & 0x3fff))
-        }
+    let head = &payload[..payload.len().min(12)];
+    let at = head.windows(3).position(|w| w == [0x9d, 0x01, 0x2a])? + 3;
+    match payload.get(at..at + 4)? {
+        [w0, w1, h0, h1] => Some((u16::from_le_bytes([*w0, *w1]) & 0x3fff, u16::from_le_bytes([*h0, *h1]) & 0x3fff)),
         _ => None,
     }
 }
@@ -812,22 +798,28 @@ mod tests {
 
     #[test]
     fn vp8_descriptors_say_where_frames_and_keyframes_start() {
+        let start = |payload: &[u8]| vp8_frame_start(payload, Vp8Descriptor::parse(payload).ok().as_ref());
         // S bit, partition 0, no extension; the frame's first byte has P = 0: a keyframe.
-        assert_eq!(vp8_frame_start(&[0x10, 0x00]), (true, true));
-        assert_eq!(vp8_frame_start(&[0x10, 0x01]), (true, false));
+        assert_eq!(start(&[0x10, 0x00]), (true, true));
+        assert_eq!(start(&[0x10, 0x01]), (true, false));
         // Not the start of the frame (no S bit), or of another partition.
-        assert_eq!(vp8_frame_start(&[0x00, 0x00]), (false, false));
-        assert_eq!(vp8_frame_start(&[0x11, 0x00]), (false, false));
+        assert_eq!(start(&[0x00, 0x00]), (false, false));
+        assert_eq!(start(&[0x11, 0x00]), (false, false));
         // Extension with a 15-bit picture id, TL0PICIDX and TID/KEYIDX: the frame starts after 6.
-        assert_eq!(vp8_descriptor_len(&[0x90, 0xf0, 0x81, 0x02, 0x03, 0x04, 0x00]), Some(6));
-        assert_eq!(vp8_frame_start(&[0x90, 0xf0, 0x81, 0x02, 0x03, 0x04, 0x00]), (true, true));
-        // A 7-bit picture id.
-        assert_eq!(vp8_descriptor_len(&[0x90, 0x80, 0x05, 0x01]), Some(3));
+        assert_eq!(start(&[0x90, 0xf0, 0x81, 0x02, 0x03, 0x04, 0x00]), (true, true));
+        assert_eq!(start(&[0x90, 0xf0, 0x81, 0x02, 0x03, 0x04, 0x01]), (true, false));
+        // A 7-bit picture id: the frame starts after 3.
+        assert_eq!(start(&[0x90, 0x80, 0x05, 0x00]), (true, true));
+        assert_eq!(start(&[0x90, 0x80, 0x05, 0x01]), (true, false));
         // Nothing after the descriptor, or cut short: no frame.
-        assert_eq!(vp8_frame_start(&[0x90, 0x80, 0x05]), (false, false));
-        assert_eq!(vp8_frame_start(&[0x90]), (false, false));
-        assert_eq!(vp8_frame_start(&[]), (false, false));
+        assert_eq!(start(&[0x90, 0x80, 0x05]), (false, false));
+        assert_eq!(start(&[0x90]), (false, false));
+        assert_eq!(start(&[]), (false, false));
         let keyframe = [0x10, 0x50, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01];
         assert_eq!(vp8_keyframe_size(&keyframe), Some((640, 480)));
+        let with_extension =
+            [0x90, 0xf0, 0x81, 0x02, 0x03, 0x04, 0x50, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01];
+        assert_eq!(vp8_keyframe_size(&with_extension), Some((640, 480)));
+        assert_eq!(vp8_keyframe_size(&[0x10, 0x51, 0x02, 0x00]), None);
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::PayloadParams;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid, Rid};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor, Vp8Patch};
 use str0m::Rtc;
 use tokio::sync::mpsc;
 
@@ -152,10 +152,8 @@ struct Pictures {
 }
 
 impl Pictures {
-    /// The rewrite of the payload descriptor of `payload` (none needed, or not VP8 with these
-    /// fields).
-    fn patch(&mut self, payload: &[u8], switched: bool) -> Option<str0m::rtp::Vp8Patch> {
-        let descriptor = str0m::rtp::Vp8Descriptor::parse(payload).ok()?;
+    /// The rewrite of `payload`'s VP8 payload `descriptor` (none when nothing changes).
+    fn patch(&mut self, payload: &[u8], descriptor: &Vp8Descriptor, switched: bool) -> Option<Vp8Patch> {
         let mut patch = descriptor.patch();
         let mut changed = false;
         if let Some(picture) = descriptor.picture_id() {
@@ -442,9 +440,16 @@ impl Peer {
     }
 
     /// Writes a forwarded packet into the outgoing track `mid`, with sequence numbers, picture
-    /// ids and (video) timestamps continued across layer switches. `params` is the packet's codec
-    /// as its publisher negotiated it.
-    pub fn write(&mut self, mid: Mid, packet: &RtpPacket, params: PayloadParams, switched: bool) {
+    /// ids and (video) timestamps continued across layer switches. `vp8` is the packet's parsed
+    /// VP8 payload descriptor; `params` is its codec as its publisher negotiated it.
+    pub fn write(
+        &mut self,
+        mid: Mid,
+        packet: &RtpPacket,
+        vp8: Option<&Vp8Descriptor>,
+        params: PayloadParams,
+        switched: bool,
+    ) {
         let Some(track) = self.tracks_out.iter_mut().find(|t| matches!(t.state, OutState::Open(m) if m == mid)) else {
             return;
         };
@@ -453,7 +458,7 @@ impl Peer {
             return;
         };
         let time = if video { track.timing.rebase(packet.time, packet.timestamp, switched) } else { packet.time };
-        let patch = if video { track.pictures.patch(&packet.payload, switched) } else { None };
+        let patch = vp8.and_then(|vp8| track.pictures.patch(&packet.payload, vp8, switched));
         let Some(pt) = self.rtc.codec_config().match_params(params).map(|p| p.pt()) else {
             return;
         };
@@ -533,20 +538,22 @@ mod tests {
 
     #[test]
     fn picture_ids_run_on_across_a_layer_switch() {
+        let parse = |payload: &[u8]| Vp8Descriptor::parse(payload).expect("a descriptor");
         let rewrite = |payload: &[u8], picture: u16, tl0: u8| {
-            let descriptor = str0m::rtp::Vp8Descriptor::parse(payload).expect("a descriptor");
-            descriptor.patch().picture_id(picture).tl0_pic_idx(tl0).build().ok()
+            parse(payload).patch().picture_id(picture).tl0_pic_idx(tl0).build().ok()
         };
+        let step =
+            |pictures: &mut Pictures, payload: &[u8], switched| pictures.patch(payload, &parse(payload), switched);
         let mut pictures = Pictures::default();
         // The first layer is passed through as it is.
-        assert_eq!(pictures.patch(&vp8(100, 7), false), None);
-        assert_eq!(pictures.patch(&vp8(101, 8), false), None);
+        assert_eq!(step(&mut pictures, &vp8(100, 7), false), None);
+        assert_eq!(step(&mut pictures, &vp8(101, 8), false), None);
         // The next layer's pictures continue from the last one forwarded, and go on from there.
-        assert_eq!(pictures.patch(&vp8(32_000, 200), true), rewrite(&vp8(32_000, 200), 102, 9));
-        assert_eq!(pictures.patch(&vp8(32_001, 201), false), rewrite(&vp8(32_001, 201), 103, 10));
+        assert_eq!(step(&mut pictures, &vp8(32_000, 200), true), rewrite(&vp8(32_000, 200), 102, 9));
+        assert_eq!(step(&mut pictures, &vp8(32_001, 201), false), rewrite(&vp8(32_001, 201), 103, 10));
         // 15-bit picture ids wrap at 32,768.
         let mut pictures = Pictures::default();
-        pictures.patch(&vp8(32_767, 0), false);
-        assert_eq!(pictures.patch(&vp8(5, 0), true), rewrite(&vp8(5, 0), 0, 1));
+        step(&mut pictures, &vp8(32_767, 0), false);
+        assert_eq!(step(&mut pictures, &vp8(5, 0), true), rewrite(&vp8(5, 0), 0, 1));
     }
 }
