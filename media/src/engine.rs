@@ -512,6 +512,7 @@ impl Engine {
             Event::RtpPacket(packet) => self.forward(id, &packet, now),
             Event::Connected => {
                 if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.connected = true;
                     peer.notify(Notice::Connected);
                 }
             }
@@ -702,7 +703,7 @@ impl Engine {
             if *member == source_slot {
                 continue;
             }
-            let Some(subscriber) = self.peers.get_mut(member) else {
+            let Some(subscriber) = self.peers.get_mut(member).filter(|s| s.connected) else {
                 continue;
             };
             let want = subscriber.want(source_id);

@@ -214,6 +214,10 @@ pub(crate) struct Peer {
     /// When the `Rtc` next wants `Input::Timeout`.
     pub deadline: Instant,
     pub disconnected_since: Option<Instant>,
+    /// DTLS is done, so SRTP can carry media. Nothing is forwarded to the participant before:
+    /// a keyframe written earlier would only wait in the queue, and the layer it switched to
+    /// would be taken as already received.
+    pub connected: bool,
     /// Set when the engine is to drop this participant, with the reason given to it.
     pub closing: Option<String>,
 }
@@ -243,6 +247,7 @@ impl Peer {
             recent_estimates: std::collections::VecDeque::new(),
             deadline: now,
             disconnected_since: None,
+            connected: false,
             closing: None,
         }
     }
