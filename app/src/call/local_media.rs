@@ -459,9 +459,9 @@ pub(super) fn attach_tracks(state: &State, pc: &RtcPeerConnection) {
 /// the camera in the simulcast layers of [`SFU_LAYERS`]. While direct connections still carry
 /// the call (the switch to the SFU), the full-size layer waits: encoding the camera for them and
 /// in both layers at once is more than two busy cores do without stalling the picture people
-/// see now. [`send_full_layer`] starts it once they have closed.
-pub(super) fn add_sfu_transceivers(state: &State, pc: &RtcPeerConnection) {
-    let Some(local) = &state.media.local else { return };
+/// see now. [`send_full_layer`] starts it once they have closed. Returns whether it waits.
+pub(super) fn add_sfu_transceivers(state: &State, pc: &RtcPeerConnection) -> bool {
+    let Some(local) = &state.media.local else { return false };
     let streams = Array::of1(local);
     let direct = state.roster.iter().any(|(_, p)| p.conn.is_some());
     for track in tracks(local) {
@@ -490,6 +490,7 @@ pub(super) fn add_sfu_transceivers(state: &State, pc: &RtcPeerConnection) {
         };
         pc.add_transceiver_with_media_stream_track_and_init(&track, &init);
     }
+    direct
 }
 
 /// Puts `track` on every connection's sender of its kind (twice: connections created during the

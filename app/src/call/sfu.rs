@@ -43,6 +43,12 @@ pub(in crate::call) struct SfuConn {
     arrivals: Vec<EventListener>,
     /// While `disconnected`: the ICE restart due if it lasts.
     recovery: Option<gloo_timers::callback::Timeout>,
+    /// The full-size camera layer was made to wait for the direct connections to close (see
+    /// [`local_media::add_sfu_transceivers`]): each track through the SFU then checks that it
+    /// runs. False when nobody was called directly (a newcomer), whose tracks so do not read the
+    /// sender's parameters once each (a synchronous call: 29 ms of the page's main thread over
+    /// a join to three people, in a profile of one).
+    full_layer_waited: bool,
 }
 
 impl SfuConn {
@@ -142,7 +148,7 @@ fn open_connection(engine: &Engine) {
                 let generation = state.sfu_generation.wrapping_add(1);
                 state.sfu_generation = generation;
                 let listeners = listen(&pc, engine, generation);
-                local_media::add_sfu_transceivers(&state, &pc);
+                let full_layer_waited = local_media::add_sfu_transceivers(&state, &pc);
                 state.sfu = Some(SfuConn {
                     pc: pc.clone(),
                     generation,
@@ -150,6 +156,7 @@ fn open_connection(engine: &Engine) {
                     _listeners: listeners,
                     arrivals: vec![],
                     recovery: None,
+                    full_layer_waited,
                 });
                 Ok((pc, generation))
             }
@@ -371,7 +378,8 @@ fn through_sfu(engine: &Engine, key: &PeerKey, generation: u32) {
     // Closed here, with the state free.
     drop(direct);
     let state = engine.borrow();
-    if let Some(sfu) = state.sfu.as_ref().filter(|_| state.roster.iter().all(|(_, p)| p.conn.is_none())) {
+    let direct = state.roster.iter().any(|(_, p)| p.conn.is_some());
+    if let Some(sfu) = state.sfu.as_ref().filter(|s| s.full_layer_waited && !direct) {
         local_media::send_full_layer(&sfu.pc);
     }
 }
