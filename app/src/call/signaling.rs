@@ -369,10 +369,15 @@ async fn handle(engine: &Engine, msg: ServerMsg) -> Flow {
                     state.ui.notice.set(Some(state.ui.texts.password_not_set.into()));
                 }
             }
-            on_welcome(engine, key, &peers, ice_servers, ice_transport_policy, resumed);
+            let changed = on_welcome(engine, key, &peers, ice_servers, ice_transport_policy, resumed);
             // A new session is a new SFU connection (the server let go of the old one with
             // the old socket); otherwise the room's size decides.
             sfu::reopen(engine);
+            // The tiles follow after the SFU connection's offer has begun, as with a direct
+            // call (see `PeerJoined`): the view's work queues behind it, not before.
+            if changed {
+                engine.borrow().peers_changed();
+            }
             Ok(())
         }
         ServerMsg::IceServers { ice_servers } => {
@@ -495,7 +500,8 @@ async fn handle(engine: &Engine, msg: ServerMsg) -> Flow {
     Flow::Go
 }
 
-/// Joined (again). Reconciles the peers we know with the room as the server sees it.
+/// Joined (again). Reconciles the peers we know with the room as the server sees it; returns
+/// whether they changed (the caller updates the tiles).
 fn on_welcome(
     engine: &Engine,
     key: PeerKey,
@@ -503,16 +509,13 @@ fn on_welcome(
     ice_servers: Vec<IceServer>,
     policy: IceTransportPolicy,
     resumed: bool,
-) {
+) -> bool {
     mark("welcome");
     let welcomed = {
         let mut state = engine.borrow_mut();
         negotiation::update_ice_servers(&mut state, ice_servers, policy);
         state.ui.phase.set(Phase::InRoom);
         let welcomed = state.roster.welcome(key, peers, resumed);
-        if welcomed.changed {
-            state.peers_changed();
-        }
         // Our mute state may have changed while offline.
         let media = state.media.state();
         state.send(ClientMsg::Media(media));
@@ -550,4 +553,5 @@ fn on_welcome(
             drop(gone);
         });
     }
+    welcomed.changed
 }
