@@ -144,7 +144,7 @@ async fn participant(
     let (notices_tx, mut notices) = mpsc::channel(64);
     let mut bot = Bot::new(std::net::Ipv4Addr::LOCALHOST.into(), options)?;
     let answer = sfu.join(member.clone(), bot.offer(), notices_tx).await?;
-    bot.accept_answer(&answer).map_err(anyhow::Error::msg)?;
+    bot.accept_answer(&answer.sdp, &answer.tracks).map_err(anyhow::Error::msg)?;
     let mut start = None;
     loop {
         while let Ok(notice) = notices.try_recv() {

@@ -40,6 +40,9 @@ pub struct BotOptions {
     /// A downlink this many bits per second wide: what arrives faster waits in a queue (up to
     /// [`DOWNLINK_QUEUE`]) and beyond that is lost, as behind a slow link.
     pub downlink_bps: Option<u64>,
+    /// The first offer has receive-only lines (an audio and a video line each) for this many
+    /// others already in the room, which the SFU's answer fills as a browser's does.
+    pub receive_from: usize,
 }
 
 /// The longest a datagram waits in a bot's emulated downlink before it is dropped.
@@ -47,7 +50,7 @@ pub const DOWNLINK_QUEUE: Duration = Duration::from_millis(250);
 
 impl Default for BotOptions {
     fn default() -> Self {
-        BotOptions { simulcast: false, frame_bytes: 1_200, audio_level: -30, downlink_bps: None }
+        BotOptions { simulcast: false, frame_bytes: 1_200, audio_level: -30, downlink_bps: None, receive_from: 0 }
     }
 }
 
@@ -166,6 +169,10 @@ impl Bot {
             s
         });
         let video = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
+        for _ in 0..self.options.receive_from {
+            change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+            change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        }
         let (offer, pending) = change.apply().expect("new media needs an offer");
         self.audio_mid = Some(audio);
         self.video_mid = Some(video);
@@ -173,11 +180,13 @@ impl Bot {
         offer.to_sdp_string()
     }
 
-    /// The SFU's answer to [`Bot::offer`].
-    pub fn accept_answer(&mut self, sdp: &str) -> Result<(), String> {
+    /// The SFU's answer to [`Bot::offer`], with the tracks it sends.
+    pub fn accept_answer(&mut self, sdp: &str, tracks: &[TrackInfo]) -> Result<(), String> {
         let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| e.to_string())?;
         let pending = self.pending.take().ok_or("no offer is outstanding")?;
-        self.rtc.sdp_api().accept_answer(pending, answer).map_err(|e| e.to_string())
+        self.rtc.sdp_api().accept_answer(pending, answer).map_err(|e| e.to_string())?;
+        self.tracks = tracks.iter().map(|t| (t.mid.clone(), t.clone())).collect();
+        Ok(())
     }
 
     /// An offer from the SFU with the tracks it sends; the answer to return.

@@ -29,7 +29,7 @@ use crate::outbox::Outbox;
 use crate::peer::{track_kind, Peer, TrackIn};
 use crate::speaker::{RoomSpeaker, SPEAKER_WINDOW};
 use crate::stats::MediaStats;
-use crate::{MediaConfig, MediaError, Member, Notice, RoomId, TrackKind};
+use crate::{Answer, MediaConfig, MediaError, Member, Notice, RoomId, TrackKind};
 
 /// The engine's own number for a participant (room ids repeat across rooms).
 pub(crate) type Slot = u64;
@@ -67,8 +67,8 @@ const READ_BATCH: usize = 64;
 type Reply<T> = oneshot::Sender<Result<T, MediaError>>;
 
 pub(crate) enum Command {
-    Join { member: Member, offer_sdp: String, notices: mpsc::Sender<Notice>, reply: Reply<String> },
-    Offer { member: Member, offer_sdp: String, reply: Reply<String> },
+    Join { member: Member, offer_sdp: String, notices: mpsc::Sender<Notice>, reply: Reply<Answer> },
+    Offer { member: Member, offer_sdp: String, reply: Reply<Answer> },
     Answer { member: Member, answer_sdp: String, reply: Reply<()> },
     Candidate { member: Member, candidate: String, reply: Reply<()> },
     Layers { member: Member, layers: Vec<(crate::ParticipantId, Layer)>, reply: Reply<()> },
@@ -270,7 +270,7 @@ impl Engine {
         offer_sdp: &str,
         notices: mpsc::Sender<Notice>,
         now: Instant,
-    ) -> Result<String, MediaError> {
+    ) -> Result<Answer, MediaError> {
         if self.slots.contains_key(&member) {
             return Err(MediaError::AlreadyJoined);
         }
@@ -291,8 +291,7 @@ impl Engine {
         rtc.add_local_candidate(candidate);
         let slot = self.next_slot;
         let mut peer = Peer::new(slot, member.id, member.room.clone(), rtc, notices, now);
-        let answer = peer.accept_offer(offer_sdp)?;
-        self.next_slot += 1;
+        // The others' tracks first: the offer's receive-only lines take them.
         for other in self.rooms.get(&member.room).into_iter().flatten() {
             let Some(other) = self.peers.get(other) else {
                 continue;
@@ -301,6 +300,8 @@ impl Engine {
                 peer.add_track_out(other.slot, other.id, track.mid, track.kind);
             }
         }
+        let answer = peer.accept_offer(offer_sdp)?;
+        self.next_slot += 1;
         if let Some(speaker) = self.speakers.get(&member.room).and_then(RoomSpeaker::current) {
             peer.tell(Notice::ActiveSpeaker { id: Some(speaker) });
         }

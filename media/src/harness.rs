@@ -37,7 +37,7 @@ impl Harness {
         let (notices_tx, notices) = mpsc::channel(64);
         let now = Instant::now();
         let answer = engine.join(Member::new("harness", 1), &bot.offer(), notices_tx, now).map_err(io::Error::other)?;
-        bot.accept_answer(&answer).map_err(io::Error::other)?;
+        bot.accept_answer(&answer.sdp, &answer.tracks).map_err(io::Error::other)?;
         engine.settle(now);
         Ok(Harness { engine, stats, member_addr: bot.local_addr(), bot, notices })
     }

@@ -81,6 +81,16 @@ pub struct TrackInfo {
     pub kind: TrackKind,
 }
 
+/// The SFU's answer to a participant's offer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub sdp: String,
+    /// Every track the SFU sends once the answer is applied, by `mid`. Receive-only lines of the
+    /// offer carry the others' tracks (see [`MediaHandle::join`]); tracks that found no line
+    /// follow in a [`Notice::Offer`].
+    pub tracks: Vec<TrackInfo>,
+}
+
 /// What the engine tells one participant's session.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Notice {
@@ -188,20 +198,22 @@ impl MediaHandle {
         &self.stats
     }
 
-    /// A participant joins `room` with its first offer (its own microphone and camera); the answer
-    /// comes back. Tracks of the others in the room follow as [`Notice::Offer`]s on `notices`.
+    /// A participant joins `room` with its first offer (its own microphone and camera, and
+    /// receive-only lines for the others' tracks); the answer comes back. The others' tracks
+    /// go on those lines, each on one of its kind, in the order the offer lists them; those that
+    /// find none follow as a [`Notice::Offer`] on `notices`.
     pub async fn join(
         &self,
         member: Member,
         offer_sdp: String,
         notices: mpsc::Sender<Notice>,
-    ) -> Result<String, MediaError> {
+    ) -> Result<Answer, MediaError> {
         self.call(|reply| engine::Command::Join { member, offer_sdp, notices, reply }).await
     }
 
     /// A later offer from the participant (an ICE restart, a changed track); the answer comes
     /// back. If the SFU's own offer was outstanding, it is withdrawn and made again afterwards.
-    pub async fn offer(&self, member: Member, offer_sdp: String) -> Result<String, MediaError> {
+    pub async fn offer(&self, member: Member, offer_sdp: String) -> Result<Answer, MediaError> {
         self.call(|reply| engine::Command::Offer { member, offer_sdp, reply }).await
     }
 

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::engine::Slot;
 use crate::layers::{Layer, Published, Selector};
-use crate::{MediaError, Notice, ParticipantId, RoomId, TrackInfo, TrackKind};
+use crate::{Answer, MediaError, Notice, ParticipantId, RoomId, TrackInfo, TrackKind};
 
 /// Keyframe requests to one publisher's layer are at most this frequent: every new viewer and
 /// every layer switch asks for one, and each costs the publisher a large frame.
@@ -323,7 +323,11 @@ impl Peer {
 
     /// The participant's own offer (the first one at join, later ones for ICE restarts). An offer
     /// of ours still waiting for its answer is withdrawn (str0m invalidates it) and made again.
-    pub fn accept_offer(&mut self, sdp: &str) -> Result<String, MediaError> {
+    ///
+    /// Receive-only lines of the offer that carry nothing yet are filled with tracks waiting to
+    /// be offered, so that a participant who offers one such line per track of the others (at
+    /// join) gets them all in this answer, with no offer of ours to wait for.
+    pub fn accept_offer(&mut self, sdp: &str) -> Result<Answer, MediaError> {
         let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| MediaError::BadSdp(e.to_string()))?;
         let answer = self.rtc.sdp_api().accept_offer(offer).map_err(|e| MediaError::Negotiation(e.to_string()))?;
         if self.pending.take().is_some() {
@@ -334,9 +338,40 @@ impl Peer {
                     _ => {}
                 }
             }
+            // A source that left while its track was being offered is not offered again.
+            self.tracks_out.retain(|t| !(t.state == OutState::ToOpen && t.source_gone));
             self.needs_offer = true;
         }
-        Ok(answer.to_sdp_string())
+        self.fill_spare_lines(sdp);
+        Ok(Answer { sdp: answer.to_sdp_string(), tracks: self.track_infos() })
+    }
+
+    /// Opens tracks waiting for an offer on the lines of `offer_sdp` (accepted) that we send on
+    /// and that carry no track yet, in order, each on a line of its kind.
+    fn fill_spare_lines(&mut self, offer_sdp: &str) {
+        let used: Vec<Mid> = self
+            .tracks_out
+            .iter()
+            .filter_map(|t| match t.state {
+                OutState::ToOpen => None,
+                OutState::Negotiating(mid)
+                | OutState::Open(mid)
+                | OutState::ToStop(mid)
+                | OutState::NegotiatingStop(mid) => Some(mid),
+            })
+            .collect();
+        let spare = offer_sdp.lines().filter_map(|l| l.trim().strip_prefix("a=mid:")).map(Mid::from).filter(|mid| {
+            !used.contains(mid)
+                && self.rtc.media(*mid).is_some_and(|m| m.direction() == Direction::SendOnly && !m.disabled())
+        });
+        let mut spare: Vec<(Mid, MediaKind)> =
+            spare.filter_map(|mid| self.rtc.media(mid).map(|m| (mid, m.kind()))).collect();
+        for t in self.tracks_out.iter_mut().filter(|t| t.state == OutState::ToOpen) {
+            if let Some(i) = spare.iter().position(|(_, kind)| *kind == t.kind) {
+                t.state = OutState::Open(spare.remove(i).0);
+            }
+        }
+        self.needs_offer = self.tracks_out.iter().any(|t| matches!(t.state, OutState::ToOpen | OutState::ToStop(_)));
     }
 
     /// The participant's answer to our last offer.

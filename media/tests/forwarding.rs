@@ -19,6 +19,8 @@ struct Participant {
     member: Member,
     report: watch::Receiver<BotReport>,
     offers: watch::Receiver<Vec<Vec<(String, ParticipantId, TrackKind)>>>,
+    /// The tracks the join's answer put on its offer's receive-only lines.
+    answered: Vec<(String, ParticipantId, TrackKind)>,
     /// Every active speaker the engine named to it, in order.
     speakers: watch::Receiver<Vec<Option<ParticipantId>>>,
     task: JoinHandle<()>,
@@ -36,7 +38,8 @@ async fn join(sfu: &MediaHandle, room: &str, id: u64, options: BotOptions) -> Pa
     let mut bot = Bot::new(LOOPBACK.into(), options).expect("a bot socket");
     let member = Member { room: confab_media::RoomId::new(room), id };
     let answer = sfu.join(member.clone(), bot.offer(), notices_tx).await.expect("joined");
-    bot.accept_answer(&answer).expect("the answer is accepted");
+    bot.accept_answer(&answer.sdp, &answer.tracks).expect("the answer is accepted");
+    let answered = answer.tracks.iter().map(|t| (t.mid.clone(), t.source, t.kind)).collect();
     let (report_tx, report) = watch::channel(BotReport::default());
     let (offers_tx, offers) = watch::channel(Vec::new());
     let (speakers_tx, speakers) = watch::channel(Vec::new());
@@ -62,7 +65,7 @@ async fn join(sfu: &MediaHandle, room: &str, id: u64, options: BotOptions) -> Pa
             report_tx.send_replace(bot.report().clone());
         }
     });
-    Participant { id, member, report, offers, speakers, task }
+    Participant { id, member, report, offers, answered, speakers, task }
 }
 
 /// Waits until `done` holds for the participant's report, or fails after `limit`.
@@ -117,6 +120,40 @@ async fn two_participants_see_and_hear_each_other() {
     let forwarding = sfu.stats().forwarding.lock().unwrap().clone();
     assert!(forwarding.count > 100, "{forwarding:?}");
     assert!(forwarding.max_us < 1_000_000, "{forwarding:?}");
+}
+
+#[tokio::test]
+async fn a_joiner_s_receive_only_lines_carry_the_others_from_its_answer_on() {
+    let sfu = engine();
+    let mut a = join(&sfu, "r", 1, BotOptions::default()).await;
+    let mut b = join(&sfu, "r", 2, BotOptions::default()).await;
+    let from = |r: &BotReport, id: &ParticipantId| {
+        r.sources.get(id).is_some_and(|s| s.video_frames >= 30 && s.audio_packets >= 50)
+    };
+    let limit = Duration::from_secs(10);
+    // The engine knows a participant's tracks once its connection is up, as in a call under way.
+    until(&mut a, limit, "b's media", |r| from(r, &b.id)).await;
+    until(&mut b, limit, "a's media", |r| from(r, &a.id)).await;
+    // Lines for one more than there are: the spare pair stays empty.
+    let mut c = join(&sfu, "r", 3, BotOptions { receive_from: 3, ..BotOptions::default() }).await;
+    let mut kinds: Vec<_> = c.answered.iter().map(|(_, s, k)| (s.0, *k == TrackKind::Video)).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, [(1, false), (1, true), (2, false), (2, true)]);
+    until(&mut c, limit, "a's and b's media", |r| from(r, &a.id) && from(r, &b.id)).await;
+    assert!(c.offers.borrow().is_empty(), "no offer of the SFU's was waited for");
+    assert_eq!(c.report.borrow().unknown_media, 0);
+    // Lines for one of three: the answer fills them, an offer brings the rest.
+    until(&mut a, limit, "c's media", |r| from(r, &c.id)).await;
+    let mut d = join(&sfu, "r", 4, BotOptions { receive_from: 1, ..BotOptions::default() }).await;
+    let mut kinds: Vec<_> = d.answered.iter().map(|(_, _, k)| *k == TrackKind::Video).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, [false, true]);
+    assert_eq!(d.answered[0].1, d.answered[1].1, "an audio and a video line carry one person");
+    until(&mut d, limit, "everyone's media", |r| from(r, &a.id) && from(r, &b.id) && from(r, &c.id)).await;
+    let offered: Vec<_> = d.offers.borrow().last().expect("an offer for the rest").clone();
+    assert_eq!(offered.len(), 6, "{offered:?}");
+    // The others get the joiners' tracks by offer, as before.
+    until(&mut a, limit, "c's and d's media", |r| from(r, &c.id) && from(r, &d.id)).await;
 }
 
 #[tokio::test]

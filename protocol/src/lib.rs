@@ -374,12 +374,14 @@ pub enum ServerMsg {
     },
     /// A payload from the SFU for this browser's connection to it: the answer to its offer, or an
     /// offer of the SFU's own (participants' tracks added or removed) to answer with
-    /// [`ClientMsg::Sfu`]. `tracks` (with an offer) lists every track the connection receives
-    /// once it is answered, by transceiver `mid`.
+    /// [`ClientMsg::Sfu`]. `tracks` lists every track the connection receives once the answer
+    /// is applied, by transceiver `mid`: an answer puts the others' tracks on the receive-only
+    /// transceivers of the browser's offer (one of each kind per track, in the offer's order;
+    /// those that find none follow in an offer).
     Sfu {
         /// The payload.
         signal: Signal,
-        /// With an offer: whose media each transceiver carries.
+        /// Whose media each transceiver carries.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         tracks: Vec<SfuTrack>,
     },

@@ -10,6 +10,21 @@ use confab_server::Sfu;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// The tracks of an SFU message as the bot takes them.
+fn track_infos(tracks: Vec<confab_protocol::SfuTrack>) -> Vec<TrackInfo> {
+    tracks
+        .into_iter()
+        .map(|t| TrackInfo {
+            mid: t.mid,
+            source: ParticipantId(t.peer.0),
+            kind: match t.kind {
+                TrackKind::Audio => confab_media::TrackKind::Audio,
+                TrackKind::Video => confab_media::TrackKind::Video,
+            },
+        })
+        .collect()
+}
+
 fn with_sfu(from: u16) -> HubConfig {
     let media = confab_media::spawn(MediaConfig::default()).expect("the media engine binds");
     HubConfig {
@@ -54,21 +69,12 @@ impl OnSfu {
                             _ => return client,
                         };
                         match ServerMsg::from_json(&text).unwrap() {
-                            ServerMsg::Sfu { signal: Signal::Answer { sdp }, .. } => bot.accept_answer(&sdp).unwrap(),
+                            ServerMsg::Sfu { signal: Signal::Answer { sdp }, tracks } => {
+                                bot.accept_answer(&sdp, &track_infos(tracks)).unwrap();
+                            }
                             ServerMsg::Sfu { signal: Signal::Offer { sdp }, tracks } => {
                                 offers_tx.send_modify(|o| o.push(tracks.iter().map(|t| (t.peer, t.kind)).collect()));
-                                let tracks: Vec<TrackInfo> = tracks
-                                    .into_iter()
-                                    .map(|t| TrackInfo {
-                                        mid: t.mid,
-                                        source: ParticipantId(t.peer.0),
-                                        kind: match t.kind {
-                                            TrackKind::Audio => confab_media::TrackKind::Audio,
-                                            TrackKind::Video => confab_media::TrackKind::Video,
-                                        },
-                                    })
-                                    .collect();
-                                let answer = bot.accept_offer(&sdp, &tracks).unwrap();
+                                let answer = bot.accept_offer(&sdp, &track_infos(tracks)).unwrap();
                                 client.send(&ClientMsg::Sfu { signal: Signal::Answer { sdp: answer } }).await;
                             }
                             ServerMsg::ActiveSpeaker { id } => speakers_tx.send_modify(|s| s.push(id)),
@@ -302,7 +308,7 @@ async fn every_sfu_message_has_a_defined_answer() {
     match client.recv().await {
         ServerMsg::Sfu { signal: Signal::Answer { sdp }, tracks } => {
             assert!(tracks.is_empty());
-            bot.accept_answer(&sdp).unwrap();
+            bot.accept_answer(&sdp, &[]).unwrap();
         }
         other => panic!("expected the SFU's answer, got {other:?}"),
     }

@@ -295,17 +295,7 @@ where
             },
             notice = from_sfu => {
                 let msg = match notice {
-                    Some(Notice::Offer { sdp, tracks }) => ServerMsg::Sfu {
-                        signal: Signal::Offer { sdp },
-                        tracks: tracks.into_iter().map(|t| SfuTrack {
-                            mid: t.mid,
-                            peer: PeerId(t.source.0),
-                            kind: match t.kind {
-                                confab_media::TrackKind::Audio => TrackKind::Audio,
-                                confab_media::TrackKind::Video => TrackKind::Video,
-                            },
-                        }).collect(),
-                    },
+                    Some(Notice::Offer { sdp, tracks }) => ServerMsg::Sfu { signal: Signal::Offer { sdp }, tracks: sfu_tracks(tracks) },
                     Some(Notice::Closed { reason }) => {
                         *sfu = None;
                         ServerMsg::SfuClosed { reason }
@@ -529,7 +519,10 @@ where
                     };
                     let answer = answer.map_err(ClientError::SfuRefused)?;
                     hub.metrics.message("sfu_offer");
-                    let msg = ServerMsg::Sfu { signal: Signal::Answer { sdp: answer }, tracks: vec![] };
+                    let msg = ServerMsg::Sfu {
+                        signal: Signal::Answer { sdp: answer.sdp },
+                        tracks: sfu_tracks(answer.tracks),
+                    };
                     send(socket, encode(&msg), send_limit).await.map_err(Handled::Ended)
                 }
                 Signal::Answer { sdp } => {
@@ -615,6 +608,21 @@ async fn leave_sfu(hub: &Hub, sfu: &mut Option<SfuLink>) {
 }
 
 /// A registry failure ends the session (the browser reconnects and resumes).
+/// The SFU's tracks for a browser, by `mid`, as the protocol names them.
+fn sfu_tracks(tracks: Vec<confab_media::TrackInfo>) -> Vec<SfuTrack> {
+    tracks
+        .into_iter()
+        .map(|t| SfuTrack {
+            mid: t.mid,
+            peer: PeerId(t.source.0),
+            kind: match t.kind {
+                confab_media::TrackKind::Audio => TrackKind::Audio,
+                confab_media::TrackKind::Video => TrackKind::Video,
+            },
+        })
+        .collect()
+}
+
 fn ended(e: registry::Unavailable) -> Handled {
     Handled::Ended(End::Unavailable(e))
 }
