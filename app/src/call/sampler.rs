@@ -1,5 +1,6 @@
-//! `getStats` a few times a second: audio levels for the speaking highlight, and about once a
-//! second the numbers of the stats panel. A person reached through the SFU is read from the SFU
+//! `getStats` of every connection that is up, a few times a second: audio levels for the
+//! speaking highlight, and about once a second the numbers of the stats panel (through the SFU,
+//! whose server names the speaker, only the latter). A person reached through the SFU is read from the SFU
 //! connection's report, its `inbound-rtp` entries picked by the `mid`s that carry them.
 //!
 //! Stats reports are read with `Reflect`: each entry is a plain record whose members depend on
@@ -46,6 +47,12 @@ pub(super) async fn watch(engine: WeakEngine) {
         }
         let Some((connections, me, muted, ui, via_sfu)) = snapshot(&strong) else { return };
         drop(strong);
+        // Through the SFU the server names the speaker: its connection is read only for the
+        // stats panel, once a second (`getStats` on a connection carrying everyone is not cheap,
+        // and a joiner's first second is when its main thread is busiest).
+        if via_sfu && !sample_stats {
+            continue;
+        }
         let mut levels = Vec::new();
         let mut own = 0.0_f64;
         // The SFU connection's report, read once for everyone it carries.
@@ -83,7 +90,8 @@ pub(super) async fn watch(engine: WeakEngine) {
             levels.push((me, if muted { 0.0 } else { own }));
         }
         // On the SFU the server names the speaker (`active_speaker`) from everyone's RTP audio
-        // levels; the levels here go on feeding the rule for the way back to peer to peer.
+        // levels; the levels read here once a second go on feeding the rule for the way back
+        // to peer to peer.
         let now = speaker.update(&levels);
         if !via_sfu && ui.speaking.try_get_untracked().flatten() != now {
             ui.speaking.try_set(now);
@@ -110,6 +118,8 @@ fn snapshot(
             (None, Some(sfu)) => Some((k.clone(), sfu.pc().clone(), Some(sfu.mids_of(k)))),
             (None, None) => None,
         })
+        // A connection not yet up has nothing to read.
+        .filter(|(_, pc, _)| pc.connection_state() == web_sys::RtcPeerConnectionState::Connected)
         .collect();
     Some((connections, state.roster.me().cloned(), state.media.muted, state.ui, state.sfu.is_some()))
 }
