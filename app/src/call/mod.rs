@@ -24,7 +24,9 @@
 //! - `local_media`: our tracks, mute and camera-off, device switches, screen share, send
 //!   quality, `devicechange`;
 //! - `sampler`: `getStats` for the speaking highlight and the stats panel;
-//! - `rtc`: typed reads of an `RTCPeerConnection`'s states and descriptions.
+//! - `rtc`: typed reads of an `RTCPeerConnection`'s states and descriptions, and the connection
+//!   made ahead of the join;
+//! - `sdp`: an offer cut to the codecs the SFU takes (pure, tested natively).
 //!
 //! Mute and camera-off live in `local_media` as the single source of truth, are applied to every
 //! track that starts being sent (including after a camera switch, which swaps the video track
@@ -54,6 +56,9 @@ mod rtc;
 mod roster;
 #[cfg(feature = "hydrate")]
 mod sampler;
+// Pure: compiled everywhere so that its tests run natively.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+mod sdp;
 #[cfg(feature = "hydrate")]
 mod sfu;
 #[cfg(feature = "hydrate")]
@@ -248,7 +253,8 @@ mod engine {
         }
 
         /// Opens the signaling socket ahead of joining (on the pre-join screen), so that the
-        /// next call's join goes out at once; the call opens its own if this one has closed.
+        /// next call's join goes out at once (the call opens its own if this one has closed),
+        /// and makes the first peer connection once the page is idle.
         pub fn connect_ahead() {
             signaling::connect_ahead();
         }

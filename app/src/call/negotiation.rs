@@ -97,7 +97,8 @@ fn connection_mut<'a>(state: &'a mut State, key: &PeerKey) -> Option<&'a mut Con
 /// Fresh TURN credentials: connections that go on use them for their next ICE restart, new
 /// connections from the start.
 pub(super) fn update_ice_servers(state: &mut State, servers: Vec<IceServer>, policy: IceTransportPolicy) {
-    let config = rtc_configuration(&servers, policy);
+    let ice = Ice { servers, policy };
+    let config = rtc_configuration(&ice);
     for (_, peer) in state.roster.iter() {
         if let Some(conn) = &peer.conn {
             if let Err(e) = conn.pc.set_configuration_with_configuration(&config) {
@@ -105,12 +106,12 @@ pub(super) fn update_ice_servers(state: &mut State, servers: Vec<IceServer>, pol
             }
         }
     }
-    state.ice = Ice { servers, policy };
+    state.ice = ice;
 }
 
-pub(super) fn rtc_configuration(ice_servers: &[IceServer], policy: IceTransportPolicy) -> RtcConfiguration {
+pub(super) fn rtc_configuration(ice: &Ice) -> RtcConfiguration {
     let servers = Array::new();
-    for server in ice_servers {
+    for server in &ice.servers {
         let entry = RtcIceServer::new();
         entry.set_urls(&server.urls.iter().map(|u| JsValue::from_str(u)).collect::<Array>());
         if let Some(username) = &server.username {
@@ -123,7 +124,7 @@ pub(super) fn rtc_configuration(ice_servers: &[IceServer], policy: IceTransportP
     }
     let config = RtcConfiguration::new();
     config.set_ice_servers(&servers);
-    config.set_ice_transport_policy(match policy {
+    config.set_ice_transport_policy(match ice.policy {
         IceTransportPolicy::All => RtcIceTransportPolicy::All,
         IceTransportPolicy::Relay => RtcIceTransportPolicy::Relay,
     });
@@ -133,12 +134,12 @@ pub(super) fn rtc_configuration(ice_servers: &[IceServer], policy: IceTransportP
 /// The connection to `key`, created (with its listeners) if there is none yet.
 fn ensure_connection(engine: &Engine, key: &PeerKey) -> Result<Option<RtcPeerConnection>, WebRtcError> {
     let mut state = engine.borrow_mut();
-    let config = rtc_configuration(&state.ice.servers, state.ice.policy);
-    let Some(peer) = state.roster.get_mut(key) else { return Ok(None) };
+    let State { roster, ice, .. } = &mut *state;
+    let Some(peer) = roster.get_mut(key) else { return Ok(None) };
     if let Some(conn) = &peer.conn {
         return Ok(Some(conn.pc.clone()));
     }
-    let pc = RtcPeerConnection::new_with_configuration(&config)
+    let pc = rtc::new_connection(ice)
         .map_err(|e| WebRtcError { step: "creating the peer connection", detail: js_detail(&e) })?;
     let listeners = listen(&pc, Rc::downgrade(engine), key, &peer.tile);
     peer.conn = Some(Connection {

@@ -1,11 +1,31 @@
 //! A small typed shim over `RTCPeerConnection`: its states and descriptions through web-sys's
 //! typed getters, and the two calls web-sys does not bind in the form perfect negotiation needs.
 
+use super::negotiation::{rtc_configuration, Ice};
 use super::{settle, WebRtcError};
 use crate::status::PeerState;
+use confab_protocol::IceTransportPolicy;
 use js_sys::{Array, Function, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{RtcPeerConnection, RtcPeerConnectionState, RtcSdpType, RtcSignalingState};
+
+/// A new connection with `ice`'s servers and policy: the one made ahead if there is one (given
+/// them, unless there are none to give: each call into the browser's WebRTC thread counts on a
+/// busy machine).
+pub(super) fn new_connection(ice: &Ice) -> Result<RtcPeerConnection, JsValue> {
+    let plain = ice.servers.is_empty() && ice.policy == IceTransportPolicy::All;
+    if let Some(pc) = super::signaling::take_connection() {
+        if plain || pc.set_configuration_with_configuration(&rtc_configuration(ice)).is_ok() {
+            return Ok(pc);
+        }
+        pc.close();
+    }
+    if plain {
+        RtcPeerConnection::new()
+    } else {
+        RtcPeerConnection::new_with_configuration(&rtc_configuration(ice))
+    }
+}
 
 /// Calls a method that web-sys does not bind (or binds only with arguments we must omit).
 /// `Reflect` is the only way to reach such a method; a browser without it gets an error.

@@ -18,7 +18,7 @@
 //! its own on getting ours and offers again. The SFU is ICE-lite and learns our address from our
 //! connectivity checks, so no candidates are sent to it.
 
-use super::{js_detail, local_media, negotiation, rtc, settle, warn, Engine, WebRtcError};
+use super::{js_detail, local_media, negotiation, rtc, sdp, settle, warn, Engine, WebRtcError};
 use crate::model::SharedStream;
 use confab_protocol::{ClientMsg, PeerKey, SfuLayer, SfuTrack, Signal, TrackKind, VideoLayer};
 use gloo_events::EventListener;
@@ -143,8 +143,7 @@ pub(in crate::call) fn reopen(engine: &Engine) {
 fn open_connection(engine: &Engine) {
     let made = {
         let mut state = engine.borrow_mut();
-        let config = negotiation::rtc_configuration(&state.ice.servers, state.ice.policy);
-        match RtcPeerConnection::new_with_configuration(&config) {
+        match rtc::new_connection(&state.ice) {
             Err(e) => Err(WebRtcError { step: "creating the SFU connection", detail: js_detail(&e) }),
             Ok(pc) => {
                 let generation = state.sfu_generation.wrapping_add(1);
@@ -178,48 +177,24 @@ fn open_connection(engine: &Engine) {
     }
 }
 
-/// Most people whose tracks the first offer has receive-only lines for: each pair of lines is
-/// about 2 KB of SDP (VP8 and Opus only), and an offer may be 32 KB.
+/// Most people whose tracks the first offer has receive-only lines for (each pair is about
+/// 1.5 KB of the SDP sent, see [`sdp::only_codecs`]).
 const RECEIVE_LINES_MAX: usize = 8;
 
-/// Adds an audio and a video receive-only line for each of `people`, VP8 and Opus only (what the
-/// SFU forwards). The SFU's answer puts the others' tracks on them, so that a newcomer's first
-/// offer and answer bring everyone already in the room, with no offer of the SFU's to wait for
-/// (one negotiation less before the first picture: in a trace of a join to three people, the
-/// SFU's offer took 70–530 ms from its arrival to our answer). Lines the SFU has nothing for
-/// stay empty.
+/// The codecs the SFU forwards: the offer it is sent lists only these.
+const SFU_CODECS: [&str; 2] = ["opus", "VP8"];
+
+/// Adds an audio and a video receive-only line for each of `people`. The SFU's answer puts the
+/// others' tracks on them, so that a newcomer's first offer and answer bring everyone already in
+/// the room, with no offer of the SFU's to wait for (one negotiation less before the first
+/// picture: in a trace of three joins to three people, the SFU's offer took 70–530 ms from its
+/// arrival to our answer). Lines the SFU has nothing for stay empty.
 fn add_receive_lines(pc: &RtcPeerConnection, people: usize) {
     let init = RtcRtpTransceiverInit::new();
     init.set_direction(RtcRtpTransceiverDirection::Recvonly);
-    let codecs = |kind: &str, keep: &[&str]| -> Option<js_sys::Array> {
-        let capabilities = web_sys::RtcRtpReceiver::get_capabilities(kind)?;
-        let all: js_sys::Array = js_sys::Reflect::get(&capabilities, &"codecs".into()).ok()?.dyn_into().ok()?;
-        let kept: js_sys::Array = all
-            .iter()
-            .filter(|c| {
-                js_sys::Reflect::get(c, &"mimeType".into())
-                    .ok()
-                    .and_then(|m| m.as_string())
-                    .is_some_and(|m| keep.iter().any(|k| m.eq_ignore_ascii_case(k)))
-            })
-            .collect();
-        (kept.length() > 0).then_some(kept)
-    };
-    let audio = codecs("audio", &["audio/opus"]);
-    let video = codecs("video", &["video/VP8", "video/rtx"]);
     for _ in 0..people {
-        for (kind, codecs) in [("audio", &audio), ("video", &video)] {
-            let transceiver = pc.add_transceiver_with_str_and_init(kind, &init);
-            // Through `call`: a browser that refuses the list throws, and the line keeps every codec.
-            if let Some(codecs) = codecs {
-                let set = js_sys::Reflect::get(&transceiver, &"setCodecPreferences".into())
-                    .ok()
-                    .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
-                if let Some(set) = set {
-                    let _ = set.call1(&transceiver, codecs);
-                }
-            }
-        }
+        pc.add_transceiver_with_str_and_init("audio", &init);
+        pc.add_transceiver_with_str_and_init("video", &init);
     }
 }
 
@@ -234,6 +209,7 @@ async fn offer(engine: &Engine, pc: &RtcPeerConnection, generation: u32) -> Resu
         return Ok(());
     }
     if let Some(sdp) = rtc::local_offer(pc) {
+        let sdp = sdp::only_codecs(&sdp, &SFU_CODECS);
         engine.borrow_mut().send(ClientMsg::Sfu { signal: Signal::Offer { sdp } });
         super::mark("sfu-offer-sent");
     }

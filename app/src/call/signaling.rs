@@ -141,9 +141,20 @@ fn clock(at_ms: u64) -> String {
     format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
 }
 
+/// What the page makes ahead of joining ([`connect_ahead`]), for the call to take.
+struct Ahead {
+    /// The signaling socket, for the next connection to the server.
+    socket: Option<WebSocket>,
+    /// A peer connection, made once the page was idle, for the call's first.
+    connection: Option<web_sys::RtcPeerConnection>,
+    /// The page has made a peer connection of its own: none is made ahead any more, so at most
+    /// one waits unused.
+    connected: bool,
+}
+
 thread_local! {
-    /// The socket opened ahead of joining ([`connect_ahead`]), for the next connection to take.
-    static AHEAD: std::cell::RefCell<Option<WebSocket>> = const { std::cell::RefCell::new(None) };
+    static AHEAD: std::cell::RefCell<Ahead> =
+        const { std::cell::RefCell::new(Ahead { socket: None, connection: None, connected: false }) };
 }
 
 /// Whether a socket is open or opening (not closing or closed).
@@ -151,18 +162,41 @@ fn usable(socket: &WebSocket) -> bool {
     matches!(socket.state(), SocketState::Connecting | SocketState::Open)
 }
 
-/// Opens the signaling socket now, unless one opened ahead is still usable.
+/// Opens the signaling socket now, unless one opened ahead is still usable, and makes a peer
+/// connection once the page is idle: constructing one blocks the page's main thread (33 ms in a
+/// profile of a join through the SFU on a busy machine), and the call's first connection then
+/// skips that.
 pub(super) fn connect_ahead() {
     AHEAD.with_borrow_mut(|ahead| {
-        if !ahead.as_ref().is_some_and(usable) {
-            *ahead = open_new();
+        if !ahead.socket.as_ref().is_some_and(usable) {
+            ahead.socket = open_new();
         }
     });
+    fn make() {
+        AHEAD.with_borrow_mut(|ahead| {
+            if !ahead.connected && ahead.connection.is_none() {
+                ahead.connection = web_sys::RtcPeerConnection::new().ok();
+            }
+        });
+    }
+    let Some(window) = web_sys::window() else { return };
+    let idle = wasm_bindgen::closure::Closure::once_into_js(make);
+    if window.request_idle_callback(wasm_bindgen::JsCast::unchecked_ref(&idle)).is_err() {
+        make();
+    }
 }
 
 /// The socket opened ahead, if it is still usable; else a new one.
 fn open_socket() -> Option<WebSocket> {
-    AHEAD.with_borrow_mut(Option::take).filter(usable).or_else(open_new)
+    AHEAD.with_borrow_mut(|ahead| ahead.socket.take()).filter(usable).or_else(open_new)
+}
+
+/// The peer connection made ahead, if any; from now on none is.
+pub(super) fn take_connection() -> Option<web_sys::RtcPeerConnection> {
+    AHEAD.with_borrow_mut(|ahead| {
+        ahead.connected = true;
+        ahead.connection.take()
+    })
 }
 
 /// A new socket to this site's `/ws`.
