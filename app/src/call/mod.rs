@@ -24,8 +24,8 @@
 //! - `local_media`: our tracks, mute and camera-off, device switches, screen share, send
 //!   quality, `devicechange`;
 //! - `sampler`: `getStats` for the speaking highlight and the stats panel;
-//! - `rtc`: typed reads of an `RTCPeerConnection`'s states and descriptions, and the connection
-//!   made ahead of the join;
+//! - `rtc`: typed reads of an `RTCPeerConnection`'s states and descriptions, and new
+//!   connections (the first one made ahead of the join, in `signaling`);
 //! - `sdp`: an offer cut to the codecs the SFU takes (pure, tested natively).
 //!
 //! Mute and camera-off live in `local_media` as the single source of truth, are applied to every
