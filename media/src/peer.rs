@@ -329,6 +329,9 @@ impl Peer {
     /// join) gets them all in this answer, with no offer of ours to wait for.
     pub fn accept_offer(&mut self, sdp: &str) -> Result<Answer, MediaError> {
         let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| MediaError::BadSdp(e.to_string()))?;
+        // Only lines new in this offer are filled: on a line answered before, the browser has
+        // already had its `track` event, and would get none for what we put on it now.
+        let new_lines: Vec<Mid> = offer_mids(sdp).filter(|mid| self.rtc.media(*mid).is_none()).collect();
         let answer = self.rtc.sdp_api().accept_offer(offer).map_err(|e| MediaError::Negotiation(e.to_string()))?;
         if self.pending.take().is_some() {
             for t in &mut self.tracks_out {
@@ -342,13 +345,13 @@ impl Peer {
             self.tracks_out.retain(|t| !(t.state == OutState::ToOpen && t.source_gone));
             self.needs_offer = true;
         }
-        self.fill_spare_lines(sdp);
+        self.fill_spare_lines(&new_lines);
         Ok(Answer { sdp: answer.to_sdp_string(), tracks: self.track_infos() })
     }
 
-    /// Opens tracks waiting for an offer on the lines of `offer_sdp` (accepted) that we send on
+    /// Opens tracks waiting for an offer on those of `lines` (just accepted) that we send on
     /// and that carry no track yet, in order, each on a line of its kind.
-    fn fill_spare_lines(&mut self, offer_sdp: &str) {
+    fn fill_spare_lines(&mut self, lines: &[Mid]) {
         let used: Vec<Mid> = self
             .tracks_out
             .iter()
@@ -360,7 +363,7 @@ impl Peer {
                 | OutState::NegotiatingStop(mid) => Some(mid),
             })
             .collect();
-        let spare = offer_sdp.lines().filter_map(|l| l.trim().strip_prefix("a=mid:")).map(Mid::from).filter(|mid| {
+        let spare = lines.iter().copied().filter(|mid| {
             !used.contains(mid)
                 && self.rtc.media(*mid).is_some_and(|m| m.direction() == Direction::SendOnly && !m.disabled())
         });
@@ -524,6 +527,11 @@ impl Peer {
         }
         stream.write_rtp(write);
     }
+}
+
+/// The `mid` of each media section of an SDP, in order.
+fn offer_mids(sdp: &str) -> impl Iterator<Item = Mid> + '_ {
+    sdp.lines().filter_map(|l| l.trim().strip_prefix("a=mid:")).map(Mid::from)
 }
 
 pub(crate) fn track_kind(kind: MediaKind) -> TrackKind {
