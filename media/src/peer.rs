@@ -349,26 +349,15 @@ impl Peer {
         Ok(Answer { sdp: answer.to_sdp_string(), tracks: self.track_infos() })
     }
 
-    /// Opens tracks waiting for an offer on those of `lines` (just accepted) that we send on
-    /// and that carry no track yet, in order, each on a line of its kind.
+    /// Opens tracks waiting for an offer on those of `lines` (new in the offer just accepted, so
+    /// nothing is on them yet) that we send on, in order, each on a line of its kind.
     fn fill_spare_lines(&mut self, lines: &[Mid]) {
-        let used: Vec<Mid> = self
-            .tracks_out
+        let mut spare: Vec<(Mid, MediaKind)> = lines
             .iter()
-            .filter_map(|t| match t.state {
-                OutState::ToOpen => None,
-                OutState::Negotiating(mid)
-                | OutState::Open(mid)
-                | OutState::ToStop(mid)
-                | OutState::NegotiatingStop(mid) => Some(mid),
-            })
+            .filter_map(|mid| self.rtc.media(*mid))
+            .filter(|m| m.direction() == Direction::SendOnly && !m.disabled())
+            .map(|m| (m.mid(), m.kind()))
             .collect();
-        let spare = lines.iter().copied().filter(|mid| {
-            !used.contains(mid)
-                && self.rtc.media(*mid).is_some_and(|m| m.direction() == Direction::SendOnly && !m.disabled())
-        });
-        let mut spare: Vec<(Mid, MediaKind)> =
-            spare.filter_map(|mid| self.rtc.media(mid).map(|m| (mid, m.kind()))).collect();
         for t in self.tracks_out.iter_mut().filter(|t| t.state == OutState::ToOpen) {
             if let Some(i) = spare.iter().position(|(_, kind)| *kind == t.kind) {
                 t.state = OutState::Open(spare.remove(i).0);
