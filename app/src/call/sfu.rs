@@ -178,7 +178,7 @@ fn open_connection(engine: &Engine) {
 }
 
 /// Most people whose tracks the first offer has receive-only lines for (each pair is about
-/// 2 KB of the SDP sent, see [`sdp::only_codecs`]).
+/// 1.5 KB of the SDP sent, see [`sdp::only_codecs`]).
 const RECEIVE_LINES_MAX: usize = 8;
 
 /// The codecs the SFU forwards: the offer it is sent lists only these.
@@ -187,7 +187,7 @@ const SFU_CODECS: [&str; 2] = ["opus", "VP8"];
 /// Adds an audio and a video receive-only line for each of `people`. The SFU's answer puts the
 /// others' tracks on them, so that a newcomer's first offer and answer bring everyone already in
 /// the room, with no offer of the SFU's to wait for (one negotiation less before the first
-/// picture: in a trace of three joins to three people, the SFU's offer took 73–627 ms from its
+/// picture: in a trace of three joins to three people, the SFU's offer took 70–530 ms from its
 /// arrival to our answer). Lines the SFU has nothing for stay empty.
 fn add_receive_lines(pc: &RtcPeerConnection, people: usize) {
     let init = RtcRtpTransceiverInit::new();
