@@ -59,7 +59,33 @@ pub fn RoomPage(
             // So does the call's own code (a wasm chunk of its own): "Join now" finds it loaded.
             let _ = leptos::prelude::lazy_preload!(call_screen);
             if let Some(name) = stored_name().filter(|_| take_enter(&room)) {
-                entered.set(Some(Entered::new(&room, name, stored_prefs())));
+                let who = Entered::new(&room, name, stored_prefs());
+                // From the start page's form: the camera and microphone open now, while the
+                // call's chunk loads, and the call takes them as it takes the pre-join screen's
+                // ("Loading…" shows meanwhile). If they cannot open, the call tries again and
+                // says why.
+                #[cfg(feature = "hydrate")]
+                {
+                    leptos::task::spawn_local(async move {
+                        let prefs = &who.prefs;
+                        let opened = crate::media::open_camera_and_mic(
+                            prefs.camera.as_deref(),
+                            prefs.microphone.as_deref(),
+                            false,
+                        )
+                        .await;
+                        let stream = opened.ok().map(SharedStream::new);
+                        // The page may have gone meanwhile: then nothing keeps the devices open.
+                        if let Some(Some(stream)) = preview.try_set_value(stream) {
+                            crate::media::stop_all(&stream.take());
+                        }
+                        entered.try_set(Some(who));
+                        hydrated.try_set(true);
+                    });
+                    return;
+                }
+                #[cfg(not(feature = "hydrate"))]
+                entered.set(Some(who));
             }
         }
         hydrated.set(true);
