@@ -102,3 +102,29 @@ test('the start page loads its own small bundle and fetches the room page ahead'
   await cdp.detach();
   await eve.close();
 });
+
+test('from the start page the camera opens as the room page loads, and the page says so', async ({ browser }) => {
+  const eve = await Participant.open(browser, 'Eve');
+  // The camera answers only when the test says so, as a browser asking the person would.
+  await eve.page.addInitScript(() => {
+    const w = window as unknown as { __allowCamera: () => void; __cameraAsks: number };
+    const allowed = new Promise<void>((resolve) => (w.__allowCamera = resolve));
+    w.__cameraAsks = 0;
+    const devices = navigator.mediaDevices;
+    const open = devices.getUserMedia.bind(devices);
+    devices.getUserMedia = async (constraints) => {
+      w.__cameraAsks += 1;
+      await allowed;
+      return open(constraints);
+    };
+  });
+  await eve.joinFromHome(uniqueRoom('opening'));
+  await expect(eve.status()).toHaveText('Starting your camera and microphone…');
+
+  await eve.page.evaluate(() => (window as unknown as { __allowCamera: () => void }).__allowCamera());
+  await expect(eve.status()).toHaveText('Waiting for someone to join — share this link');
+  await expect(eve.page.getByRole('figure', { name: 'Eve (you)' })).toBeVisible();
+  // The call took the camera the room page opened: it asked once.
+  expect(await eve.page.evaluate(() => (window as unknown as { __cameraAsks: number }).__cameraAsks)).toBe(1);
+  await eve.close();
+});

@@ -51,6 +51,9 @@ pub fn RoomPage(
     // The camera and microphone the pre-join screen opened, handed to the call once.
     let preview = StoredValue::new(None::<SharedStream>);
     let hydrated = RwSignal::new(false);
+    // Straight in from the start page: the camera and microphone are opening (a browser may be
+    // asking the person for them meanwhile).
+    let opening = RwSignal::new(false);
     Effect::new(move |_| {
         if let Ok(room) = room.get_untracked() {
             // The signaling socket opens now, while the pre-join screen is up (or beside the
@@ -66,6 +69,7 @@ pub fn RoomPage(
                 // says why.
                 #[cfg(feature = "hydrate")]
                 {
+                    opening.set(true);
                     leptos::task::spawn_local(async move {
                         let prefs = &who.prefs;
                         let opened = crate::media::open_camera_and_mic(
@@ -107,7 +111,10 @@ pub fn RoomPage(
                     <p><a href="/" rel="external">{t.pick_another_room}</a></p>
                 </section>
             }.into_any(),
-            (Ok(_), false, _) => view! { <p class="status" role="status">{t.loading}</p> }.into_any(),
+            (Ok(_), false, _) => view! {
+                <p class="status" role="status">{move || if opening.get() { t.starting_media } else { t.loading }}</p>
+            }
+            .into_any(),
             (Ok(room), true, None) => {
                 let entering = room.clone();
                 view! {
