@@ -65,7 +65,7 @@ pub fn RoomPage(
                 let who = Entered::new(&room, name, stored_prefs());
                 // From the start page's form: the camera and microphone open now, while the
                 // call's chunk loads, and the call takes them as it takes the pre-join screen's
-                // ("Loading…" shows meanwhile). If they cannot open, the call tries again and
+                // (the page says so meanwhile). If they cannot open, the call tries again and
                 // says why.
                 #[cfg(feature = "hydrate")]
                 {
